@@ -1,0 +1,3 @@
+from aicd.cli import main
+
+main()

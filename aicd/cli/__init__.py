@@ -1,0 +1,45 @@
+"""`aicd` command line. Each sub-module registers its commands; heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from aicd.errors import AICDError
+
+app = typer.Typer(name="aicd", help="Autoregressive In-Context Distillation workbench.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+
+def _register() -> None:
+    from aicd.cli import annotate, data, evaluate, serve, sweep, train
+
+    for module in (data, annotate, train, evaluate, sweep, serve):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2; Ctrl-C exits 130 without a traceback."""
+    try:
+        app(standalone_mode=False)
+    except AICDError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise

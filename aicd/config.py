@@ -1,0 +1,213 @@
+"""Typed configs for training, evaluation and sweeps, loaded from YAML with `--set key=value` overrides.
+
+This module never imports torch: the API process validates configs with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from aicd.errors import ConfigError
+
+Objective = Literal["aicd", "condgen", "lm", "nocot"]
+ScheduleName = Literal["paper", "constant", "linear", "exponential", "custom"]
+AnswerKindOpt = Literal["number", "yesno", "auto"]
+OBJECTIVES: tuple[str, ...] = ("aicd", "condgen", "lm", "nocot")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TemplateConfig(_Strict):
+    """How a shot is rendered; the paper's `Question: {x}\\nAnswer: {y}` joined by a blank line."""
+
+    question_prefix: str = Field("Question: ", description="text before each question")
+    answer_prefix: str = Field("\nAnswer:", description="text between question and answer; the target starts after it")
+    separator: str = Field("\n\n", description="text between shots")
+
+
+class LoraSettings(_Strict):
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class ScheduleConfig(_Strict):
+    """The ω weights of the n shots of an episode (see `aicd.objectives.omega_weights`)."""
+
+    n_shots: int = Field(4, gt=0, description="shots per training episode (paper: 4 math, 6 commonsense)")
+    schedule: ScheduleName = Field("paper", description="how ω_1..ω_n are chosen")
+    omega: float = Field(0.1, ge=0, description="ω of earlier shots (paper/constant) or the start of linear/exponential")
+    weights: list[float] | None = Field(None, description="explicit ω_1..ω_n for schedule=custom")
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> ScheduleConfig:
+        from aicd.objectives import omega_weights
+
+        omega_weights(self.schedule, self.n_shots, omega=self.omega, weights=self.weights)
+        return self
+
+
+class TrainConfig(ScheduleConfig):
+    """One distillation run. Defaults follow the paper (AdamW, lr 7e-6, cosine, ≤10 epochs)."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.\-]+$", description="run name; outputs go to output_dir/name")
+    output_dir: str = Field("runs", description="parent folder of the run directory")
+    model: str = Field("tiny:gpt2", description="HF hub id, local path, or tiny:<arch> (gpt2|llama)")
+    dataset: str = Field("svamp", description="built-in dataset name or path to an annotated JSONL")
+    split: str = "train"
+    limit: int | None = Field(None, gt=0, description="use only the first N training examples")
+    answer_kind: AnswerKindOpt = "auto"
+    objective: Objective = "aicd"
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+    max_length: int = Field(1024, gt=16, description="tokens per episode; earliest shots are dropped first")
+    epochs: float = Field(10, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
+    lr: float = Field(7e-6, gt=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(8, gt=0, description="episodes per optimizer step (global batch)")
+    micro_batch_size: int = Field(4, gt=0, description="episodes per forward pass; batch_size/micro_batch_size = accumulation")
+    batching: Literal["length_grouped", "naive"] = "length_grouped"
+    reduction: Literal["sum", "token"] = Field("sum", description="sum: Eq. 1 per episode; token: per weighted token")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    gradient_checkpointing: bool = False
+    lora: LoraSettings | None = None
+    seed: int = 0
+    save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only at the end)")
+    keep_checkpoints: int = Field(2, gt=0)
+    log_every: int = Field(1, gt=0)
+
+    @model_validator(mode="after")
+    def _check_batch(self) -> TrainConfig:
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError("batch_size must be a multiple of micro_batch_size")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+class EvalConfig(_Strict):
+    """k-shot evaluation: greedy generation, answer extraction, accuracy per (shots, seed)."""
+
+    model: str = Field(..., description="checkpoint path, HF hub id, or tiny:<arch>")
+    dataset: str = Field("svamp", description="built-in dataset name or path to a JSONL")
+    split: str = "test"
+    shots_dataset: str | None = Field(None, description="where k-shot demonstrations come from (default: dataset)")
+    shots_split: str = "train"
+    shots: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    limit: int | None = Field(None, gt=0)
+    answer_kind: AnswerKindOpt = "auto"
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+    batch_size: int = Field(16, gt=0)
+    max_new_tokens: int = Field(256, gt=0)
+    max_length: int = Field(2048, gt=16, description="prompt + generation budget; earliest shots are dropped first")
+    output_dir: str | None = Field(None, description="where results.json and generations.jsonl are written")
+
+    @model_validator(mode="after")
+    def _check_shots(self) -> EvalConfig:
+        if any(k < 0 for k in self.shots):
+            raise ValueError("shots must be >= 0")
+        return self
+
+
+class SweepConfig(_Strict):
+    """A grid of runs (objective × ω × seed) each evaluated at several shot counts."""
+
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.\-]+$")
+    output_dir: str = "runs"
+    train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run")
+    eval: dict[str, Any] = Field(default_factory=dict, description="EvalConfig fields shared by every evaluation")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="TrainConfig field -> values; the product is run")
+    eval_datasets: list[str] | None = Field(None, description="evaluate each run on these (default: the train dataset)")
+
+    @model_validator(mode="after")
+    def _check_grid(self) -> SweepConfig:
+        unknown = set(self.grid) - set(TrainConfig.model_fields) - {"dataset"}
+        if unknown:
+            raise ValueError(f"grid keys are not TrainConfig fields: {sorted(unknown)}")
+        for key, values in self.grid.items():
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"grid.{key} must be a non-empty list")
+        return self
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem, each naming the field (`weights: ...`)."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a","b"], value parsed as YAML so numbers/lists/bools get their types)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got '{item}'")
+    key, raw = item.split("=", 1)
+    if not key:
+        raise ConfigError(f"--set expects key=value, got '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    data = dict(data)
+    for item in overrides or []:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: '{part}' is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config fields")
+    return data
+
+
+def build_config(cls: type[C], data: dict[str, Any], overrides: list[str] | None = None, source: str = "config") -> C:
+    """Validate a dict (+ overrides) into `cls`; errors become one ConfigError naming each field."""
+    try:
+        return cls.model_validate(apply_overrides(data, overrides))
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+
+
+def load_config(cls: type[C], path: str | Path, overrides: list[str] | None = None) -> C:
+    return build_config(cls, read_yaml(path), overrides, source=str(path))
+
+
+def save_config(config: BaseModel, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,68 @@
+"""JSONL storage of `Example` records, validated line by line and written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from aicd.data.record import Example
+from aicd.errors import DataError
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "record"
+    if first["type"] == "missing":
+        return f"missing field '{field}'"
+    return f"field '{field}': {first['msg']}"
+
+
+def iter_examples(path: str | Path) -> Iterator[Example]:
+    """Yield records; a bad line raises DataError naming the file, line and field."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object")
+            try:
+                yield Example.model_validate(obj)
+            except ValidationError as exc:
+                raise DataError(f"{path}:{lineno}: {_describe(exc)}") from None
+
+
+def read_examples(path: str | Path) -> list[Example]:
+    """Read a whole file; all-or-nothing so a bad line never yields a partial dataset."""
+    return list(iter_examples(path))
+
+
+def write_examples(path: str | Path, examples: Iterable[Example]) -> Path:
+    """Write via a temporary file and rename, so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for ex in examples:
+                fh.write(ex.model_dump_json(exclude_defaults=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

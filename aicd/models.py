@@ -1,0 +1,90 @@
+"""Loading students: any HF causal LM by hub id or path, or `tiny:<arch>` built from a config offline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TINY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gpt2": {"n_layer": 2, "n_embd": 128, "n_head": 4, "n_positions": 2048},
+    "llama": {"num_hidden_layers": 2, "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 2048},
+}
+
+
+def is_tiny(spec: str) -> bool:
+    return spec.startswith("tiny:")
+
+
+def parse_tiny(spec: str) -> tuple[str, dict[str, Any]]:
+    """`tiny:gpt2` or `tiny:llama?hidden_size=64&num_hidden_layers=4` -> (arch, config overrides)."""
+    body = spec.removeprefix("tiny:")
+    arch, _, query = body.partition("?")
+    arch = arch or "gpt2"
+    if arch not in TINY_DEFAULTS:
+        raise ValueError(f"model: unknown tiny architecture '{arch}' (choose from {', '.join(TINY_DEFAULTS)})")
+    overrides: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, _, raw = item.partition("=")
+        overrides[key] = int(raw) if raw.lstrip("-").isdigit() else float(raw) if _is_float(raw) else raw
+    return arch, overrides
+
+
+def _is_float(raw: str) -> bool:
+    try:
+        float(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def tiny_tokenizer() -> Any:
+    """A byte-level tokenizer that needs no files (vocab 384: 3 specials, 256 bytes, 125 extra ids)."""
+    from transformers import ByT5Tokenizer
+
+    return ByT5Tokenizer()
+
+
+def build_tiny_model(spec: str, tokenizer: Any, seed: int = 0) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    arch, overrides = parse_tiny(spec)
+    kwargs = {**TINY_DEFAULTS[arch], **overrides}
+    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.eos_token_id,
+           "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    config = GPT2Config(**ids, **kwargs) if arch == "gpt2" else LlamaConfig(**ids, **kwargs)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config)
+
+
+def load_tokenizer(spec: str) -> Any:
+    if is_tiny(spec):
+        return tiny_tokenizer()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model_and_tokenizer(spec: str, *, seed: int = 0, dtype: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) for a hub id, a local checkpoint directory, or a `tiny:` spec.
+
+    Raises AICDError with a readable message when a hub id cannot be fetched (e.g. offline).
+    """
+    from aicd.errors import AICDError
+
+    tokenizer = load_tokenizer(spec) if is_tiny(spec) else None
+    if is_tiny(spec):
+        return build_tiny_model(spec, tokenizer, seed=seed), tokenizer
+    from transformers import AutoModelForCausalLM
+
+    try:
+        tokenizer = load_tokenizer(spec)
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype or "auto", **kwargs)
+    except OSError as exc:
+        raise AICDError(f"model: cannot load '{spec}' ({str(exc).splitlines()[0]})") from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
