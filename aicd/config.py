@@ -165,8 +165,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key:
         raise ConfigError(f"--set expects key=value, got '{item}'")
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = yaml.safe_load(raw) if raw.strip() else raw
     except yaml.YAMLError:
+        value = raw
+    if value is None and raw.strip() not in ("null", "~", "None"):
         value = raw
     return key.split("."), value
 
