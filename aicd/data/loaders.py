@@ -294,6 +294,9 @@ HUB_PARSERS: dict[str, tuple[str | None, Callable[[Mapping[str, Any], str, str],
 
 
 def _answer(value: Any, where: str, name: str, kind: str | None) -> str:
+    """A generic answer cell → "yes"/"no" or a normalised number (GSM8K-style "… #### 72" gives "72")."""
+    if isinstance(value, str) and "####" in value:
+        value = value.rsplit("####", 1)[1]
     if kind == "yesno" or (
         kind is None
         and (isinstance(value, bool) or str(value).strip().lower() in {"yes", "no", "true", "false"})

@@ -32,7 +32,7 @@ def field(obj: Mapping[str, Any], name: str, where: str, kind: type | tuple[type
     """`obj[name]`, or DataError naming the record and field when it is missing or of the wrong type."""
     if not isinstance(obj, Mapping):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    if name not in obj or obj[name] is None:
+    if name not in obj or obj[name] is None or obj[name] == "":
         raise DataError(f"{where}: missing field '{name}'")
     value = obj[name]
     if kind is not None and (
@@ -58,7 +58,8 @@ def normalize_number(value: Any, where: str = "answer", name: str = "answer") ->
         if _NUMBER.match(text):
             number = float(text)
             return format_number(int(number) if number.is_integer() and "e" not in text.lower() else number)
-    raise DataError(f"{where}: field '{name}' is not a number: {value!r}")
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise DataError(f"{where}: field '{name}' is not a number: {shown}")
 
 
 def normalize_yesno(value: Any, where: str = "answer", name: str = "answer") -> str:
