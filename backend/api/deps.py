@@ -1,0 +1,65 @@
+"""Dependencies: a DB session per request, the bearer-token check, pagination parameters."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from backend.api.errors import ApiError
+from backend.core.settings import Settings, get_settings
+from backend.db import session_factory
+
+
+def get_session() -> Iterator[Session]:
+    session = session_factory()()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def require_token(request: Request, settings: SettingsDep) -> None:
+    """With AICD_API_TOKEN set, require `Authorization: Bearer <token>` (constant-time comparison)."""
+    if settings.api_token is None:
+        return
+    expected = settings.api_token.get_secret_value()
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
+        raise ApiError(401, "missing or invalid bearer token", field="Authorization",
+                       headers={"WWW-Authenticate": "Bearer"})
+
+
+TokenDep = Depends(require_token)
+
+
+@dataclass
+class PageParams:
+    cursor: int | None
+    limit: int
+
+
+def page_params(
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, description="items per page (at most AICD_PAGE_MAX)")] = 50,
+) -> PageParams:
+    if limit > settings.page_max:
+        raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
+    if cursor is None or cursor == "":
+        return PageParams(None, limit)
+    if not cursor.isdigit():
+        raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
+    return PageParams(int(cursor), limit)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from aicd.config import format_validation_error
+from backend.api.deps import PageDep, SessionDep
+from backend.api.errors import ApiError, not_found
+from backend.models import AnnotationJob, Dataset
+from backend.schemas.common import Page
+from backend.schemas.jobs import AnnotationCreate, AnnotationPublic
+from backend.services import lifecycle
+from backend.services.pagination import keyset_page
+
+router = APIRouter(prefix="/annotations", tags=["annotations"])
+
+
+def _public(job: AnnotationJob) -> AnnotationPublic:
+    data = {k: getattr(job, k) for k in AnnotationPublic.model_fields if k != "has_api_key"}
+    return AnnotationPublic(**data, has_api_key=bool(job.api_key))
+
+
+def _validated(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """Validate with the core's AnnotateConfig; split off the API key so it is never echoed or logged."""
+    from aicd.annotate.config import AnnotateConfig
+
+    try:
+        cfg = AnnotateConfig.model_validate(config)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(["config", *(str(p) for p in e["loc"])]),
+                   "message": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
+        raise ApiError(422, f"config: {format_validation_error(exc)}", field=errors[0]["field"],
+                       errors=errors) from None
+    key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
+    return cfg.model_dump(mode="json", exclude={"api_key"}), key
+
+
+@router.post("", status_code=202, response_model=AnnotationPublic,
+             summary="Start an annotation job: teacher (or gold/self) rationales for a stored dataset")
+def create_annotation(body: AnnotationCreate, session: SessionDep) -> AnnotationPublic:
+    if session.get(Dataset, body.dataset_id) is None:
+        raise ApiError(404, f"dataset {body.dataset_id} not found", field="dataset_id")
+    config, key = _validated(body.config)
+    job = AnnotationJob(dataset_id=body.dataset_id, config=config, api_key=key)
+    session.add(job)
+    session.flush()
+    lifecycle.enqueue(session, job)
+    return _public(job)
+
+
+@router.get("", response_model=Page[AnnotationPublic], summary="List annotation jobs (newest first)")
+def list_annotations(session: SessionDep, page: PageDep,
+                     dataset_id: Annotated[int | None, Query()] = None) -> Page[AnnotationPublic]:
+    stmt = select(AnnotationJob)
+    if dataset_id is not None:
+        stmt = stmt.where(AnnotationJob.dataset_id == dataset_id)
+    items, nxt = keyset_page(session, stmt, AnnotationJob.id, page.cursor, page.limit, desc=True)
+    return Page[AnnotationPublic](items=[_public(j) for j in items], next_cursor=nxt, limit=page.limit)
+
+
+def _get(session: SessionDep, job_id: int) -> AnnotationJob:
+    job = session.get(AnnotationJob, job_id)
+    if job is None:
+        raise not_found("annotation", job_id)
+    return job
+
+
+@router.get("/{job_id}", response_model=AnnotationPublic)
+def get_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
+    return _public(_get(session, job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=AnnotationPublic)
+def cancel_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
+    job = _get(session, job_id)
+    lifecycle.request_cancel(session, job)
+    return _public(job)
+
+
+@router.post("/{job_id}/resume", status_code=202, response_model=AnnotationPublic,
+             summary="Resume a failed/cancelled/lost job; rationales already stored are not asked for again")
+def resume_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
+    job = _get(session, job_id)
+    lifecycle.prepare_resume(session, job)
+    lifecycle.enqueue(session, job)
+    return _public(job)

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from backend.api.deps import PageDep, SessionDep, SettingsDep
+from backend.api.errors import ApiError
+from backend.models import Generation
+from backend.schemas.common import Page
+from backend.schemas.jobs import CompareRow, GenerationPublic
+from backend.services import compare as svc
+from backend.services.pagination import keyset_page
+
+router = APIRouter(tags=["generations"])
+
+RunIds = Annotated[list[int], Query(description="runs to compare (each stands for its latest evaluation)")]
+EvalIds = Annotated[list[int], Query(description="evaluations to compare (alternative to run_id)")]
+
+
+@router.get("/generations", response_model=Page[GenerationPublic],
+            summary="Page through generated chains, of every evaluation or of one")
+def list_all_generations(session: SessionDep, page: PageDep,
+                         evaluation_id: Annotated[int | None, Query()] = None) -> Page[GenerationPublic]:
+    stmt = select(Generation)
+    if evaluation_id is not None:
+        stmt = stmt.where(Generation.evaluation_id == evaluation_id)
+    items, nxt = keyset_page(session, stmt, Generation.id, page.cursor, page.limit)
+    return Page[GenerationPublic](items=items, next_cursor=nxt, limit=page.limit)
+
+
+@router.get("/compare", response_model=Page[CompareRow],
+            summary="Side-by-side: each question with every run's chain, extracted answer and correctness")
+def compare(
+    session: SessionDep,
+    settings: SettingsDep,
+    run_id: RunIds = [],  # noqa: B006 (FastAPI copies defaults)
+    evaluation_id: EvalIds = [],  # noqa: B006
+    shots: Annotated[int | None, Query(ge=0, description="default: the smallest evaluated")] = None,
+    seed: Annotated[int | None, Query(description="default: the smallest evaluated")] = None,
+    disagree: Annotated[bool, Query(description="only questions where the runs disagree")] = False,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1)] = 20,
+) -> Page[CompareRow]:
+    if limit > settings.page_max:
+        raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
+    evals = svc.resolve_evaluations(session, run_id, evaluation_id)
+    shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
+    rows, nxt = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor,
+                                 limit=limit)
+    return Page[CompareRow](items=rows, next_cursor=nxt, limit=limit)
+
+
+@router.get("/compare/{example_id}", response_model=CompareRow,
+            summary="One question across several runs: question, gold answer and each run's chain")
+def compare_one(
+    example_id: str,
+    session: SessionDep,
+    run_id: RunIds = [],  # noqa: B006
+    evaluation_id: EvalIds = [],  # noqa: B006
+    shots: Annotated[int | None, Query(ge=0)] = None,
+    seed: Annotated[int | None, Query()] = None,
+) -> CompareRow:
+    evals = svc.resolve_evaluations(session, run_id, evaluation_id)
+    shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
+    rows, _ = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=False, cursor=None, limit=1,
+                               example_id=example_id)
+    if not rows:
+        raise ApiError(404, f"question {example_id} was not evaluated by evaluation {evals[0].id} "
+                       f"at shots={shots}, seed={seed}", field="example_id")
+    return rows[0]

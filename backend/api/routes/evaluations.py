@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from backend.api.deps import PageDep, SessionDep
+from backend.api.errors import not_found
+from backend.models import Evaluation, Generation
+from backend.schemas.common import Page
+from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationPublic
+from backend.services import lifecycle
+from backend.services.configs import eval_config
+from backend.services.pagination import keyset_page
+
+router = APIRouter(prefix="/evaluations", tags=["evaluations"])
+
+
+@router.post("", status_code=202, response_model=EvaluationPublic,
+             summary="Evaluate a run (or a model) on a dataset at several shot counts and seeds")
+def create_evaluation(body: EvaluationCreate, session: SessionDep) -> Evaluation:
+    ev = Evaluation(run_id=body.run_id, dataset_id=body.dataset_id, config={}, output_dir="")
+    cfg = eval_config(session, body.run_id, body.dataset_id, body.shots_dataset_id, body.config, "evaluations")
+    session.add(ev)
+    session.flush()
+    ev.output_dir = f"evaluations/{ev.id}"
+    ev.config = cfg.model_copy(update={"output_dir": ev.output_dir}).model_dump(mode="json")
+    lifecycle.enqueue(session, ev)
+    return ev
+
+
+@router.get("", response_model=Page[EvaluationPublic], summary="List evaluations (newest first)")
+def list_evaluations(session: SessionDep, page: PageDep,
+                     run_id: Annotated[int | None, Query()] = None,
+                     status: Annotated[str | None, Query()] = None) -> Page[EvaluationPublic]:
+    stmt = select(Evaluation)
+    if run_id is not None:
+        stmt = stmt.where(Evaluation.run_id == run_id)
+    if status is not None:
+        stmt = stmt.where(Evaluation.status == status)
+    items, nxt = keyset_page(session, stmt, Evaluation.id, page.cursor, page.limit, desc=True)
+    return Page[EvaluationPublic](items=items, next_cursor=nxt, limit=page.limit)
+
+
+def get_eval_or_404(session: SessionDep, evaluation_id: int) -> Evaluation:
+    ev = session.get(Evaluation, evaluation_id)
+    if ev is None:
+        raise not_found("evaluation", evaluation_id)
+    return ev
+
+
+@router.get("/{evaluation_id}", response_model=EvaluationPublic,
+            summary="Status, progress and accuracy per (shots, seed) and per shots")
+def get_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
+    return get_eval_or_404(session, evaluation_id)
+
+
+@router.get("/{evaluation_id}/generations", response_model=Page[GenerationPublic],
+            summary="Page through every generated chain of an evaluation")
+def list_generations(
+    evaluation_id: int,
+    session: SessionDep,
+    page: PageDep,
+    shots: Annotated[int | None, Query()] = None,
+    seed: Annotated[int | None, Query()] = None,
+    correct: Annotated[bool | None, Query()] = None,
+) -> Page[GenerationPublic]:
+    if session.get(Evaluation, evaluation_id) is None:
+        raise not_found("evaluation", evaluation_id)
+    stmt = select(Generation).where(Generation.evaluation_id == evaluation_id)
+    if shots is not None:
+        stmt = stmt.where(Generation.shots == shots)
+    if seed is not None:
+        stmt = stmt.where(Generation.seed == seed)
+    if correct is not None:
+        stmt = stmt.where(Generation.correct.is_(correct))
+    items, nxt = keyset_page(session, stmt, Generation.id, page.cursor, page.limit)
+    return Page[GenerationPublic](items=items, next_cursor=nxt, limit=page.limit)
+
+
+@router.post("/{evaluation_id}/cancel", response_model=EvaluationPublic)
+def cancel_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
+    ev = get_eval_or_404(session, evaluation_id)
+    lifecycle.request_cancel(session, ev)
+    return ev
+
+
+@router.post("/{evaluation_id}/resume", status_code=202, response_model=EvaluationPublic,
+             summary="Resume: generations already stored are kept, the rest are produced")
+def resume_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
+    ev = get_eval_or_404(session, evaluation_id)
+    lifecycle.prepare_resume(session, ev)
+    lifecycle.enqueue(session, ev)
+    return ev

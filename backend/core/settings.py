@@ -1,0 +1,58 @@
+"""The one settings object of the web service and workers, read from `AICD_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults give embedded mode: SQLite under `home`, no Redis, jobs run by an in-process executor."""
+
+    model_config = SettingsConfigDict(env_prefix="AICD_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".aicd"), description="where the embedded database and artifacts live by default")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/aicd.db")
+    redis_url: str | None = Field(None, description="Redis URL of the Celery broker; unset = embedded executor")
+    broker_url: str | None = Field(None, description="explicit Celery broker URL (overrides redis_url)")
+    redis_prefix: str = Field("", description="key prefix for Celery's Redis keys (isolates deployments/tests)")
+    api_token: SecretStr | None = Field(None, description="when set, every request but health/docs needs it")
+    artifact_dir: Path | None = Field(None, description="runs, evaluations, sweeps; default <home>/artifacts")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    auto_migrate: bool = Field(True, description="run `alembic upgrade head` when the API starts")
+    heartbeat_interval_s: float = Field(2.0, gt=0)
+    heartbeat_timeout_s: float = Field(30.0, gt=0, description="a running job silent this long is marked lost")
+    reaper_interval_s: float = Field(5.0, gt=0)
+    cancel_poll_s: float = Field(1.0, gt=0, description="how often workers read cancel requests")
+    embedded_workers: int = Field(1, ge=1, description="parallel jobs per queue in embedded mode")
+    page_max: int = Field(500, gt=0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'aicd.db').resolve()}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def artifacts(self) -> Path:
+        return (self.artifact_dir or self.home / "artifacts").resolve()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def celery_broker(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+    @property
+    def embedded(self) -> bool:
+        return self.celery_broker is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Cached; tests change the environment and call `get_settings.cache_clear()`."""
+    return Settings()

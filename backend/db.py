@@ -1,0 +1,73 @@
+"""The one engine and session factory (rebuilt when settings change, e.g. in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from backend.core.settings import get_settings
+
+
+def make_engine(url: str, *, pooled: bool = True) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kw = {} if pooled else {"poolclass": NullPool}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # WAL lets the API read while a worker writes
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if not pooled:
+        return create_engine(url, poolclass=NullPool)
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+
+
+_FACTORIES: dict[str, sessionmaker[Session]] = {}
+
+
+def _factory(url: str) -> sessionmaker[Session]:
+    if url not in _FACTORIES:
+        _FACTORIES[url] = sessionmaker(make_engine(url), expire_on_commit=False)
+    return _FACTORIES[url]
+
+
+def get_engine() -> Engine:
+    return _factory(get_settings().db_url).kw["bind"]
+
+
+def session_factory() -> sessionmaker[Session]:
+    return _factory(get_settings().db_url)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error (workers and background threads)."""
+    session = session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def reset() -> None:
+    """Forget cached engines (tests switch databases)."""
+    for maker in _FACTORIES.values():
+        maker.kw["bind"].dispose()
+    _FACTORIES.clear()

@@ -1,0 +1,152 @@
+"""How the API hands work to workers, by task name only (the API never imports torch or `worker`).
+
+With a broker configured (AICD_REDIS_URL / AICD_BROKER_URL) jobs go to Celery with `send_task`. Without one
+(embedded mode) an in-process dispatcher runs each job as a child process `python -m worker.run <task> <id>
+<attempt>`, one at a time per queue, so `uvicorn backend.main:app` alone is a working laptop install.
+Either way the job row in the database is the source of truth; messages carry only (id, attempt).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+from typing import Any, Protocol
+
+from backend.core.settings import Settings, get_settings
+
+log = logging.getLogger("backend.jobs")
+
+TASK_QUEUES: dict[str, str] = {
+    "aicd.annotate": "cpu",
+    "aicd.train": "gpu",
+    "aicd.evaluate": "gpu",
+    "aicd.sweep": "gpu",
+}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings shared by the API (producer) and the workers (consumers)."""
+    transport: dict[str, Any] = {"visibility_timeout": 6 * 3600}
+    if settings.redis_prefix:
+        transport["global_keyprefix"] = settings.redis_prefix
+    return {
+        "broker_url": settings.celery_broker,
+        "task_acks_late": True,  # a message is acknowledged only when its job ends
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,  # one job at a time per worker process
+        "task_default_queue": "gpu",
+        "task_routes": {name: {"queue": q} for name, q in TASK_QUEUES.items()},
+        "task_ignore_result": True,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+class Dispatcher(Protocol):
+    mode: str
+
+    def submit(self, task: str, job_id: int, attempt: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CeleryDispatcher:
+    mode = "celery"
+
+    def __init__(self, settings: Settings):
+        from celery import Celery
+
+        self.app = Celery("aicd-api", set_as_current=False)
+        self.app.conf.update(celery_config(settings))
+
+    def submit(self, task: str, job_id: int, attempt: int) -> None:
+        self.app.send_task(task, args=[job_id, attempt], queue=TASK_QUEUES[task])
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class EmbeddedDispatcher:
+    """One background thread per queue runs queued jobs as child processes, in submission order."""
+
+    mode = "embedded"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._queues: dict[str, queue.Queue[tuple[str, int, int] | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        for name in sorted(set(TASK_QUEUES.values())):
+            q: queue.Queue[tuple[str, int, int] | None] = queue.Queue()
+            self._queues[name] = q
+            for i in range(settings.embedded_workers):
+                t = threading.Thread(target=self._loop, args=(q,), name=f"aicd-{name}-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["AICD_DATABASE_URL"] = self.settings.db_url
+        env["AICD_ARTIFACT_DIR"] = str(self.settings.artifacts)
+        env.pop("AICD_REDIS_URL", None)
+        env.pop("AICD_BROKER_URL", None)
+        return env
+
+    def _loop(self, q: queue.Queue[tuple[str, int, int] | None]) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            task, job_id, attempt = item
+            cmd = [sys.executable, "-m", "worker.run", task, str(job_id), str(attempt)]
+            try:
+                proc = subprocess.Popen(cmd, env=self._env())
+                with self._lock:
+                    self._procs.add(proc)
+                rc = proc.wait()
+                with self._lock:
+                    self._procs.discard(proc)
+                if rc:
+                    log.warning("%s %s (attempt %s) exited with %s", task, job_id, attempt, rc)
+            except Exception:  # keep the loop alive whatever happens to one job
+                log.exception("embedded job %s %s failed to start", task, job_id)
+
+    def submit(self, task: str, job_id: int, attempt: int) -> None:
+        self._queues[TASK_QUEUES[task]].put((task, job_id, attempt))
+
+    def close(self) -> None:
+        for q in self._queues.values():
+            for _ in range(self.settings.embedded_workers):
+                q.put(None)
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:  # jobs notice the stop like a lost worker and can be resumed
+            proc.terminate()
+
+
+_dispatcher: Dispatcher | None = None
+_dispatcher_lock = threading.Lock()
+
+
+def get_dispatcher() -> Dispatcher:
+    global _dispatcher
+    with _dispatcher_lock:
+        if _dispatcher is None:
+            settings = get_settings()
+            _dispatcher = EmbeddedDispatcher(settings) if settings.embedded else CeleryDispatcher(settings)
+        return _dispatcher
+
+
+def close_dispatcher() -> None:
+    global _dispatcher
+    with _dispatcher_lock:
+        if _dispatcher is not None:
+            _dispatcher.close()
+            _dispatcher = None

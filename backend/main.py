@@ -1,0 +1,94 @@
+"""FastAPI app `backend.main:app`: REST API under /api/v1, docs at /docs, health at /health.
+
+Start-up runs `alembic upgrade head` (unless AICD_AUTO_MIGRATE=false, as in docker-compose where a one-shot
+`migrate` service does it) and a reaper thread that marks jobs whose worker stopped heart-beating as `lost`.
+In embedded mode (no broker configured) it also re-submits jobs left queued by a previous API process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from backend.api import errors
+from backend.api.deps import require_token
+from backend.api.routes import annotations, artifacts, compare, datasets, evaluations, health, runs, sweeps
+from backend.core.settings import get_settings
+from backend.db import session_scope
+from backend.jobs import close_dispatcher, get_dispatcher
+from backend.schemas.common import ErrorBody
+from backend.services import lifecycle
+
+log = logging.getLogger("backend")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_migrations(url: str) -> None:
+    """`alembic upgrade head` against `url` (the only way the schema is created)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["url"] = url
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+
+
+def _reaper(stop: threading.Event) -> None:
+    settings = get_settings()
+    while not stop.wait(settings.reaper_interval_s):
+        try:
+            with session_scope() as session:
+                n = lifecycle.reap_stale(session, settings.heartbeat_timeout_s)
+            if n:
+                log.warning("marked %d job(s) lost (no heartbeat for %ss)", n, settings.heartbeat_timeout_s)
+        except Exception:
+            log.exception("reaper pass failed")
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    settings.artifacts.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        run_migrations(settings.db_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=_reaper, args=(stop,), name="aicd-reaper", daemon=True)
+    thread.start()
+    if settings.embedded:
+        with session_scope() as session:
+            pending = lifecycle.queued_jobs(session)
+        dispatcher = get_dispatcher()
+        for task, job_id, attempt in pending:
+            dispatcher.submit(task, job_id, attempt)
+    try:
+        yield
+    finally:
+        stop.set()
+        close_dispatcher()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="AICD Workbench API",
+        version="1.0",
+        description="Datasets, annotation, training runs, sweeps, evaluations and side-by-side chains. "
+        "When AICD_API_TOKEN is set every endpoint except /health and the docs needs `Authorization: Bearer`.",
+        lifespan=lifespan,
+        responses={code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422)},
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    for module in (datasets, annotations, runs, sweeps, evaluations, compare, artifacts):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,62 @@
+"""Datasets, their examples and the rationales written for them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from backend.models.base import Base, utcnow
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(500), default="")
+    answer_kind: Mapped[str | None] = mapped_column(String(16))
+    n_examples: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    examples: Mapped[list[Example]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Example(Base):
+    __tablename__ = "examples"
+    __table_args__ = (UniqueConstraint("dataset_id", "ext_id"), Index("ix_examples_dataset_id_id", "dataset_id", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    ext_id: Mapped[str] = mapped_column(String(200), doc="the example's own id from the JSONL")
+    position: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="examples")
+    rationales: Mapped[list[Rationale]] = relationship(
+        back_populates="example", cascade="all, delete-orphan", passive_deletes=True, order_by="Rationale.id"
+    )
+
+
+class Rationale(Base):
+    __tablename__ = "rationales"
+    __table_args__ = (UniqueConstraint("example_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), index=True)
+    annotation_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotation_jobs.id", ondelete="SET NULL"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(255), doc="idempotency key: a re-run never stores it twice")
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="teacher")
+    model: Mapped[str | None] = mapped_column(String(255))
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    example: Mapped[Example] = relationship(back_populates="rationales")

@@ -1,0 +1,107 @@
+"""Long-running jobs: annotation, training runs, evaluations, sweeps; their metric points and generations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.models.base import Base, JobMixin, utcnow
+
+
+class AnnotationJob(JobMixin, Base):
+    __tablename__ = "annotation_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(doc="AnnotateConfig without the API key")
+    api_key: Mapped[str | None] = mapped_column(Text, doc="teacher API key: server-side only, never returned")
+    report: Mapped[dict[str, Any] | None]
+
+
+class Sweep(JobMixin, Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[dict[str, Any]]
+    table_rows: Mapped[list[Any] | None]
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(doc="paths of the results table and plots")
+
+
+class Run(JobMixin, Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(doc="the validated TrainConfig")
+    run_dir: Mapped[str] = mapped_column(String(1000), doc="relative to the artifact directory")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    total_steps: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer)
+    resume: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_metrics: Mapped[dict[str, Any] | None]
+
+
+class MetricPoint(Base):
+    __tablename__ = "metric_points"
+    __table_args__ = (UniqueConstraint("run_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    loss: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Evaluation(JobMixin, Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(doc="the validated EvalConfig")
+    output_dir: Mapped[str] = mapped_column(String(1000), doc="relative to the artifact directory")
+    rows: Mapped[list[Any] | None] = mapped_column(doc="accuracy per (shots, seed)")
+    summary: Mapped[list[Any] | None] = mapped_column(doc="mean/std accuracy per shots")
+
+
+class Generation(Base):
+    __tablename__ = "generations"
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "shots", "seed", "example_id"),
+        Index("ix_generations_evaluation_id_id", "evaluation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    example_id: Mapped[str] = mapped_column(String(200))
+    shots: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    question: Mapped[str] = mapped_column(Text)
+    gold: Mapped[str] = mapped_column(Text)
+    shot_ids: Mapped[list[Any]] = mapped_column(default=list)
+    prompt: Mapped[str] = mapped_column(Text)
+    generation: Mapped[str] = mapped_column(Text)
+    extracted: Mapped[str | None] = mapped_column(Text)
+    correct: Mapped[bool] = mapped_column(Boolean)
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(1000), unique=True, doc="relative to the artifact directory")
+    kind: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    evaluation_id: Mapped[int | None] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

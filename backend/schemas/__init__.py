@@ -1,0 +1,1 @@
+"""Request/response shapes of the REST API (Create = request body, Public = response)."""

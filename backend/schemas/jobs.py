@@ -1,0 +1,148 @@
+"""Create/Public shapes of annotation jobs, runs, evaluations, sweeps and what they produce."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.schemas.common import ORM, JobPublic
+
+NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,200}$"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AnnotationCreate(_In):
+    dataset_id: int
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="AnnotateConfig fields (source, base_url, api_key, teacher, k, temperature, ...). "
+        "The api_key is stored server-side and never returned.",
+    )
+
+
+class AnnotationPublic(JobPublic):
+    dataset_id: int
+    config: dict[str, Any]
+    has_api_key: bool
+    report: dict[str, Any] | None
+
+
+class RunCreate(_In):
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="unique; default: from the config")
+    dataset_id: int | None = Field(None, description="train on this stored dataset (else config.dataset)")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="TrainConfig fields: model, objective, n_shots, schedule, omega, weights, lr, epochs, "
+        "max_steps, batch_size, ... (output_dir is chosen by the server)",
+    )
+
+
+class RunPublic(JobPublic):
+    name: str
+    sweep_id: int | None
+    dataset_id: int | None
+    config: dict[str, Any]
+    run_dir: str
+    step: int
+    total_steps: int
+    checkpoint_step: int | None
+    last_metrics: dict[str, Any] | None
+
+
+class MetricPointPublic(ORM):
+    step: int
+    epoch: float | None
+    loss: float | None
+    lr: float | None
+    values: dict[str, Any]
+
+
+class EvaluationCreate(_In):
+    run_id: int | None = Field(None, description="evaluate this run's final model (or latest checkpoint)")
+    dataset_id: int | None = Field(None, description="evaluate on this stored dataset (else config.dataset)")
+    shots_dataset_id: int | None = Field(None, description="take k-shot demonstrations from this stored dataset")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="EvalConfig fields: model (unless run_id), dataset, split, shots, seeds, limit, "
+        "max_new_tokens, batch_size, ...",
+    )
+
+
+class EvaluationPublic(JobPublic):
+    run_id: int | None
+    dataset_id: int | None
+    config: dict[str, Any]
+    output_dir: str
+    rows: list[dict[str, Any]] | None
+    summary: list[dict[str, Any]] | None
+
+
+class GenerationPublic(ORM):
+    id: int
+    evaluation_id: int
+    example_id: str
+    shots: int
+    seed: int
+    question: str
+    gold: str
+    shot_ids: list[Any]
+    prompt: str
+    generation: str
+    extracted: str | None
+    correct: bool
+
+
+class SweepCreate(_In):
+    name: str | None = Field(None, pattern=NAME_PATTERN)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="SweepConfig fields: train, eval, grid, eval_datasets"
+    )
+
+
+class SweepPublic(JobPublic):
+    name: str
+    config: dict[str, Any]
+    table_rows: list[dict[str, Any]] | None
+    outputs: dict[str, Any] | None
+
+
+class SweepTable(BaseModel):
+    sweep_id: int
+    status: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+class CompareEntry(BaseModel):
+    evaluation_id: int
+    run_id: int | None
+    run_name: str | None
+    generation: str | None = Field(description="null when this evaluation has no chain for the question")
+    extracted: str | None
+    correct: bool | None
+
+
+class CompareRow(BaseModel):
+    example_id: str
+    question: str
+    gold: str
+    shots: int
+    seed: int
+    entries: list[CompareEntry]
+    agree: bool = Field(description="every evaluation gave the same extracted answer and correctness")
+
+
+class ArtifactPublic(ORM):
+    id: int
+    path: str = Field(description="relative to the artifact directory")
+    kind: str
+    size_bytes: int
+    run_id: int | None
+    evaluation_id: int | None
+    sweep_id: int | None
+    created_at: datetime

@@ -1,0 +1,143 @@
+"""Turn request bodies into validated core configs (TrainConfig / EvalConfig / SweepConfig / AnnotateConfig).
+
+Paths the server writes to are chosen here, not by the client: outputs live under the artifact directory, and
+stored datasets are referred to as `db:<id>` (the worker exports them to JSONL before calling `aicd`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from aicd.config import EvalConfig, SweepConfig, TrainConfig
+from backend.api.errors import ApiError, not_found
+from backend.models import Dataset, Run
+
+SERVER_FIELDS = ("output_dir",)
+
+
+def _validate(cls: type[BaseModel], data: dict[str, Any], prefix: str = "config") -> Any:
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            msg = e["msg"].removeprefix("Value error, ")
+            loc = [str(p) for p in e["loc"]]
+            first = msg.split(" ", 1)[0]
+            if not loc and first in cls.model_fields:  # model-level check whose message starts with the field
+                loc = [first]
+            errors.append({"field": ".".join([prefix, *loc]), "message": msg, "type": e["type"]})
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ApiError(422, message, field=errors[0]["field"], errors=errors) from None
+
+
+def _no_server_fields(data: dict[str, Any], prefix: str = "config") -> None:
+    for key in SERVER_FIELDS:
+        if key in data:
+            raise ApiError(422, f"{prefix}.{key} is chosen by the server (outputs go to the artifact directory)",
+                           field=f"{prefix}.{key}")
+
+
+def _check_builtin_dataset(value: Any, field: str) -> None:
+    from aicd.data import loaders
+
+    if isinstance(value, str) and value.startswith("db:"):
+        return
+    if value not in loaders.DATASETS:
+        raise ApiError(422, f"{field}: '{value}' is not a built-in dataset ({', '.join(sorted(loaders.DATASETS))});"
+                       " upload it and pass its dataset_id instead", field=field)
+
+
+def _check_model(spec: Any, field: str) -> None:
+    from aicd.models import is_tiny, parse_tiny
+
+    if isinstance(spec, str) and is_tiny(spec):
+        try:
+            parse_tiny(spec)
+        except ValueError as exc:
+            raise ApiError(422, f"{field}: {exc}", field=field) from None
+
+
+def dataset_ref(session: Session, dataset_id: int | None, field: str = "dataset_id") -> Dataset | None:
+    if dataset_id is None:
+        return None
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise ApiError(404, f"dataset {dataset_id} not found", field=field)
+    return dataset
+
+
+def train_config(session: Session, name: str | None, dataset_id: int | None, config: dict[str, Any]) -> TrainConfig:
+    data = dict(config)
+    _no_server_fields(data)
+    data["name"] = name or data.get("name") or f"run-{uuid.uuid4().hex[:8]}"
+    data["output_dir"] = "runs"
+    if dataset_ref(session, dataset_id) is not None:
+        data["dataset"] = f"db:{dataset_id}"
+    cfg = _validate(TrainConfig, data)
+    if dataset_id is None:
+        _check_builtin_dataset(cfg.dataset, "config.dataset")
+    _check_model(cfg.model, "config.model")
+    return cfg
+
+
+def eval_config(session: Session, run_id: int | None, dataset_id: int | None, shots_dataset_id: int | None,
+                config: dict[str, Any], output_dir: str) -> EvalConfig:
+    data = dict(config)
+    _no_server_fields(data)
+    if run_id is not None:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise not_found("run", run_id)
+        if run.step == 0 and run.status != "succeeded":
+            raise ApiError(409, f"run {run_id} has no checkpoint yet (status {run.status})", field="run_id")
+        data["model"] = f"run:{run_id}"
+    elif not data.get("model"):
+        raise ApiError(422, "config.model is required unless run_id is given", field="config.model")
+    elif str(data["model"]).startswith("run:") or not str(data["model"]).startswith("tiny:") and "/" not in str(
+            data["model"]):
+        raise ApiError(422, "config.model must be tiny:<arch> or a hub id; use run_id for a trained run",
+                       field="config.model")
+    if dataset_ref(session, dataset_id) is not None:
+        data["dataset"] = f"db:{dataset_id}"
+    if dataset_ref(session, shots_dataset_id, "shots_dataset_id") is not None:
+        data["shots_dataset"] = f"db:{shots_dataset_id}"
+    data["output_dir"] = output_dir
+    cfg = _validate(EvalConfig, data)
+    if dataset_id is None:
+        _check_builtin_dataset(cfg.dataset, "config.dataset")
+    if shots_dataset_id is None and cfg.shots_dataset is not None:
+        _check_builtin_dataset(cfg.shots_dataset, "config.shots_dataset")
+    if any(k < 0 for k in cfg.shots) or not cfg.shots or not cfg.seeds:
+        raise ApiError(422, "config.shots and config.seeds must be non-empty", field="config.shots")
+    _check_model(cfg.model, "config.model")
+    return cfg
+
+
+MAX_GRID = 512
+
+
+def sweep_config(name: str | None, config: dict[str, Any]) -> SweepConfig:
+    data = dict(config)
+    _no_server_fields(data)
+    data["name"] = name or data.get("name") or f"sweep-{uuid.uuid4().hex[:8]}"
+    data["output_dir"] = "sweeps"
+    cfg = _validate(SweepConfig, data)
+    train = dict(cfg.train)
+    _no_server_fields(train, "config.train")
+    keys = list(cfg.grid)
+    combos = list(itertools.islice(itertools.product(*(cfg.grid[k] for k in keys)), MAX_GRID + 1))
+    if len(combos) > MAX_GRID:
+        raise ApiError(422, f"config.grid has more than {MAX_GRID} combinations", field="config.grid")
+    for combo in combos:  # every run of the grid must be a valid TrainConfig
+        point = dict(zip(keys, combo, strict=True))
+        _validate(TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train")
+    ds = [train.get("dataset", "svamp")] + list(cfg.grid.get("dataset", [])) + list(cfg.eval_datasets or [])
+    for value in ds:
+        _check_builtin_dataset(value, "config.train.dataset")
+    return cfg

@@ -1,0 +1,82 @@
+"""Job lifecycle shared by annotation jobs, runs, evaluations and sweeps: enqueue, cancel, resume, reap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from backend.api.errors import ApiError
+from backend.jobs import get_dispatcher
+from backend.models import RESUMABLE, AnnotationJob, Evaluation, JobStatus, Run, Sweep
+from backend.models.base import utcnow
+
+JOB_TASKS: dict[type, str] = {AnnotationJob: "aicd.annotate", Run: "aicd.train", Evaluation: "aicd.evaluate",
+                              Sweep: "aicd.sweep"}
+
+
+def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
+    """Commit the queued row first, then send the message, so a worker always finds what it is told about."""
+    session.commit()
+    get_dispatcher().submit(JOB_TASKS[type(job)], job.id, job.attempt)
+
+
+def request_cancel(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
+    """Queued jobs are cancelled at once; running ones get a flag their worker polls (within ~1 s)."""
+    kind = type(job).__name__.lower()
+    if job.status == JobStatus.queued:
+        job.status = JobStatus.cancelled
+        job.finished_at = utcnow()
+    elif job.status == JobStatus.running:
+        job.cancel_requested = True
+    else:
+        raise ApiError(409, f"{kind} {job.id} is {job.status}; only queued or running jobs can be cancelled",
+                       field="status")
+    session.commit()
+
+
+def prepare_resume(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
+    """Requeue a failed, cancelled or lost job under a new attempt number (stale messages are then ignored)."""
+    kind = type(job).__name__.lower()
+    if job.status not in RESUMABLE:
+        raise ApiError(409, f"{kind} {job.id} is {job.status}; only failed, cancelled or lost jobs can be resumed",
+                       field="status")
+    job.status = JobStatus.queued
+    job.attempt += 1
+    job.cancel_requested = False
+    job.error = None
+    job.finished_at = None
+    job.worker = None
+    if isinstance(job, Run):
+        job.resume = True
+
+
+def reap_stale(session: Session, timeout_s: float) -> int:
+    """Mark running jobs whose worker stopped sending heartbeats as `lost`; returns how many."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=timeout_s)
+    total = 0
+    for model in JOB_TASKS:
+        stale = or_(model.heartbeat_at < cutoff, model.heartbeat_at.is_(None) & (model.started_at < cutoff))
+        result = session.execute(
+            update(model)
+            .where(model.status == JobStatus.running, stale)
+            .values(status=JobStatus.lost, finished_at=now,
+                    error=f"worker stopped sending heartbeats for {timeout_s:g}s; resume to continue")
+            .execution_options(synchronize_session=False)
+        )
+        total += result.rowcount or 0
+    session.commit()
+    return total
+
+
+def queued_jobs(session: Session) -> list[tuple[str, int, int]]:
+    """(task, id, attempt) of every queued job, oldest first (embedded mode re-submits them at start-up)."""
+    out: list[tuple[str, int, int]] = []
+    for model, task in JOB_TASKS.items():
+        for job_id, attempt in session.execute(
+            select(model.id, model.attempt).where(model.status == JobStatus.queued).order_by(model.id)
+        ):
+            out.append((task, job_id, attempt))
+    return out

@@ -1,0 +1,22 @@
+"""Keyset pagination on the integer primary key: every page is one index range scan, however deep."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+
+def keyset_page(session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int,
+                *, desc: bool = False) -> tuple[list[Any], str | None]:
+    """Rows after `cursor` in id order (`desc`: newest first) and the cursor of the next page."""
+    if cursor is not None:
+        stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
+    stmt = stmt.order_by(id_col.desc() if desc else id_col.asc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (str(rows[-1].id) if more and rows else None)
