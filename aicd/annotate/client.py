@@ -1,0 +1,274 @@
+"""Teacher calls over the OpenAI-compatible chat API (OpenAI, vLLM, Ollama), with retries and redaction.
+
+Retries are tenacity's (exponential backoff with jitter; a server's `Retry-After` / `retry-after-ms` wins) on
+429, 5xx, timeouts and connection errors; the SDK's own retry is off so every attempt passes the rate limiter.
+401/403/404 abort the run (`TeacherError`): retrying cannot fix a key or a model name.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from aicd.annotate.config import AnnotateConfig
+from aicd.annotate.limits import RateLimits, estimate_tokens
+from aicd.errors import AICDError
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+_SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
+
+
+class TeacherError(AICDError):
+    """The teacher endpoint cannot serve this run at all (no key, bad key, unreachable, unknown model)."""
+
+
+class NSupportError(Exception):
+    """The server rejected n > 1 (HTTP 400) in auto mode: ask again with single requests."""
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Replace the secret (if any) by `***` so it cannot leak through an error message or a log line."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms`, `Retry-After` as seconds or HTTP date)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """429, 408/409, 5xx, timeouts and connection errors are worth another try; other 4xx are not."""
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming
+    """Honour the server's Retry-After when it sends one, else the fallback backoff; capped at `max_wait`."""
+
+    def __init__(self, fallback: wait_base, max_wait: float):
+        self.fallback = fallback
+        self.max_wait = max_wait
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        seconds = retry_after_seconds(exc)
+        if seconds is None:
+            return self.fallback(retry_state)
+        return min(seconds, self.max_wait)
+
+
+class stop_when(stop_base):  # noqa: N801
+    def __init__(self, predicate: Callable[[], bool]):
+        self.predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.predicate()
+
+
+@dataclass
+class Completion:
+    """One successful request: the choices' texts and finish reasons, usage and how it went."""
+
+    choices: list[tuple[str, str | None]]
+    prompt_tokens: int
+    completion_tokens: int
+    attempts: int
+    latency_s: float
+    usage_estimated: bool = False
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def describe_error(exc: BaseException, secret: str | None) -> str:
+    """A one-line, key-free description of a request error."""
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = body.get("message") if isinstance(body.get("message"), str) else exc.message
+        msg = f"HTTP {exc.status_code}: {_SDK_PREFIX.sub('', str(detail))}"
+    elif isinstance(exc, openai.APITimeoutError):
+        msg = "request timed out"
+    elif isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        msg = f"connection error: {cause or exc}"
+    else:
+        msg = f"{type(exc).__name__}: {exc}"
+    return redact(" ".join(msg.split()), secret)
+
+
+class TeacherClient:
+    """An async OpenAI-compatible client bound to one run's config, limits and stop check."""
+
+    def __init__(self, config: AnnotateConfig, *, should_stop: Callable[[], bool] | None = None):
+        self.config = config
+        self.secret = config.resolved_api_key()
+        self.base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL
+        if self.secret is None and self.base_url.rstrip("/") == OPENAI_DEFAULT_URL:
+            raise TeacherError(
+                "no API key: set OPENAI_API_KEY or pass --api-key (for a local vLLM/Ollama server pass --base-url)"
+            )
+        self.should_stop = should_stop or (lambda: False)
+        self.limits = RateLimits(config.concurrency, config.rpm, config.tpm)
+        self.stats = ClientStats()
+        self.n_supported: bool | None = {"batch": True, "single": False}.get(config.n_mode)
+        self._client = openai.AsyncOpenAI(
+            api_key=self.secret or "EMPTY",  # local servers accept any key
+            base_url=self.base_url,
+            timeout=config.timeout,
+            max_retries=0,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def _fatal(self, exc: openai.APIStatusError) -> TeacherError:
+        detail = describe_error(exc, self.secret)
+        if exc.status_code == 401 and self.secret is None:
+            return TeacherError(
+                f"the teacher server at {self.base_url} requires an API key ({detail}); "
+                "set OPENAI_API_KEY or pass --api-key"
+            )
+        if exc.status_code == 401:
+            return TeacherError(
+                f"the teacher server at {self.base_url} rejected the API key ({detail}); "
+                "set OPENAI_API_KEY or pass --api-key"
+            )
+        if exc.status_code == 404:
+            return TeacherError(
+                f"unknown teacher model '{self.config.teacher}' at {self.base_url} ({detail})"
+            )
+        return TeacherError(f"the teacher server at {self.base_url} refused the request ({detail})")
+
+    async def preflight(self) -> None:
+        """Fail fast, before any money is spent or any file is written, on a bad URL, key or model name."""
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(3),
+                wait=wait_exponential_jitter(initial=0.2, max=1.0),
+                retry=retry_if_exception(lambda e: isinstance(e, openai.APIConnectionError)),
+                reraise=True,
+            ):
+                with attempt:
+                    page = await self._client.models.list()
+        except openai.APIConnectionError as exc:
+            raise TeacherError(
+                f"cannot reach the teacher server at {self.base_url} ({describe_error(exc, self.secret)})"
+            ) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise self._fatal(exc) from None
+            return  # the server has no usable /models; the first request will tell
+        ids = [m.id for m in page.data]
+        if ids and self.config.teacher not in ids:
+            shown = ", ".join(sorted(ids)[:10]) + (" …" if len(ids) > 10 else "")
+            raise TeacherError(
+                f"unknown teacher model '{self.config.teacher}' at {self.base_url}; it serves: {shown}"
+            )
+
+    def _messages(self, prompt: str) -> list[dict[str, str]]:
+        messages = []
+        if self.config.system_prompt:
+            messages.append({"role": "system", "content": self.config.system_prompt})
+        messages.append({"role": "user", "content": prompt})
+        return messages
+
+    async def _once(self, prompt: str, n: int) -> Any:
+        cfg = self.config
+        async with self.limits.semaphore:
+            await self.limits.acquire(estimate_tokens(prompt, cfg.max_tokens, n))
+            self.stats.requests += 1
+            kwargs: dict[str, Any] = {}
+            if n > 1:
+                kwargs["n"] = n
+            if cfg.stop:
+                kwargs["stop"] = cfg.stop
+            return await self._client.chat.completions.create(
+                model=cfg.teacher,
+                messages=self._messages(prompt),  # type: ignore[arg-type]
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                **kwargs,
+            )
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        kind = type(exc).__name__ if exc else "?"
+        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+
+    async def complete(self, prompt: str, n: int) -> Completion:
+        """One chat completion with `n` choices, retried; raises the last error (also when stopped mid-retry),
+        TeacherError (fatal) or NSupportError."""
+        cfg = self.config
+        t0 = time.monotonic()
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(cfg.max_retries + 1) | stop_when(self.should_stop),
+            wait=wait_retry_after(
+                wait_exponential_jitter(
+                    initial=cfg.backoff_initial, max=cfg.backoff_max, jitter=cfg.backoff_initial
+                ),
+                cfg.backoff_max,
+            ),
+            retry=retry_if_exception(is_retryable),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    response = await self._once(prompt, n)
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+            raise self._fatal(exc) from None
+        except openai.BadRequestError:
+            if n > 1 and self.config.n_mode == "auto":
+                raise NSupportError() from None
+            raise
+        choices = [(c.message.content or "", c.finish_reason) for c in response.choices]
+        usage = response.usage
+        if usage is not None:
+            prompt_tokens, completion_tokens, estimated = usage.prompt_tokens, usage.completion_tokens, False
+        else:
+            prompt_tokens = len(prompt) // 4 + 1
+            completion_tokens = sum(len(t) // 4 + 1 for t, _ in choices)
+            estimated = True
+        return Completion(
+            choices, prompt_tokens, completion_tokens, attempts, time.monotonic() - t0, estimated
+        )

@@ -1,0 +1,122 @@
+"""Turn raw rationale samples into training rationales: drop hint mentions, keep correct ones, one ending form.
+
+Every step is counted so the user sees how much each filter removed. The answer is read with the evaluation's
+own extractor (`aicd.answers`), so "correct" means the same thing in training data and in evaluation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+
+from aicd.annotate.config import AnnotateConfig
+from aicd.annotate.records import AnnotationRecord
+from aicd.answers import answers_match, extract_answer, normalize_answer
+from aicd.data.record import Example, Rationale
+
+HINT_RE = re.compile(r"\bhint(?:s|ed)?\b", re.IGNORECASE)
+"""A rationale that talks about the hint ("the hint says…", "as the hint…") teaches the student to expect one."""
+
+_ANSWER_MARKER = re.compile(
+    r"answer\s+(?:is|would\s+be|will\s+be)\b|final\s+answer\s*:|answer\s*:|####|\\boxed\{", re.IGNORECASE
+)
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+
+
+class FilterStats(BaseModel):
+    """How many raw samples each step saw and removed."""
+
+    total: int = 0
+    truncated: int = 0  # finish_reason == "length": the rationale was cut off
+    hint_mention: int = 0
+    no_answer: int = 0
+    wrong_answer: int = 0
+    kept: int = 0
+    normalized: int = 0  # kept rationales whose ending was rewritten
+    examples: int = 0
+    examples_with_rationale: int = 0
+
+
+def mentions_hint(text: str) -> bool:
+    return HINT_RE.search(text) is not None
+
+
+def normalize_ending(text: str, answer: str) -> str:
+    """End the rationale with exactly `So, the answer is {answer}.`
+
+    The sentence holding the last answer statement ("The answer is X", "#### X", "\\boxed{X}") and anything
+    after it is replaced; a rationale without one keeps its text and gets the sentence appended.
+    """
+    body = text.strip()
+    markers = list(_ANSWER_MARKER.finditer(body))
+    if markers:
+        cut = markers[-1].start()
+        boundaries = [m.end() for m in _SENTENCE_END.finditer(body, 0, cut)]
+        body = body[: boundaries[-1]] if boundaries else ""
+    body = body.rstrip()
+    ending = f"So, the answer is {answer}."
+    if not body:
+        return ending
+    if body[-1] not in ".!?:":
+        body += "."
+    return f"{body} {ending}"
+
+
+def infer_answer_kind(examples: Iterable[Example]) -> str:
+    """yes/no when every gold answer is yes or no, else number (used when answer_kind is "auto")."""
+    answers = [ex.answer.strip().lower() for ex in examples]
+    return "yesno" if answers and all(a in ("yes", "no") for a in answers) else "number"
+
+
+def postprocess(
+    examples: list[Example], records: Iterable[AnnotationRecord], config: AnnotateConfig, kind: str
+) -> tuple[list[Example], FilterStats]:
+    """Examples carrying their kept rationales (of this writer and prompt), and the per-step counts."""
+    stats = FilterStats()
+    by_question: dict[str, dict[int, AnnotationRecord]] = defaultdict(dict)
+    for rec in records:
+        if rec.status != "ok" or rec.teacher != config.writer or rec.prompt_hash != config.prompt_hash:
+            continue
+        by_question[rec.question_id].setdefault(rec.sample_index, rec)
+    out: list[Example] = []
+    for ex in examples:
+        stats.examples += 1
+        kept: list[Rationale] = []
+        for index in sorted(by_question.get(ex.id, {})):
+            rec = by_question[ex.id][index]
+            stats.total += 1
+            text = (rec.text or "").strip()
+            if rec.finish_reason == "length":
+                stats.truncated += 1
+                continue
+            if config.drop_hint_mentions and mentions_hint(text):
+                stats.hint_mention += 1
+                continue
+            predicted = extract_answer(text, kind)
+            if predicted is None:
+                stats.no_answer += 1
+                if config.filter_correct or config.normalize_ending:
+                    continue
+            elif config.filter_correct and not answers_match(predicted, ex.answer, kind):
+                stats.wrong_answer += 1
+                continue
+            if config.normalize_ending and predicted is not None:
+                correct = answers_match(predicted, ex.answer, kind)
+                final = (normalize_answer(ex.answer, kind) or ex.answer) if correct else predicted
+                new_text = normalize_ending(text, final)
+                if new_text != text:
+                    stats.normalized += 1
+                text = new_text
+            stats.kept += 1
+            meta = {"sample_index": rec.sample_index, "prompt_hash": rec.prompt_hash}
+            if rec.finish_reason:
+                meta["finish_reason"] = rec.finish_reason
+            kept.append(Rationale(text=text, source=rec.source, model=rec.teacher, meta=meta))
+        if kept:
+            stats.examples_with_rationale += 1
+        if kept or config.keep_empty:
+            out.append(ex.model_copy(update={"rationales": kept}))
+    return out, stats

@@ -1,0 +1,455 @@
+"""`annotate()`: ask the source for k rationales per question, store each as it arrives, then filter.
+
+The CLI and the worker call the same function; they differ only in the sink (a JSONL file or DB rows) and the
+stop check (Ctrl-C or a cancelled job). Keys already in the sink are never asked for again, so an interrupted run
+continues where it stopped without paying twice; a request that still fails after its retries is stored as a
+failure with its error and asked again on the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from aicd.annotate.client import NSupportError, TeacherClient, TeacherError, describe_error, is_retryable
+from aicd.annotate.config import AnnotateConfig
+from aicd.annotate.postprocess import FilterStats, infer_answer_kind, postprocess
+from aicd.annotate.prices import cost_usd
+from aicd.annotate.records import AnnotationRecord, RecordKey, Usage, latest_ok
+from aicd.annotate.sinks import RationaleSink
+from aicd.data.record import Example
+from aicd.errors import DataError
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+class AnnotateReport(BaseModel):
+    """What a run did: counts, tokens, cost, filter statistics, and the post-processed examples."""
+
+    source: str
+    writer: str
+    prompt_hash: str
+    questions: int = 0
+    wanted: int = 0  # samples this run had to get (k × questions minus those already stored)
+    already_stored: int = 0
+    ok: int = 0
+    failed: int = 0
+    requests: int = 0
+    retries: int = 0
+    retry_errors: dict[str, int] = Field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+    elapsed_s: float = 0.0
+    stopped: bool = False
+    failures: list[dict[str, Any]] = Field(
+        default_factory=list, description="first failures (id, index, error)"
+    )
+    filters: FilterStats = Field(default_factory=FilterStats)
+    examples: list[Example] = Field(default_factory=list, exclude=True)
+
+    @property
+    def complete(self) -> bool:
+        return not self.stopped and self.failed == 0 and self.ok == self.wanted
+
+    def summary(self) -> str:
+        f = self.filters
+        cost = "unknown (no price for this model)" if self.cost_usd is None else f"${self.cost_usd:.4f}"
+        lines = [
+            f"{self.writer}: {self.ok} new rationales ({self.already_stored} already stored, {self.failed} failed"
+            f"{', stopped early' if self.stopped else ''}) for {self.questions} questions in {self.elapsed_s:.1f}s",
+            f"requests {self.requests}, retries {self.retries}; tokens {self.prompt_tokens} prompt + "
+            f"{self.completion_tokens} completion; cost {cost}",
+            f"filters: {f.total} samples -> truncated {f.truncated}, mention hint {f.hint_mention}, no answer "
+            f"{f.no_answer}, wrong answer {f.wrong_answer} -> kept {f.kept} ({f.normalized} endings normalised); "
+            f"{f.examples_with_rationale}/{f.examples} questions have a rationale",
+        ]
+        return "\n".join(lines)
+
+
+class _ThrottledStop:
+    """Calls a possibly slow stop check (a DB/Redis lookup) at most every `interval` seconds; sticky once True."""
+
+    def __init__(self, check: Callable[[], bool] | None, interval: float = 0.25):
+        self.check, self.interval = check, interval
+        self.last, self.value = 0.0, False
+
+    def __call__(self) -> bool:
+        if self.value or self.check is None:
+            return self.value
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.value = bool(self.check())
+        return self.value
+
+    def set(self) -> None:
+        self.value = True
+
+
+@dataclass
+class _Run:
+    config: AnnotateConfig
+    sink: RationaleSink
+    report: AnnotateReport
+    stop: _ThrottledStop
+    on_progress: ProgressFn | None
+    bar: Any = None
+    secret: str | None = None
+    done: int = 0
+    new_records: list[AnnotationRecord] = field(default_factory=list)
+    fatal: BaseException | None = None
+
+    def _tick(self, tokens: int = 0) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            r = self.report
+            self.bar.set_postfix(tokens=r.prompt_tokens + r.completion_tokens, failed=r.failed, refresh=False)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.report.wanted)
+
+    def store(self, record: AnnotationRecord) -> None:
+        self.sink.write(record)
+        self.new_records.append(record)
+        r = self.report
+        r.ok += 1
+        r.prompt_tokens += record.usage.prompt_tokens
+        r.completion_tokens += record.usage.completion_tokens
+        if record.cost_usd is None:
+            r.cost_usd = None
+        elif r.cost_usd is not None:
+            r.cost_usd += record.cost_usd
+        self._tick()
+
+    def fail(self, question_id: str, index: int, error: str, attempts: int) -> None:
+        cfg = self.config
+        record = AnnotationRecord(
+            question_id=question_id,
+            sample_index=index,
+            teacher=cfg.writer,
+            prompt_hash=cfg.prompt_hash,
+            source=cfg.source,
+            status="failed",
+            error=error,
+            attempts=attempts,
+        )
+        self.sink.write_failure(record)
+        self.report.failed += 1
+        if len(self.report.failures) < 20:
+            self.report.failures.append({"question_id": question_id, "sample_index": index, "error": error})
+        self._tick()
+
+
+def _check_examples(examples: list[Example]) -> None:
+    seen: set[str] = set()
+    for ex in examples:
+        if ex.id in seen:
+            raise DataError(
+                f"duplicate example id '{ex.id}': ids key the stored rationales, they must be unique"
+            )
+        seen.add(ex.id)
+
+
+def _missing(
+    config: AnnotateConfig, examples: list[Example], done: set[RecordKey]
+) -> list[tuple[Example, list[int]]]:
+    jobs = []
+    for ex in examples:
+        missing = [i for i in range(config.k) if (ex.id, i, config.writer, config.prompt_hash) not in done]
+        if missing:
+            jobs.append((ex, missing))
+    return jobs
+
+
+# ------------------------------------------------------------------------------------------------ teacher
+
+
+async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: list[int]) -> None:
+    cfg = run.config
+    prompt = cfg.render(ex.question, ex.answer)
+
+    def keep(indices: list[int], completion: Any) -> list[int]:
+        """Store the returned choices under `indices`; return the indices still without one."""
+        got = completion.choices[: len(indices)]
+        n = max(len(got), 1)
+        for j, ((text, finish), index) in enumerate(zip(got, indices, strict=False)):
+            share = completion.completion_tokens // n + (completion.completion_tokens % n if j == 0 else 0)
+            usage = Usage(prompt_tokens=completion.prompt_tokens if j == 0 else 0, completion_tokens=share)
+            run.store(
+                AnnotationRecord(
+                    question_id=ex.id,
+                    sample_index=index,
+                    teacher=cfg.writer,
+                    prompt_hash=cfg.prompt_hash,
+                    source="teacher",
+                    text=text,
+                    finish_reason=finish,
+                    usage=usage,
+                    cost_usd=cost_usd(cfg.teacher, usage.prompt_tokens, usage.completion_tokens, cfg.prices),
+                    attempts=completion.attempts,
+                    latency_s=round(completion.latency_s, 4),
+                    meta={"n": len(indices), "usage_estimated": True}
+                    if completion.usage_estimated
+                    else {"n": len(indices)},
+                )
+            )
+        return indices[len(got) :]
+
+    async def ask(indices: list[int]) -> None:
+        """One request for `indices`; failures are stored, fatal errors stop the run."""
+        if run.fatal is not None or (run.stop() and len(indices) == len(missing)):
+            return
+        try:
+            completion = await client.complete(prompt, len(indices))
+        except TeacherError as exc:
+            run.fatal = run.fatal or exc
+            run.stop.set()
+            return
+        except NSupportError:
+            client.n_supported = False
+            await asyncio.gather(*(ask([i]) for i in indices))
+            return
+        except Exception as exc:  # noqa: BLE001 - every other error is stored as this item's failure
+            if run.stop() and is_retryable(exc):
+                return  # stopped mid-retry: not a failure, the next run asks again
+            error = describe_error(exc, run.secret)
+            for index in indices:
+                run.fail(ex.id, index, error, attempts=cfg.max_retries + 1 if is_retryable(exc) else 1)
+            return
+        rest = keep(indices, completion)
+        if rest:
+            if len(indices) > 1 and cfg.n_mode == "auto":
+                client.n_supported = False  # the server ignores n (e.g. Ollama): ask one by one from now on
+            await asyncio.gather(*(ask([i]) for i in rest))
+
+    if len(missing) > 1 and client.n_supported is not False:
+        await ask(missing)
+    else:
+        await asyncio.gather(*(ask([i]) for i in missing))
+
+
+async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
+    cfg = run.config
+    client = TeacherClient(cfg, should_stop=run.stop)
+    try:
+        if cfg.preflight:
+            await client.preflight()
+        slots = asyncio.Semaphore(cfg.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        for ex, missing in jobs:
+            await slots.acquire()
+            if run.stop():
+                slots.release()
+                break
+            task = asyncio.create_task(_teacher_job(run, client, ex, missing))
+            task.add_done_callback(lambda _t: slots.release())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.gather(*list(tasks))
+    finally:
+        run.report.requests = client.stats.requests
+        run.report.retries = client.stats.retries
+        run.report.retry_errors = dict(client.stats.errors)
+        await client.close()
+    if run.fatal is not None:
+        raise run.fatal
+
+
+async def annotate_async(
+    config: AnnotateConfig,
+    examples: list[Example],
+    sink: RationaleSink,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: ProgressFn | None = None,
+    progress: bool = False,
+) -> AnnotateReport:
+    """`annotate` for callers already inside an event loop (source=teacher only)."""
+    if config.source != "teacher":
+        raise ValueError("annotate_async serves source='teacher'; use annotate() for gold/self")
+    run, jobs = _prepare(config, examples, sink, should_stop, on_progress)
+    t0 = time.monotonic()
+    try:
+        with _bar(run, progress):
+            await _run_teacher(run, jobs)
+    finally:
+        run.report.elapsed_s = time.monotonic() - t0
+    return _finish(run, examples, sink)
+
+
+# ------------------------------------------------------------------------------------------ gold and self
+
+
+def _run_gold(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
+    """The dataset's own rationales (GSM8K solutions, StrategyQA facts) as samples 0..m-1; no teacher."""
+    cfg = run.config
+    for ex, missing in jobs:
+        if run.stop():
+            return
+        golds = [r for r in ex.rationales if r.source == "gold"] or list(ex.rationales)
+        for index in missing:
+            if index < len(golds):
+                run.store(
+                    AnnotationRecord(
+                        question_id=ex.id,
+                        sample_index=index,
+                        teacher=cfg.writer,
+                        prompt_hash=cfg.prompt_hash,
+                        source="gold",
+                        text=golds[index].text,
+                        finish_reason="stop",
+                    )
+                )
+            else:
+                run.report.wanted -= 1  # fewer gold rationales than k: nothing to get
+
+
+def _run_self(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
+    """k samples per question from a local HF model, prompted with the hint (STaR's rationalisation)."""
+    from aicd.annotate.selfgen import sample_continuations
+    from aicd.models import load_model_and_tokenizer
+
+    cfg = run.config
+    model, tokenizer = load_model_and_tokenizer(str(cfg.model), seed=cfg.seed)
+    flat = [(ex, index) for ex, missing in jobs for index in missing]
+    stop = tuple(cfg.stop or ("Question:",))
+    for start in range(0, len(flat), cfg.batch_size):
+        if run.stop():
+            return
+        batch = flat[start : start + cfg.batch_size]
+        prompts = [cfg.render(ex.question, ex.answer) for ex, _ in batch]
+        outs = sample_continuations(
+            model,
+            tokenizer,
+            prompts,
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_tokens,
+            stop=stop,
+            seed=cfg.seed + start,
+        )
+        for (ex, index), (text, finish, n_prompt, n_new) in zip(batch, outs, strict=True):
+            if not text:
+                run.fail(ex.id, index, "empty generation", attempts=1)
+                continue
+            run.store(
+                AnnotationRecord(
+                    question_id=ex.id,
+                    sample_index=index,
+                    teacher=cfg.writer,
+                    prompt_hash=cfg.prompt_hash,
+                    source="self",
+                    text=text,
+                    finish_reason=finish,
+                    usage=Usage(prompt_tokens=n_prompt, completion_tokens=n_new),
+                    cost_usd=0.0,
+                )
+            )
+
+
+# ------------------------------------------------------------------------------------------------- driver
+
+
+def _prepare(
+    config, examples, sink, should_stop, on_progress
+) -> tuple[_Run, list[tuple[Example, list[int]]]]:
+    _check_examples(examples)
+    done = sink.existing_keys()
+    jobs = _missing(config, examples, done)
+    wanted = sum(len(m) for _, m in jobs)
+    report = AnnotateReport(
+        source=config.source,
+        writer=config.writer,
+        prompt_hash=config.prompt_hash,
+        questions=len(examples),
+        wanted=wanted,
+        already_stored=len(examples) * config.k - wanted,
+    )
+    run = _Run(
+        config=config,
+        sink=sink,
+        report=report,
+        stop=_ThrottledStop(should_stop),
+        on_progress=on_progress,
+        secret=config.resolved_api_key(),
+    )
+    return run, jobs
+
+
+class _bar:  # noqa: N801 - used as a context manager
+    def __init__(self, run: _Run, enabled: bool):
+        self.run, self.enabled = run, enabled
+
+    def __enter__(self) -> None:
+        if self.enabled and self.run.report.wanted:
+            from tqdm import tqdm
+
+            self.run.bar = tqdm(
+                total=self.run.report.wanted,
+                unit="rationale",
+                dynamic_ncols=True,
+                desc=f"annotate {self.run.config.writer}",
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.run.bar is not None:
+            self.run.bar.close()
+            self.run.bar = None
+
+
+def _finish(run: _Run, examples: list[Example], sink: RationaleSink) -> AnnotateReport:
+    cfg, report = run.config, run.report
+    report.stopped = run.stop.value and report.ok + report.failed < report.wanted
+    stored: Iterable[AnnotationRecord] = getattr(sink, "existing_records", lambda: [])()
+    records = latest_ok([*stored, *run.new_records])
+    kind = cfg.answer_kind if cfg.answer_kind != "auto" else infer_answer_kind(examples)
+    report.examples, report.filters = postprocess(examples, records, cfg, kind)
+    return report
+
+
+def annotate(
+    config: AnnotateConfig,
+    examples: list[Example],
+    sink: RationaleSink,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: ProgressFn | None = None,
+    progress: bool = False,
+) -> AnnotateReport:
+    """Get `config.k` rationales per example from the configured source, writing each to `sink` as it arrives.
+
+    Returns the report with post-processed examples (`report.examples`). `should_stop()` is polled: once True no
+    new request starts, requests in flight finish and are stored, and the report says `stopped`. Raises
+    TeacherError (an AICDError) when the endpoint cannot serve the run at all (no/bad key, unreachable, unknown
+    model) — before anything is written when the preflight catches it.
+    """
+    run, jobs = _prepare(config, examples, sink, should_stop, on_progress)
+    t0 = time.monotonic()
+    try:
+        with _bar(run, progress):
+            if config.source == "teacher":
+                try:
+                    asyncio.get_running_loop()
+                except RuntimeError:
+                    pass
+                else:
+                    raise RuntimeError(
+                        "annotate() called inside an event loop; await annotate_async() instead"
+                    )
+                asyncio.run(_run_teacher(run, jobs))
+            elif config.source == "gold":
+                _run_gold(run, jobs)
+            else:
+                _run_self(run, jobs)
+    finally:
+        run.report.elapsed_s = time.monotonic() - t0
+    return _finish(run, examples, sink)
