@@ -1,0 +1,250 @@
+"""Training loop: learning, resume, cancellation, gradient accumulation, LoRA, and the CLI's config errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from aicd.checkpoint import read_metrics
+from aicd.config import TrainConfig
+from aicd.data.record import Example, Rationale
+from aicd.train import TrainCallback, train
+
+TINY = "tiny:gpt2?n_layer=1&n_embd=32&n_head=2&n_positions=512"
+TINY_NO_DROPOUT = TINY + "&resid_pdrop=0&embd_pdrop=0&attn_pdrop=0"
+
+
+def _examples(n: int = 16, seed: int = 0) -> list[Example]:
+    """Short arithmetic problems with rationales of varying length (so micro-batches differ)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        terms = [rng.randint(1, 9) for _ in range(rng.randint(2, 4))]
+        text = " + ".join(map(str, terms))
+        rationale = f"{text} = {sum(terms)}. So, the answer is {sum(terms)}."
+        out.append(
+            Example(
+                id=f"ex{i}",
+                question=f"What is {text}?",
+                answer=str(sum(terms)),
+                rationales=[Rationale(text=rationale, source="gold")],
+            )
+        )
+    return out
+
+
+def _config(tmp_path: Path, name: str, **kw) -> TrainConfig:
+    base = dict(
+        name=name,
+        output_dir=str(tmp_path),
+        model=TINY,
+        n_shots=3,
+        lr=3e-3,
+        warmup_ratio=0.0,
+        batch_size=4,
+        micro_batch_size=2,
+        max_length=256,
+        max_steps=6,
+        seed=0,
+    )
+    return TrainConfig(**(base | kw))
+
+
+def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path).state_dict()
+
+
+def test_training_lowers_loss_and_changes_every_parameter(tmp_path):
+    from aicd.episodes import build_episode, sample_episode_shots
+    from aicd.models import load_model_and_tokenizer
+    from aicd.objectives import episode_loss
+
+    examples = _examples()
+    cfg = _config(tmp_path, "learn", max_steps=12, lr=1e-2)
+    # the same initial weights that train() builds
+    before, tok = load_model_and_tokenizer(cfg.model, seed=cfg.seed)
+    initial = {k: v.clone() for k, v in before.state_dict().items()}
+    episodes = [
+        build_episode(tok, s, "aicd", [0.1, 0.1, 1.0]) for s in sample_episode_shots(examples, 3, seed=9)
+    ]
+
+    result = train(cfg, examples=examples, progress=False)
+
+    after = type(before).from_pretrained(result.final_dir)
+    before.eval(), after.eval()
+    with torch.no_grad():
+        assert episode_loss(after, episodes).item() < 0.8 * episode_loss(before, episodes).item()
+    trained = after.state_dict()
+    unchanged = [k for k, v in initial.items() if torch.equal(v, trained[k])]
+    assert unchanged == []
+    metrics = read_metrics(result.run_dir / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == list(range(1, 13))
+    assert {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "real_token_frac"} <= set(metrics[0])
+    assert all(0 < m["real_token_frac"] <= 1 and m["tokens_per_s"] > 0 for m in metrics)
+    assert (result.final_dir / "config.yaml").is_file() and (result.run_dir / "config.yaml").is_file()
+
+
+class StopAt(TrainCallback):
+    """Asks to stop on the n-th should_stop() poll (one poll per micro-batch) and records the hooks."""
+
+    def __init__(self, poll: int | None = None) -> None:
+        self.poll, self.polls, self.starts, self.checkpoints = poll, 0, [], []
+
+    def on_start(self, total_steps: int, start_step: int) -> None:
+        self.starts.append((total_steps, start_step))
+
+    def on_checkpoint(self, step: int, path: Path) -> None:
+        self.checkpoints.append((step, path.name))
+
+    def should_stop(self) -> bool:
+        self.polls += 1
+        return self.poll is not None and self.polls >= self.poll
+
+
+def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path):
+    examples = _examples()
+    full = train(_config(tmp_path, "full", save_every=3), examples=examples, progress=False)
+
+    stopper = StopAt(poll=8)  # 2 micro-batches per step: poll 8 is the middle of step 4
+    cfg = _config(tmp_path, "cut")
+    part = train(cfg, examples=examples, callback=stopper, progress=False)
+    assert part.stopped and part.step == 3 and part.final_dir is None
+    assert stopper.checkpoints == [(3, "checkpoint-3")]
+    assert not (cfg.run_dir / "final").exists()
+
+    ref = torch.load(full.run_dir / "checkpoint-3" / "trainer_state.pt", weights_only=False)
+    got = torch.load(cfg.run_dir / "checkpoint-3" / "trainer_state.pt", weights_only=False)
+    assert got["step"] == ref["step"] == 3 and got["position"] == ref["position"]
+    assert got["scheduler"]["last_epoch"] == ref["scheduler"]["last_epoch"]
+    for key, state in ref["optimizer"]["state"].items():
+        torch.testing.assert_close(got["optimizer"]["state"][key]["exp_avg"], state["exp_avg"])
+        torch.testing.assert_close(got["optimizer"]["state"][key]["exp_avg_sq"], state["exp_avg_sq"])
+
+    resumer = StopAt()
+    done = train(cfg, examples=examples, callback=resumer, resume=True, progress=False)
+    assert resumer.starts == [(6, 3)]
+    assert not done.stopped and done.step == 6
+    ref_w, got_w = _state_dict(full.final_dir), _state_dict(done.final_dir)
+    for key in ref_w:
+        torch.testing.assert_close(got_w[key], ref_w[key], rtol=1e-5, atol=1e-6)
+    ref_m, got_m = read_metrics(full.run_dir / "metrics.jsonl"), read_metrics(cfg.run_dir / "metrics.jsonl")
+    assert [m["step"] for m in got_m] == [1, 2, 3, 4, 5, 6]
+    assert [m["loss"] for m in got_m] == pytest.approx([m["loss"] for m in ref_m], rel=1e-5)
+
+
+def test_resume_of_a_finished_run_does_nothing_and_fresh_run_refuses_existing_dir(tmp_path):
+    from aicd.errors import AICDError
+
+    examples = _examples(8)
+    cfg = _config(tmp_path, "once", max_steps=2)
+    first = train(cfg, examples=examples, progress=False)
+    again = train(cfg, examples=examples, resume=True, progress=False)
+    assert (again.step, again.total_steps, again.stopped) == (first.step, first.total_steps, False)
+    assert len(read_metrics(cfg.run_dir / "metrics.jsonl")) == 2
+    with pytest.raises(AICDError, match="already has outputs"):
+        train(cfg, examples=examples, progress=False)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "token"])
+def test_accumulated_gradient_equals_full_batch_gradient(tmp_path, reduction):
+    """One step over all 16 episodes: 1 micro-batch of 16 vs 4 of 4 vs 16 of 1 give the same loss and
+    gradient norm (episode lengths differ, so per-micro-batch normalisation would not). Weights after one
+    Adam step are ~lr·sign(g), too insensitive to the gradient's scale to be the check."""
+    examples = _examples()
+    runs = []
+    for micro in (16, 4, 1):
+        cfg = _config(
+            tmp_path,
+            f"acc-{reduction}-{micro}",
+            model=TINY_NO_DROPOUT,
+            batch_size=16,
+            micro_batch_size=micro,
+            max_steps=1,
+            reduction=reduction,
+            max_grad_norm=None,
+        )
+        result = train(cfg, examples=examples, progress=False)
+        runs.append(result.last_metrics)
+    m_full, *others = runs
+    for metrics in others:
+        assert metrics["episodes"] == 16
+        assert metrics["loss"] == pytest.approx(m_full["loss"], rel=1e-5)
+        assert metrics["grad_norm"] == pytest.approx(m_full["grad_norm"], rel=1e-5)
+
+
+def test_accumulation_matches_a_direct_full_batch_gradient():
+    """The normalisation used by train() (global totals) against autograd on one big batch, to 1e-5."""
+    from aicd.episodes import build_episode, sample_episode_shots
+    from aicd.models import load_model_and_tokenizer
+    from aicd.objectives import batch_nll, collate_episodes, reduce_loss
+
+    model, tok = load_model_and_tokenizer(TINY_NO_DROPOUT, seed=0)
+    episodes = [
+        build_episode(tok, s, "aicd", [0.1, 0.1, 1.0]) for s in sample_episode_shots(_examples(), 3, seed=0)
+    ]
+    episodes = episodes[:6]
+    for reduction in ("sum", "token"):
+        model.zero_grad()
+        nll, w = batch_nll(model, collate_episodes(episodes))
+        reduce_loss(nll, w, reduction).backward()
+        full = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        total_w = sum(sum(ep.loss_weights[1:]) for ep in episodes)
+        for part in (episodes[:1], episodes[1:4], episodes[4:]):  # uneven micro-batches
+            nll, w = batch_nll(model, collate_episodes(part))
+            reduce_loss(nll, w, reduction, n_episodes=len(episodes), total_weight=total_w).backward()
+        for g_full, p in zip(full, model.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, g_full, rtol=1e-5, atol=1e-7)
+
+
+def test_lora_trains_adapters_and_saves_merged_weights(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from aicd.models import load_model_and_tokenizer
+
+    spec = "tiny:llama?hidden_size=32&intermediate_size=64&num_attention_heads=2&num_key_value_heads=1"
+    cfg = _config(
+        tmp_path,
+        "lora",
+        model=spec,
+        max_steps=3,
+        lr=1e-2,
+        lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+    )
+    result = train(cfg, examples=_examples(8), progress=False)
+    initial = load_model_and_tokenizer(spec, seed=0)[0].state_dict()
+    merged = AutoModelForCausalLM.from_pretrained(result.final_dir).state_dict()
+    assert set(merged) == set(initial)  # plain weights, no lora_A/lora_B keys
+    changed = {k for k in initial if not torch.equal(initial[k], merged[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+    assert result.step == 3 and json.loads((result.final_dir / "train_done.json").read_text())["step"] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        (["objective=distill"], "objective"),
+        (["schedule=custom", "weights=[0.1,1.0]"], "weights"),
+        (["schedule=custom", "weights=[0.1,-0.5,0.2,1.0]"], "weights"),
+    ],
+)
+def test_cli_rejects_bad_config_before_writing(tmp_path, monkeypatch, capsys, overrides, field):
+    from aicd.cli import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"name: bad\noutput_dir: {tmp_path / 'runs'}\nmodel: tiny:gpt2\nn_shots: 4\n")
+    args = ["aicd", "train", str(config), "--no-progress"] + [a for o in overrides for a in ("--set", o)]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert field in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
