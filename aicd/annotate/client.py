@@ -180,7 +180,7 @@ class TeacherClient:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(3),
-                wait=wait_exponential_jitter(initial=0.2, max=1.0),
+                wait=wait_exponential_jitter(multiplier=0.2, max=1.0, jitter=0.2),
                 retry=retry_if_exception(lambda e: isinstance(e, openai.APIConnectionError)),
                 reraise=True,
             ):
@@ -242,7 +242,7 @@ class TeacherClient:
             stop=stop_after_attempt(cfg.max_retries + 1) | stop_when(self.should_stop),
             wait=wait_retry_after(
                 wait_exponential_jitter(
-                    initial=cfg.backoff_initial, max=cfg.backoff_max, jitter=cfg.backoff_initial
+                    multiplier=cfg.backoff_initial, max=cfg.backoff_max, jitter=cfg.backoff_initial
                 ),
                 cfg.backoff_max,
             ),

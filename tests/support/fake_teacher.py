@@ -56,8 +56,11 @@ class FakeTeacherOptions:
     models: tuple[str, ...] = ("fake-teacher", "gpt-3.5-turbo")
     latency: float = 0.0  # seconds per request
     latency_jitter: float = 0.0  # extra uniform [0, jitter) seconds
-    fail_rate: float = 0.0  # fraction of requests answered by an error (half 429, half 500)
-    retry_after: float = 0.05  # seconds sent in Retry-After / retry-after-ms on 429
+    fail_rate: float = 0.0  # fraction of requests answered by an error (429 or 500, see fail_kinds)
+    fail_kinds: tuple[str, ...] = ("429", "500")  # which errors injected failures use (drawn evenly)
+    fail_first: int = 0  # the first N chat requests fail (kinds cycle through fail_kinds)
+    retry_after: float = 0.05  # seconds sent in Retry-After (and retry-after-ms) on 429
+    send_retry_after_ms: bool = True  # False: only the standard Retry-After header
     hang_rate: float = 0.0  # fraction of requests that hang for `hang_s` (client must time out)
     hang_s: float = 30.0
     require_key: str | None = None  # if set, requests without `Authorization: Bearer <key>` get 401
@@ -114,6 +117,7 @@ class FakeTeacherHandle:
         self.closing = threading.Event()
         self.rng = random.Random(options.seed)
         self.in_flight = 0
+        self.chat_count = 0  # chat requests that got past auth/model checks
         self.max_in_flight = 0
 
     @property
@@ -137,6 +141,7 @@ class FakeTeacherHandle:
         with self.lock:
             self.requests.clear()
             self.max_in_flight = 0
+            self.chat_count = 0
 
     def close(self) -> None:
         self.closing.set()
@@ -279,13 +284,22 @@ def _make_handler(handle: FakeTeacherHandle) -> type[BaseHTTPRequestHandler]:
                 rec.status, rec.fault = 500, "500"
                 self._error(500, "injected permanent failure", "server_error")
                 return
-            if roll_fail < opts.fail_rate:
-                if roll_kind < 0.5:
+            with handle.lock:
+                handle.chat_count += 1
+                forced = handle.chat_count <= opts.fail_first
+                seq = handle.chat_count - 1
+            if forced or roll_fail < opts.fail_rate:
+                kinds = opts.fail_kinds or ("500",)
+                kind = (
+                    kinds[seq % len(kinds)]
+                    if forced
+                    else kinds[min(int(roll_kind * len(kinds)), len(kinds) - 1)]
+                )
+                if kind == "429":
                     rec.status, rec.fault = 429, "429"
-                    headers = {
-                        "Retry-After": f"{opts.retry_after:g}",
-                        "retry-after-ms": str(int(opts.retry_after * 1000)),
-                    }
+                    headers = {"Retry-After": f"{opts.retry_after:g}"}
+                    if opts.send_retry_after_ms:
+                        headers["retry-after-ms"] = str(int(opts.retry_after * 1000))
                     self._error(429, "Rate limit reached (injected)", "requests", headers)
                 else:
                     rec.status, rec.fault = 500, "500"
