@@ -1,7 +1,123 @@
-"""`aicd` commands of this area (placeholder until implemented)."""
+"""`aicd eval`: k-shot accuracy of a student over seeds, printed as a table and saved with every generation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
 
 import typer
 
+from aicd.errors import ConfigError
+
+
+def parse_int_list(value: str | None, option: str) -> list[int] | None:
+    """`"0,1,2"` -> [0, 1, 2]; a bad list raises ConfigError naming the option."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise ConfigError(
+            f"{option}: expected comma-separated non-negative integers like 0,1,2; got '{value}'"
+        )
+    return [int(p) for p in parts]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip("/")).strip("-") or "model"
+
+
+def default_output_dir(model: str, dataset: str) -> Path:
+    """runs/eval/<model>__<dataset>; a checkpoint's `final` folder is named after its run."""
+    path = Path(model)
+    name = (
+        path.parent.name if path.name in ("final", "") or path.name.startswith("checkpoint-") else path.name
+    )
+    if path.name.startswith("checkpoint-"):
+        name = f"{name}-{path.name}"
+    return (
+        Path("runs")
+        / "eval"
+        / f"{_slug(name)}__{_slug(Path(dataset).stem if dataset.endswith('.jsonl') else dataset)}"
+    )
+
+
+def print_summary(result: Any, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from aicd.evaluate import format_mean_std
+
+    table = Table(title=title)
+    for col in ("shots", "accuracy % (mean ± std)", "seeds", "per seed %", "no answer"):
+        table.add_column(col, justify="right")
+    for s in result.summary:
+        rows = [r for r in result.rows if r["shots"] == s["shots"]]
+        per_seed = ", ".join(f"{r['seed']}: {100 * r['accuracy']:.1f}" for r in rows)
+        invalid = sum(r["n_invalid"] for r in rows)
+        table.add_row(
+            str(s["shots"]),
+            format_mean_std(s["mean"], s["std"]),
+            str(s["n_seeds"]),
+            per_seed,
+            f"{invalid}/{sum(r['n'] for r in rows)}",
+        )
+    Console().print(table)
+
+
+def eval_command(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="checkpoint dir (runs/X/final), hub id or tiny:gpt2"
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="built-in name or path to a JSONL"),
+    split: str | None = typer.Option(None, "--split", help="split to evaluate (default: test)"),
+    shots: str | None = typer.Option(None, "--shots", help="shot counts, e.g. 0,1,2,3"),
+    seeds: str | None = typer.Option(None, "--seeds", help="seeds for drawing demonstrations, e.g. 0,1,2"),
+    shots_dataset: str | None = typer.Option(None, "--shots-dataset", help="where demonstrations come from"),
+    shots_split: str | None = typer.Option(None, "--shots-split", help="split of the demonstrations (train)"),
+    limit: int | None = typer.Option(None, "--limit", help="evaluate only the first N items"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="prompts per generate call"),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
+    max_length: int | None = typer.Option(None, "--max-length", help="prompt + generation budget in tokens"),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="folder for results.json and generations.jsonl"
+    ),
+    config: Path | None = typer.Option(None, "--config", "-c", help="EvalConfig YAML (options override it)"),
+    overrides: list[str] | None = typer.Option(None, "--set", help="override a config field: key=value"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Accuracy at each shot count over seeds; writes results.json + generations.jsonl."""
+    from aicd.config import EvalConfig, build_config, read_yaml
+
+    data: dict[str, Any] = read_yaml(config) if config else {}
+    options = {
+        "model": model,
+        "dataset": dataset,
+        "split": split,
+        "shots": parse_int_list(shots, "--shots"),
+        "seeds": parse_int_list(seeds, "--seeds"),
+        "shots_dataset": shots_dataset,
+        "shots_split": shots_split,
+        "limit": limit,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "max_length": max_length,
+        "output_dir": str(out) if out is not None else None,
+    }
+    data.update({k: v for k, v in options.items() if v is not None})
+    if "model" not in data and not any(o.startswith("model=") for o in overrides or []):
+        raise ConfigError("--model: required (a checkpoint dir, hub id or tiny:gpt2)")
+    cfg = build_config(EvalConfig, data, overrides, source=str(config) if config else "eval")
+    if cfg.output_dir is None:
+        cfg = cfg.model_copy(update={"output_dir": str(default_output_dir(cfg.model, cfg.dataset))})
+
+    from aicd.evaluate import evaluate
+
+    result = evaluate(cfg, progress=progress)
+    print_summary(result, title=f"{cfg.model} on {cfg.dataset}/{cfg.split} ({result.meta['answer_kind']})")
+    typer.echo(f"saved {cfg.output_dir}/results.json and generations.jsonl ({len(result.items)} generations)")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI."""
+    """Add `aicd eval` to the CLI."""
+    app.command("eval")(eval_command)

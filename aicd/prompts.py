@@ -1,0 +1,95 @@
+"""k-shot evaluation prompts, rendered and tokenized exactly like the training episodes.
+
+A prompt is `Question: x1\\nAnswer: y1\\n\\n … Question: q\\nAnswer:`; every piece is tokenized on its own
+(as `aicd.episodes.build_episode` does) so the student sees the same token boundaries it was trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aicd.config import TemplateConfig
+from aicd.data.record import Example
+from aicd.episodes import render_prompt
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    input_ids: list[int] | None  # None when no tokenizer was given
+    shot_ids: list[str]  # demonstrations that survived truncation, in prompt order
+
+
+def demonstration_text(example: Example) -> str:
+    """The text after `Answer:` of a demonstration: its first rationale, else its gold answer."""
+    return example.rationales[0].text.strip() if example.rationales else example.answer.strip()
+
+
+def sample_shots(pool: Sequence[Example], k: int, *, seed: int, item: Example) -> list[Example]:
+    """k distinct demonstrations for one test item, seeded by (seed, item id); never the item itself
+    (same id or same question, so a duplicate of the test question cannot leak its answer).
+
+    Draws are nested: the shots for k are the first k of those for any larger k with the same seed, so
+    accuracy across k compares prompts that differ only by the added demonstrations. Returns fewer than
+    k shots when the pool is smaller.
+    """
+    if k <= 0:
+        return []
+    question = item.question.strip()
+
+    def allowed(ex: Example) -> bool:
+        return ex.id != item.id and ex.question.strip() != question
+
+    rng = random.Random(f"eval:{seed}:{item.id}")
+    seen: set[int] = set()
+    chosen: list[Example] = []
+    while len(chosen) < k and len(seen) < len(pool):  # one draw at a time: smaller k = prefix
+        i = rng.randrange(len(pool))
+        if i not in seen and allowed(pool[i]):
+            chosen.append(pool[i])
+        seen.add(i)
+    return chosen
+
+
+def _encode(tokenizer: Any, text: str, cache: dict[str, list[int]]) -> list[int]:
+    ids = cache.get(text)
+    if ids is None:
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        cache[text] = ids
+    return ids
+
+
+def build_prompt(
+    question: str,
+    shots: Sequence[Example],
+    template: TemplateConfig,
+    *,
+    tokenizer: Any = None,
+    max_length: int | None = None,
+    max_new_tokens: int = 0,
+    cache: dict[str, list[int]] | None = None,
+) -> Prompt:
+    """Render (and tokenize) the prompt; drop the earliest shots until prompt + max_new_tokens ≤ max_length.
+
+    With a tokenizer, input_ids start with BOS when the tokenizer has one, as training episodes do.
+    The test question itself is never cut, even when it alone exceeds the budget.
+    """
+    cache = {} if cache is None else cache
+    shots = list(shots)
+    while True:
+        pieces: list[str] = []
+        for i, ex in enumerate(shots):
+            pieces.append(render_prompt(ex.question, template, first=(i == 0)))
+            pieces.append(" " + demonstration_text(ex))
+        pieces.append(render_prompt(question, template, first=not shots))
+        text = "".join(pieces)
+        if tokenizer is None:
+            return Prompt(text, None, [ex.id for ex in shots])
+        bos = getattr(tokenizer, "bos_token_id", None)
+        ids = ([bos] if bos is not None else []) + [t for p in pieces for t in _encode(tokenizer, p, cache)]
+        if not shots or max_length is None or len(ids) + max_new_tokens <= max_length:
+            return Prompt(text, ids, [ex.id for ex in shots])
+        shots = shots[1:]

@@ -1,0 +1,395 @@
+"""Evaluation: batched generation equals one-at-a-time, stop strings, prompts, scoring, saving, the CLI."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from aicd.config import EvalConfig, TemplateConfig
+from aicd.data.jsonl import write_examples
+from aicd.data.record import Example, Rationale
+from aicd.evaluate import EvalCallback, EvalResult, GenerationRecord, evaluate, generate
+from aicd.prompts import build_prompt, sample_shots
+
+QUESTIONS = [
+    ("What is 6 times 7?", "42"),
+    ("Tom has 3 apples and eats 1. How many are left?", "2"),
+    ("A box holds 12 eggs. How many eggs are in 3 boxes?", "36"),
+    ("Sara had 10 dollars and spent 4. How much is left?", "6"),
+    ("What is 100 divided by 4?", "25"),
+    ("Is 7 larger than 3 plus 5?", "-1"),
+]
+
+
+def _examples(prefix: str = "t") -> list[Example]:
+    return [
+        Example(
+            id=f"{prefix}{i}",
+            question=q,
+            answer=a,
+            rationales=[Rationale(text=f"We compute it. So, the answer is {a}.", source="gold")],
+        )
+        for i, (q, a) in enumerate(QUESTIONS)
+    ]
+
+
+def _pool(n: int = 12) -> list[Example]:
+    return [
+        Example(
+            id=f"s{i}",
+            question=f"What is {i} plus {i}?",
+            answer=str(2 * i),
+            rationales=[Rationale(text=f"{i} + {i} = {2 * i}. So, the answer is {2 * i}.")],
+        )
+        for i in range(n)
+    ]
+
+
+def _scripted_model(tokenizer: Any, script: dict[str, str]) -> Any:
+    """A causal LM that, after the last `Question: q\\nAnswer:`, types script[q] byte by byte, then EOS.
+
+    It reads the whole (unpadded) context at every step, so it checks the real generate path: left padding,
+    the stop criterion, cutting and answer extraction. `calls` counts forward passes.
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    class ScriptedLM(GPT2LMHeadModel):
+        def prepare_inputs_for_generation(
+            self, input_ids: Any, attention_mask: Any = None, **kwargs: Any
+        ) -> dict:
+            return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+        def forward(self, input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
+            self.calls += 1
+            logits = torch.zeros(*input_ids.shape, self.config.vocab_size)
+            if attention_mask is None:  # generate() drops an all-ones mask
+                attention_mask = torch.ones_like(input_ids)
+            for row in range(input_ids.shape[0]):
+                text = tokenizer.decode(input_ids[row][attention_mask[row].bool()].tolist())
+                at = text.rfind("\nAnswer:")
+                question = text[:at].rsplit("Question: ", 1)[-1]
+                typed, target = text[at + len("\nAnswer:") :], script.get(question, "")
+                nxt = tokenizer.eos_token_id
+                if len(typed) < len(target) and target.startswith(typed):
+                    nxt = tokenizer(target[len(typed)], add_special_tokens=False)["input_ids"][0]
+                logits[row, -1, nxt] = 10.0
+            return CausalLMOutputWithPast(logits=logits)
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_layer=1,
+        n_embd=8,
+        n_head=1,
+        bos_token_id=1,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = ScriptedLM(config)
+    model.calls = 0
+    return model
+
+
+@pytest.fixture(scope="module")
+def byte_tokenizer() -> Any:
+    from aicd.models import tiny_tokenizer
+
+    return tiny_tokenizer()
+
+
+# ------------------------------------------------------------------------------------------ generation
+
+
+@pytest.mark.parametrize("spec", ["tiny:gpt2?initializer_range=0.2", "tiny:llama?initializer_range=0.2"])
+def test_batched_generate_equals_one_at_a_time(spec: str) -> None:
+    from aicd.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(spec, seed=0)
+    prompts = [
+        "Question: What is 2+2?\nAnswer:",
+        "Question: hi\nAnswer:",
+        "Question: a much longer question, with many more bytes in it than the others\nAnswer:",
+        "x",
+        "Question: Tom has 3 apples.\nAnswer:",
+    ]
+    batched = generate(model, tok, prompts, batch_size=3, max_new_tokens=12)
+    single = [generate(model, tok, [p], batch_size=1, max_new_tokens=12)[0] for p in prompts]
+    assert batched == single
+    assert len(set(batched)) == len(prompts)  # the outputs depend on the prompt, so the check has teeth
+
+
+def test_generate_stops_at_question_and_eos(byte_tokenizer: Any) -> None:
+    junk = "z" * 200
+    model = _scripted_model(
+        byte_tokenizer,
+        {
+            "a?": " So, the answer is 4.\n\nQuestion: " + junk,
+            "a much longer question?": " The answer is yes.",  # ends with EOS
+        },
+    )
+    prompts = [
+        "Question: a?\nAnswer:",
+        "Question: a much longer question?\nAnswer:",
+        "Question: unknown?\nAnswer:",
+    ]
+    out = generate(model, byte_tokenizer, prompts, batch_size=8, max_new_tokens=300)
+    assert out == ["So, the answer is 4.", "The answer is yes.", ""]
+    # generation stopped right after "Question:" instead of typing the 200 junk bytes
+    assert model.calls <= len(" So, the answer is 4.\n\nQuestion:") + 1
+
+
+def test_generate_keeps_input_order_across_batches(byte_tokenizer: Any) -> None:
+    script = {f"q{i}{'?' * i}": f" answer {i}" for i in range(7)}
+    model = _scripted_model(byte_tokenizer, script)
+    prompts = [f"Question: {q}\nAnswer:" for q in script]
+    assert generate(model, byte_tokenizer, prompts, batch_size=2, max_new_tokens=20) == [
+        f"answer {i}" for i in range(7)
+    ]
+
+
+# ------------------------------------------------------------------------------------------ prompts
+
+
+def test_sample_shots_seeded_nested_and_never_the_item() -> None:
+    pool = _pool(12)
+    item = pool[3]
+    a = sample_shots(pool, 4, seed=0, item=item)
+    assert len(a) == 4 and item.id not in [s.id for s in a] and len({s.id for s in a}) == 4
+    assert sample_shots(pool, 4, seed=0, item=item) == a
+    assert sample_shots(pool, 2, seed=0, item=item) == a[:2]
+    assert [s.id for s in sample_shots(pool, 4, seed=1, item=item)] != [s.id for s in a]
+    assert len(sample_shots(pool, 50, seed=0, item=item)) == 11  # the pool minus the item
+
+
+def test_build_prompt_renders_like_training_and_drops_earliest_shots(byte_tokenizer: Any) -> None:
+    shots = _pool(3)
+    template = TemplateConfig()
+    full = build_prompt("What is 9 minus 2?", shots, template, tokenizer=byte_tokenizer)
+    expected = (
+        "".join(
+            f"{'' if i == 0 else chr(10) * 2}Question: {s.question}\nAnswer: {s.rationales[0].text}"
+            for i, s in enumerate(shots)
+        )
+        + "\n\nQuestion: What is 9 minus 2?\nAnswer:"
+    )
+    assert full.text == expected
+    assert full.input_ids == byte_tokenizer(expected, add_special_tokens=False)["input_ids"]
+    budget = len(full.input_ids) - 1 + 10
+    cut = build_prompt(
+        "What is 9 minus 2?", shots, template, tokenizer=byte_tokenizer, max_length=budget, max_new_tokens=10
+    )
+    assert cut.shot_ids == [s.id for s in shots[1:]]
+    assert len(cut.input_ids) + 10 <= budget
+    assert cut.text.startswith("Question: What is 1 plus 1?")
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+
+
+def test_evaluate_scores_a_model_that_always_answers_right(byte_tokenizer: Any, tmp_path: Any) -> None:
+    items = _examples()
+    script = {q: f" Let me think. So, the answer is {a}.\n\nQuestion: more" for q, a in QUESTIONS}
+    script[QUESTIONS[1][0]] = " 3 - 1 = 2 apples."  # no announcement: the last number is read
+    model = _scripted_model(byte_tokenizer, script)
+    config = EvalConfig(
+        model="scripted",
+        shots=[0, 2],
+        seeds=[0, 1],
+        max_new_tokens=64,
+        batch_size=4,
+        output_dir=str(tmp_path),
+    )
+    result = evaluate(
+        config, model=model, tokenizer=byte_tokenizer, examples=items, shot_examples=_pool(), progress=False
+    )
+    assert [r["accuracy"] for r in result.rows] == [1.0] * 4
+    assert all(r.correct and r.extracted == r.gold for r in result.items)
+
+    script[QUESTIONS[0][0]] = " So, the answer is 41."  # one wrong item, one unanswered item
+    script[QUESTIONS[2][0]] = " I do not know."
+    result = evaluate(
+        config.model_copy(update={"shots": [3], "seeds": [5], "output_dir": None}),
+        model=model,
+        tokenizer=byte_tokenizer,
+        examples=items,
+        shot_examples=_pool(),
+        progress=False,
+    )
+    assert result.rows == [{"shots": 3, "seed": 5, "accuracy": pytest.approx(4 / 6), "n": 6, "n_invalid": 1}]
+
+
+class _Recorder(EvalCallback):
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.batches: list[list[GenerationRecord]] = []
+        self.progress: list[tuple[int, int]] = []
+        self.stop_after = stop_after
+
+    def on_items(self, records: list[GenerationRecord]) -> None:
+        self.batches.append(records)
+
+    def on_progress(self, done: int, total: int) -> None:
+        self.progress.append((done, total))
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and len(self.batches) >= self.stop_after
+
+
+def test_evaluate_end_to_end_with_a_tiny_model(tiny_model_and_tokenizer: Any, tmp_path: Any) -> None:
+    model, tok = tiny_model_and_tokenizer
+    items = _examples()
+    config = EvalConfig(
+        model="tiny:gpt2",
+        shots=[0, 2],
+        seeds=[0, 1, 2],
+        max_new_tokens=6,
+        batch_size=4,
+        output_dir=str(tmp_path / "out"),
+    )
+    recorder = _Recorder()
+    result = evaluate(
+        config,
+        model=model,
+        tokenizer=tok,
+        examples=items,
+        shot_examples=_pool(),
+        callback=recorder,
+        progress=False,
+    )
+
+    assert not result.stopped
+    assert [(r["shots"], r["seed"]) for r in result.rows] == [(k, s) for k in (0, 2) for s in (0, 1, 2)]
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["n"] == len(items) for r in result.rows)
+    assert len(result.items) == 2 * 3 * len(items)
+    for rec in result.items:
+        assert len(rec.shot_ids) == rec.shots and not set(rec.shot_ids) & {e.id for e in items}
+        assert rec.prompt.endswith(f"Question: {rec.question}\nAnswer:")
+        assert rec.gold == {e.id: e.answer for e in items}[rec.example_id]
+        assert rec.correct == (rec.extracted == rec.gold)
+    # seeds change the demonstrations; 0-shot prompts are the same under every seed (and generated once)
+    two_shot = {s: [r.shot_ids for r in result.items if r.shots == 2 and r.seed == s] for s in (0, 1, 2)}
+    assert two_shot[0] != two_shot[1] != two_shot[2]
+    zero = {s: [r.generation for r in result.items if r.shots == 0 and r.seed == s] for s in (0, 1, 2)}
+    assert zero[0] == zero[1] == zero[2]
+    # summary = mean and sample std of the rows
+    for summary in result.summary:
+        accs = [r["accuracy"] for r in result.rows if r["shots"] == summary["shots"]]
+        assert summary["mean"] == pytest.approx(statistics.fmean(accs))
+        assert summary["std"] == pytest.approx(statistics.stdev(accs))
+        assert summary["n_seeds"] == 3
+    # the callback saw every record once and the progress reached the total
+    assert sorted(id(r) for b in recorder.batches for r in b) == sorted(id(r) for r in result.items)
+    assert recorder.progress[-1] == (len(result.items), len(result.items))
+    # saved files round-trip
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["rows"] == result.rows and saved["answer_kind"] == "number"
+    lines = (tmp_path / "out" / "generations.jsonl").read_text().splitlines()
+    assert len(lines) == len(result.items)
+    assert set(json.loads(lines[0])) == {
+        "example_id",
+        "question",
+        "gold",
+        "shots",
+        "seed",
+        "shot_ids",
+        "prompt",
+        "generation",
+        "extracted",
+        "correct",
+    }
+    assert EvalResult.load(tmp_path / "out").items == result.items
+
+
+def test_evaluate_generate_fn_seam_and_stop(tmp_path: Any) -> None:
+    items = _examples()
+    answers = dict(QUESTIONS)
+
+    def canned(prompts: list[str]) -> list[str]:  # right for questions containing "is", wrong otherwise
+        out = []
+        for p in prompts:
+            q = p.rsplit("Question: ", 1)[1].removesuffix("\nAnswer:")
+            out.append(f"So, the answer is {answers[q] if ' is ' in q else 999}.")
+        return out
+
+    config = EvalConfig(model="none", shots=[0], seeds=[0], batch_size=2)
+    result = evaluate(config, examples=items, generate_fn=canned, progress=False)
+    expected = sum(" is " in q for q, _ in QUESTIONS) / len(QUESTIONS)
+    assert 0 < expected < 1
+    assert result.rows[0]["accuracy"] == pytest.approx(expected)
+
+    recorder = _Recorder(stop_after=1)
+    stopped = evaluate(
+        config.model_copy(update={"seeds": [0, 1]}),
+        examples=items,
+        generate_fn=canned,
+        callback=recorder,
+        progress=False,
+    )
+    assert stopped.stopped and len(stopped.items) == 2 and stopped.rows == []
+
+
+def test_evaluate_yesno_auto_kind() -> None:
+    items = [
+        Example(id="y1", question="Is water wet?", answer="yes"),
+        Example(id="y2", question="Can fish fly?", answer="no"),
+    ]
+    config = EvalConfig(model="none", dataset="my-file.jsonl", shots=[0])
+    result = evaluate(
+        config,
+        examples=items,
+        generate_fn=lambda ps: ["No doubt. So, the answer is yes."] * len(ps),
+        progress=False,
+    )
+    assert result.meta["answer_kind"] == "yesno"
+    assert [r.extracted for r in result.items] == ["yes", "yes"] and result.rows[0]["accuracy"] == 0.5
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aicd", "eval", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_bad_shots_is_a_clean_error() -> None:
+    proc = _cli("--model", "tiny:gpt2", "--shots", "0,two")
+    assert proc.returncode == 2
+    assert "shots" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_runs_and_writes_results(tmp_path: Any) -> None:
+    data = tmp_path / "test.jsonl"
+    write_examples(data, _examples()[:3])
+    out = tmp_path / "eval"
+    proc = _cli(
+        "--model",
+        "tiny:gpt2",
+        "--dataset",
+        str(data),
+        "--shots-dataset",
+        str(data),
+        "--shots",
+        "0,1",
+        "--seeds",
+        "0,1",
+        "--max-new-tokens",
+        "4",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "± " in proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert [(s["shots"], s["n_seeds"]) for s in results["summary"]] == [(0, 2), (1, 2)]
+    assert len((out / "generations.jsonl").read_text().splitlines()) == 2 * 2 * 3
