@@ -17,7 +17,17 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from backend.api import errors
 from backend.api.deps import require_token
-from backend.api.routes import annotations, artifacts, compare, datasets, evaluations, health, runs, sweeps
+from backend.api.routes import (
+    annotations,
+    artifacts,
+    compare,
+    datasets,
+    evaluations,
+    health,
+    preview,
+    runs,
+    sweeps,
+)
 from backend.core.settings import get_settings
 from backend.db import session_scope
 from backend.jobs import close_dispatcher, get_dispatcher
@@ -87,6 +97,7 @@ def create_app() -> FastAPI:
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
     for module in (datasets, annotations, runs, sweeps, evaluations, compare, artifacts):
         api.include_router(module.router)
+    api.include_router(preview.router)  # UI helpers (ui helper's file)
     app.include_router(api)
     return app
 

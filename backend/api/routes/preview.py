@@ -1,0 +1,198 @@
+"""Read-only helpers for the UI: ω schedule and episode previews, prompt-template preview, dataset statistics,
+the built-in datasets and the shipped experiment configs.
+
+Nothing here imports torch: episodes are tokenized with the byte-level `ByT5Tokenizer` of the tiny students
+(one token per UTF-8 byte, no files), which is what the preview shades by weight.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from aicd.config import SweepConfig, TemplateConfig, TrainConfig, format_validation_error
+from backend.api.deps import SessionDep
+from backend.api.errors import ApiError, not_found
+from backend.models import Dataset, Example, Rationale
+
+router = APIRouter(prefix="/preview", tags=["preview"])
+ROOT = Path(__file__).resolve().parents[3]
+MAX_PREVIEW_EXAMPLES = 200
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n_shots: int = Field(4, gt=0, le=64)
+    schedule: Literal["paper", "constant", "linear", "exponential", "custom"] = "paper"
+    omega: float = Field(0.1, ge=0)
+    weights: list[float] | None = None
+
+
+class EpisodeIn(ScheduleIn):
+    dataset_id: int
+    objective: Literal["aicd", "condgen", "lm", "nocot"] = "aicd"
+    seed: int = 0
+    index: int = Field(0, ge=0, description="which sampled episode to show")
+    max_length: int | None = Field(None, gt=16)
+    template: TemplateConfig = Field(default_factory=TemplateConfig)
+
+
+class PromptIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: int
+    prompt_template: str
+    system_prompt: str | None = None
+    index: int = Field(0, ge=0, description="position of the question in the dataset")
+
+
+def _weights(body: ScheduleIn) -> list[float]:
+    from aicd.objectives import omega_weights
+
+    weights = body.weights if body.schedule == "custom" else None
+    try:
+        return omega_weights(body.schedule, body.n_shots, omega=body.omega, weights=weights)
+    except ValueError as exc:
+        field = "weights" if "weights" in str(exc) else "omega" if "omega" in str(exc) else "schedule"
+        raise ApiError(422, str(exc), field=field) from None
+
+
+@router.post("/schedule", summary="ω_1..ω_n of a schedule (what the ω designer plots)")
+def preview_schedule(body: ScheduleIn) -> dict[str, Any]:
+    weights = _weights(body)
+    return {"n_shots": body.n_shots, "schedule": body.schedule, "weights": weights}
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> Any:
+    from transformers import ByT5Tokenizer
+
+    return ByT5Tokenizer()
+
+
+def _examples(session: SessionDep, dataset_id: int, limit: int) -> list[Any]:
+    from aicd.data.record import Example as Record
+    from aicd.data.record import Rationale as RationaleRecord
+
+    if session.get(Dataset, dataset_id) is None:
+        raise not_found("dataset", dataset_id)
+    rows = session.scalars(
+        select(Example).where(Example.dataset_id == dataset_id).order_by(Example.position)
+        .options(selectinload(Example.rationales)).limit(limit)
+    )
+    return [Record(id=r.ext_id, question=r.question, answer=r.answer,
+                   rationales=[RationaleRecord(text=x.text, source=x.source, model=x.model) for x in r.rationales])
+            for r in rows]
+
+
+@router.post("/episode", summary="One real training episode of a stored dataset with each span's ω weight")
+def preview_episode(body: EpisodeIn, session: SessionDep) -> dict[str, Any]:
+    from aicd.episodes import EpisodeTooLong, build_episode, sample_episode_shots
+
+    weights = _weights(body)
+    examples = _examples(session, body.dataset_id, MAX_PREVIEW_EXAMPLES)
+    if not examples:
+        raise ApiError(422, f"dataset {body.dataset_id} has no examples", field="dataset_id")
+    try:
+        episodes = sample_episode_shots(examples, body.n_shots, seed=body.seed, objective=body.objective)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), field="dataset_id") from None
+    shots = episodes[body.index % len(episodes)]
+    shown = weights[len(weights) - len(shots):]  # fewer examples than n: the last ω's belong to the shots kept
+    try:
+        ep = build_episode(_tokenizer(), shots, body.objective, shown, template=body.template,
+                           max_length=body.max_length)
+    except EpisodeTooLong as exc:
+        raise ApiError(422, str(exc), field="max_length") from None
+    spans = [{"start": s.start, "end": s.end, "kind": s.kind, "shot": s.shot, "weight": s.weight, "text": s.text}
+             for s in ep.spans]
+    return {"weights": weights, "n_tokens": len(ep.input_ids), "n_shots": ep.n_shots, "n_dropped": ep.n_dropped,
+            "weighted_tokens": sum(1 for w in ep.loss_weights if w > 0), "total_weight": sum(ep.loss_weights),
+            "spans": spans, "tokenizer": "byte-level (ByT5, as the tiny students)", "n_episodes": len(episodes)}
+
+
+@router.post("/prompt", summary="The teacher prompt a template gives for a real question of a dataset")
+def preview_prompt(body: PromptIn, session: SessionDep) -> dict[str, Any]:
+    from aicd.annotate.config import AnnotateConfig
+
+    if session.get(Dataset, body.dataset_id) is None:
+        raise not_found("dataset", body.dataset_id)
+    row = session.scalars(select(Example).where(Example.dataset_id == body.dataset_id)
+                          .order_by(Example.position).offset(body.index).limit(1)).first()
+    if row is None:
+        raise ApiError(422, f"dataset {body.dataset_id} has no example at position {body.index}", field="index")
+    try:
+        cfg = AnnotateConfig(prompt_template=body.prompt_template, system_prompt=body.system_prompt)
+    except ValidationError as exc:
+        raise ApiError(422, format_validation_error(exc), field="prompt_template") from None
+    return {"example_id": row.ext_id, "question": row.question, "answer": row.answer,
+            "system_prompt": cfg.system_prompt, "prompt": cfg.render(row.question, row.answer)}
+
+
+@router.get("/datasets/{dataset_id}/stats", summary="Questions, and rationales by source and by writer")
+def dataset_stats(dataset_id: int, session: SessionDep) -> dict[str, Any]:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise not_found("dataset", dataset_id)
+    in_ds = Rationale.example_id.in_(select(Example.id).where(Example.dataset_id == dataset_id))
+    by_source = dict(session.execute(select(Rationale.source, func.count()).where(in_ds)
+                                     .group_by(Rationale.source)).all())
+    by_model = [{"source": s, "model": m or "", "rationales": n} for s, m, n in session.execute(
+        select(Rationale.source, Rationale.model, func.count()).where(in_ds)
+        .group_by(Rationale.source, Rationale.model)).all()]
+    with_rationale = session.scalar(select(func.count(func.distinct(Rationale.example_id))).where(in_ds)) or 0
+    questions = session.scalar(select(func.count()).select_from(Example)
+                               .where(Example.dataset_id == dataset_id)) or 0
+    return {"dataset_id": dataset_id, "questions": questions, "with_rationale": with_rationale,
+            "rationales": sum(by_source.values()), "by_source": by_source, "by_model": by_model}
+
+
+@router.get("/builtins", summary="Built-in datasets that /datasets/import accepts")
+def builtins() -> list[dict[str, Any]]:
+    from aicd.data import loaders
+
+    try:
+        import aicd.data.synthetic  # noqa: F401  (registers "arith")
+    except ImportError:
+        pass
+    return [{"name": i.name, "answer_kind": i.answer_kind, "n_shots": i.n_shots, "description": i.description}
+            for i in sorted(loaders.DATASETS.values(), key=lambda i: i.name)]
+
+
+def _config_kind(data: dict[str, Any]) -> str | None:
+    if {"grid", "train"} & set(data):
+        try:
+            SweepConfig.model_validate(data)
+            return "sweep"
+        except ValidationError:
+            return None
+    try:
+        TrainConfig.model_validate(data)
+        return "train"
+    except ValidationError:
+        return None
+
+
+@router.get("/configs", summary="Shipped experiment configs (configs/*.yaml): Table 1, Fig. 1, Fig. 2, ...")
+def shipped_configs(kind: Annotated[str | None, Query(description="sweep | train")] = None) -> list[dict[str, Any]]:
+    out = []
+    for folder in (ROOT / "configs", ROOT / "aicd" / "configs"):
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                continue
+            found = _config_kind(data) if isinstance(data, dict) else None
+            if found is None or (kind and found != kind) or any(c["name"] == path.stem for c in out):
+                continue
+            out.append({"name": path.stem, "path": str(path.relative_to(ROOT)), "kind": found, "config": data})
+    return out
+

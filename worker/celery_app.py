@@ -1,0 +1,16 @@
+"""Celery app `worker.celery_app:app` on Redis: queues `gpu` (train, evaluate, sweep) and `cpu` (annotate).
+
+Run a GPU worker with `celery -A worker.celery_app:app worker -Q gpu --pool=solo --concurrency=1` and a CPU
+worker with `-Q cpu`; the settings (acks_late, prefetch 1, routes) are shared with the API via
+`backend.jobs.celery_config`.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from backend.core.settings import get_settings
+from backend.jobs import celery_config
+
+app = Celery("aicd", include=["worker.tasks"])
+app.conf.update(celery_config(get_settings()))

@@ -1,0 +1,111 @@
+"""Owning one job while it runs: claim it, heart-beat, notice cancel requests, record the outcome.
+
+Every status write is guarded by (id, attempt): a message for an old attempt (e.g. redelivered after its worker
+died and the user already resumed) finds nothing to claim and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from sqlalchemy import select, update
+
+from backend.core.settings import get_settings
+from backend.db import session_scope
+from backend.models import JobStatus
+from backend.models.base import utcnow
+
+log = logging.getLogger("worker")
+
+CLAIMABLE = (JobStatus.queued.value, JobStatus.lost.value)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobContext:
+    """Heart-beats from a background thread (so long steps never look like a dead worker) and reads the
+    cancel flag on the same beat, so `should_stop()` costs nothing inside the training loop."""
+
+    def __init__(self, model: type, job_id: int, attempt: int):
+        self.model = model
+        self.job_id = job_id
+        self.attempt = attempt
+        self.settings = get_settings()
+        self.cancelled = threading.Event()
+        self.orphaned = threading.Event()  # the row no longer belongs to this attempt (reaped, resumed)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _where(self) -> tuple[Any, ...]:
+        return (self.model.id == self.job_id, self.model.attempt == self.attempt)
+
+    def claim(self) -> bool:
+        """queued/lost → running for this attempt; False if another attempt owns it or it was cancelled."""
+        now = utcnow()
+        with session_scope() as s:
+            result = s.execute(
+                update(self.model).where(*self._where(), self.model.status.in_(CLAIMABLE))
+                .values(status=JobStatus.running, worker=worker_name(), heartbeat_at=now, started_at=now,
+                        finished_at=None, error=None)
+                .execution_options(synchronize_session=False))
+            claimed = (result.rowcount or 0) == 1
+        if not claimed:
+            log.info("%s %s attempt %s: not claimable, skipped", self.model.__tablename__, self.job_id, self.attempt)
+        return claimed
+
+    def beat(self) -> None:
+        with session_scope() as s:
+            row = s.execute(
+                update(self.model).where(*self._where(), self.model.status == JobStatus.running)
+                .values(heartbeat_at=utcnow()).returning(self.model.cancel_requested)
+                .execution_options(synchronize_session=False)).first()
+        if row is None:
+            self.orphaned.set()
+        elif row[0]:
+            self.cancelled.set()
+
+    def _loop(self) -> None:
+        interval = min(self.settings.heartbeat_interval_s, self.settings.cancel_poll_s)
+        while not self._stop.wait(interval):
+            try:
+                self.beat()
+            except Exception:  # a DB hiccup must not kill the job; the next beat retries
+                log.exception("heartbeat failed")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{self.job_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set() or self.orphaned.is_set()
+
+    def update(self, **values: Any) -> None:
+        with session_scope() as s:
+            s.execute(update(self.model).where(*self._where()).values(**values)
+                      .execution_options(synchronize_session=False))
+
+    def finish(self, status: str, error: str | None = None, **values: Any) -> None:
+        """Final status, only if this attempt still owns the running row."""
+        with session_scope() as s:
+            s.execute(update(self.model).where(*self._where(), self.model.status == JobStatus.running)
+                      .values(status=status, error=error, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+                      .execution_options(synchronize_session=False))
+
+    def load(self) -> Any:
+        with session_scope() as s:
+            return s.scalar(select(self.model).where(self.model.id == self.job_id))
+
+    def stopped_status(self) -> str:
+        """What a job that stopped early becomes: cancelled if asked to, else lost (someone else owns it)."""
+        return JobStatus.cancelled.value if self.cancelled.is_set() else JobStatus.lost.value

@@ -1,0 +1,220 @@
+"""What each job does: load its row, call `aicd`, stream status/progress/metrics/generations back.
+
+Testable without Celery: `run_task("aicd.train", run_id, attempt)` is all a task (or `python -m worker.run`)
+does. Heavy imports (torch via aicd.train/evaluate) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from aicd.errors import AICDError
+from backend.core.settings import get_settings
+from backend.db import session_scope
+from backend.models import AnnotationJob, Evaluation, JobStatus, Run, Sweep
+from worker import store
+from worker.context import JobContext
+
+log = logging.getLogger("worker")
+
+
+def _artifacts() -> Path:
+    root = get_settings().artifacts
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _export_dataset(dataset_id: int) -> tuple[Path, list[Any]]:
+    """Write a stored dataset to <artifacts>/datasets/<id>.jsonl (so a run can be reproduced from the CLI)."""
+    from aicd.data.jsonl import write_examples
+
+    with session_scope() as s:
+        examples = store.load_examples(s, dataset_id)
+    path = _artifacts() / "datasets" / f"{dataset_id}.jsonl"
+    write_examples(path, examples)
+    return path, examples
+
+
+def _db_id(ref: str | None) -> int | None:
+    return int(ref[3:]) if isinstance(ref, str) and ref.startswith("db:") and ref[3:].isdigit() else None
+
+
+def _run_job(ctx: JobContext, body: Callable[[], None]) -> None:
+    """Heart-beat while `body` runs; an exception marks the job failed with a readable message."""
+    ctx.start()
+    try:
+        body()
+    except AICDError as exc:
+        ctx.finish(JobStatus.failed, str(exc))
+    except Exception as exc:
+        log.exception("job %s %s failed", ctx.model.__tablename__, ctx.job_id)
+        tail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        ctx.finish(JobStatus.failed, tail[:2000])
+    finally:
+        ctx.stop()
+
+
+# ----------------------------------------------------------------------------------------------------- train
+def train_run(run_id: int, attempt: int) -> None:
+    ctx = JobContext(Run, run_id, attempt)
+    if not ctx.claim():
+        return
+    _run_job(ctx, lambda: _train(ctx))
+
+
+def _train(ctx: JobContext) -> None:
+    from aicd.config import TrainConfig
+    from aicd.train import TrainCallback, train
+
+    run: Run = ctx.load()
+    root = _artifacts()
+    config = TrainConfig.model_validate({**run.config, "output_dir": str(root / "runs")})
+    examples = None
+    if (dataset_id := _db_id(config.dataset)) is not None:
+        path, examples = _export_dataset(dataset_id)
+        config = config.model_copy(update={"dataset": str(path)})
+    run_id = run.id
+
+    class Callback(TrainCallback):
+        def on_start(self, total_steps: int, start_step: int) -> None:
+            with session_scope() as s:
+                store.drop_metrics_after(s, run_id, start_step)  # steps after the checkpoint are redone
+                s.execute(update(Run).where(Run.id == run_id).values(
+                    total_steps=total_steps, progress_total=total_steps, step=start_step,
+                    progress_done=start_step))
+
+        def on_log(self, step: int, metrics: dict[str, Any]) -> None:
+            with session_scope() as s:
+                store.save_metric(s, run_id, step, metrics)
+                s.execute(update(Run).where(Run.id == run_id).values(
+                    step=step, progress_done=step, last_metrics=store.metric_row(run_id, step, metrics)["values"]))
+
+        def on_checkpoint(self, step: int, path: Path) -> None:
+            if path.name.startswith("checkpoint-"):
+                ctx.update(checkpoint_step=step)
+
+        def should_stop(self) -> bool:
+            return ctx.should_stop()
+
+    resume = config.run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
+    result = train(config, examples=examples, callback=Callback(), resume=resume, progress=False)
+    if result.stopped:
+        ctx.finish(ctx.stopped_status(), "cancelled by request" if ctx.cancelled.is_set() else
+                   "stopped: this attempt no longer owns the run", step=result.step)
+        return
+    with session_scope() as s:
+        final = result.final_dir or config.run_dir / "final"
+        files = [config.run_dir / "config.yaml", config.run_dir / "metrics.jsonl",
+                 *sorted(p for p in final.glob("*") if p.is_file())]
+        store.register_artifacts(s, root, files, "run", run_id=run_id)
+    ctx.finish(JobStatus.succeeded, step=result.step, total_steps=result.total_steps,
+               progress_done=result.total_steps, progress_total=result.total_steps)
+
+
+# -------------------------------------------------------------------------------------------------- evaluate
+def evaluate_job(evaluation_id: int, attempt: int) -> None:
+    ctx = JobContext(Evaluation, evaluation_id, attempt)
+    if not ctx.claim():
+        return
+    _run_job(ctx, lambda: _evaluate(ctx))
+
+
+def _run_model_path(run_id: int) -> str:
+    from aicd.checkpoint import latest_checkpoint
+
+    with session_scope() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise AICDError(f"run {run_id} no longer exists")
+        run_dir = _artifacts() / run.run_dir
+    final = run_dir / "final"
+    if final.is_dir():
+        return str(final)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise AICDError(f"run {run_id} has no final model or checkpoint to evaluate")
+    return str(ckpt)
+
+
+def _evaluate(ctx: JobContext) -> None:
+    from aicd.config import EvalConfig
+    from aicd.evaluate import EvalCallback, evaluate
+
+    ev: Evaluation = ctx.load()
+    root = _artifacts()
+    data = dict(ev.config)
+    if isinstance(data.get("model"), str) and data["model"].startswith("run:"):
+        data["model"] = _run_model_path(int(data["model"][4:]))
+    data["output_dir"] = str(root / ev.output_dir)
+    examples = shot_examples = None
+    if (dataset_id := _db_id(data.get("dataset"))) is not None:
+        path, examples = _export_dataset(dataset_id)
+        data["dataset"] = str(path)
+        shot_examples = examples
+    if (shots_id := _db_id(data.get("shots_dataset"))) is not None:
+        path, shot_examples = _export_dataset(shots_id)
+        data["shots_dataset"] = str(path)
+    config = EvalConfig.model_validate(data)
+    evaluation_id = ev.id
+
+    class Callback(EvalCallback):
+        def on_progress(self, done: int, total: int) -> None:
+            ctx.update(progress_done=done, progress_total=total)
+
+        def on_items(self, records: list[Any]) -> None:
+            with session_scope() as s:
+                store.save_generations(s, evaluation_id, records)
+
+        def should_stop(self) -> bool:
+            return ctx.should_stop()
+
+    result = evaluate(config, examples=examples, shot_examples=shot_examples, callback=Callback(), progress=False)
+    if result.stopped:
+        ctx.finish(ctx.stopped_status(), "cancelled by request" if ctx.cancelled.is_set() else None,
+                   rows=result.rows, summary=result.summary)
+        return
+    with session_scope() as s:
+        out = Path(config.output_dir or "")
+        store.register_artifacts(s, root, [out / "results.json", out / "generations.jsonl"], "evaluation",
+                                 evaluation_id=evaluation_id)
+    ctx.finish(JobStatus.succeeded, rows=result.rows, summary=result.summary)
+
+
+# -------------------------------------------------------------------------------------------------- annotate
+def annotate_job(job_id: int, attempt: int) -> None:
+    ctx = JobContext(AnnotationJob, job_id, attempt)
+    if not ctx.claim():
+        return
+    from worker.annotation import annotate
+
+    _run_job(ctx, lambda: annotate(ctx))
+
+
+# ----------------------------------------------------------------------------------------------------- sweep
+def sweep_job(sweep_id: int, attempt: int) -> None:
+    ctx = JobContext(Sweep, sweep_id, attempt)
+    if not ctx.claim():
+        return
+    from worker.sweep import sweep
+
+    _run_job(ctx, lambda: sweep(ctx))
+
+
+HANDLERS: dict[str, Callable[[int, int], None]] = {
+    "aicd.annotate": annotate_job,
+    "aicd.train": train_run,
+    "aicd.evaluate": evaluate_job,
+    "aicd.sweep": sweep_job,
+}
+
+
+def run_task(task: str, job_id: int, attempt: int) -> None:
+    if task not in HANDLERS:
+        raise ValueError(f"unknown task '{task}' (one of {', '.join(HANDLERS)})")
+    HANDLERS[task](job_id, attempt)
