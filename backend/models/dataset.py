@@ -60,3 +60,24 @@ class Rationale(Base):
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     example: Mapped[Example] = relationship(back_populates="rationales")
+
+
+class AnnotationRecordRow(Base):
+    """A raw teacher/self/gold sample as it arrived (before filtering), keyed like `aicd.annotate`'s RecordKey
+    so a resumed or repeated annotation never asks for the same sample twice."""
+
+    __tablename__ = "annotation_records"
+    __table_args__ = (UniqueConstraint("dataset_id", "question_id", "sample_index", "writer", "prompt_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    annotation_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotation_jobs.id", ondelete="SET NULL"), index=True
+    )
+    question_id: Mapped[str] = mapped_column(String(200))
+    sample_index: Mapped[int] = mapped_column(Integer)
+    writer: Mapped[str] = mapped_column(String(255))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    record: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -95,4 +95,4 @@ def _run_names(session: Session, evals: list[Evaluation]) -> dict[int | None, st
     ids = {ev.run_id for ev in evals if ev.run_id is not None}
     if not ids:
         return {}
-    return dict(session.execute(select(Run.id, Run.name).where(Run.id.in_(ids))).tuples().all())
+    return dict(session.execute(select(Run.id, Run.name).where(Run.id.in_(ids))).all())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 01:14:12.742522
+Create Date: 2026-11-28 01:23:22.413654
 """
 
 from __future__ import annotations
@@ -118,6 +118,23 @@ def upgrade() -> None:
     op.create_index(op.f('ix_runs_dataset_id'), 'runs', ['dataset_id'], unique=False)
     op.create_index(op.f('ix_runs_status'), 'runs', ['status'], unique=False)
     op.create_index(op.f('ix_runs_sweep_id'), 'runs', ['sweep_id'], unique=False)
+    op.create_table('annotation_records',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('dataset_id', sa.Integer(), nullable=False),
+    sa.Column('annotation_job_id', sa.Integer(), nullable=True),
+    sa.Column('question_id', sa.String(length=200), nullable=False),
+    sa.Column('sample_index', sa.Integer(), nullable=False),
+    sa.Column('writer', sa.String(length=255), nullable=False),
+    sa.Column('prompt_hash', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('record', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['annotation_job_id'], ['annotation_jobs.id'], name=op.f('fk_annotation_records_annotation_job_id_annotation_jobs'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_annotation_records_dataset_id_datasets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_annotation_records')),
+    sa.UniqueConstraint('dataset_id', 'question_id', 'sample_index', 'writer', 'prompt_hash', name=op.f('uq_annotation_records_dataset_id_question_id_sample_index_writer_prompt_hash'))
+    )
+    op.create_index(op.f('ix_annotation_records_annotation_job_id'), 'annotation_records', ['annotation_job_id'], unique=False)
     op.create_table('evaluations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=True),
@@ -228,6 +245,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_evaluations_run_id'), table_name='evaluations')
     op.drop_index(op.f('ix_evaluations_dataset_id'), table_name='evaluations')
     op.drop_table('evaluations')
+    op.drop_index(op.f('ix_annotation_records_annotation_job_id'), table_name='annotation_records')
+    op.drop_table('annotation_records')
     op.drop_index(op.f('ix_runs_sweep_id'), table_name='runs')
     op.drop_index(op.f('ix_runs_status'), table_name='runs')
     op.drop_index(op.f('ix_runs_dataset_id'), table_name='runs')

@@ -1,0 +1,248 @@
+"""HTTP behaviour against real PostgreSQL (and Redis as the broker): validation, errors, pagination, auth,
+artifact safety, side-by-side view. No worker runs here; jobs created are cancelled while still queued."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from backend.db import session_scope
+from backend.models import Dataset, Evaluation, Example, Generation, MetricPoint, Run
+from tests.backend.conftest import arith_jsonl, tiny_train_config
+
+
+def _count(model: type) -> int:
+    with session_scope() as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _upload(client: TestClient, name: str, data: bytes, filename: str = "data.jsonl"):
+    return client.post("/api/v1/datasets", files={"file": (filename, data)}, data={"name": name})
+
+
+def _assert_error(resp, status: int, *needles: str) -> dict:
+    assert resp.status_code == status, resp.text
+    detail = resp.json()["detail"]
+    assert isinstance(detail["message"], str) and detail["message"]
+    for needle in needles:
+        assert needle in detail["message"] or needle == detail.get("field"), detail
+    return detail
+
+
+@pytest.fixture(scope="module")
+def dataset_id(client: TestClient) -> int:
+    resp = _upload(client, "api-arith", arith_jsonl("train", 12))
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def test_health_and_docs_need_no_token(client: TestClient) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/runs" in spec["paths"] and "/api/v1/compare" in spec["paths"]
+
+
+def test_upload_and_page_examples(client: TestClient, dataset_id: int) -> None:
+    ds = client.get(f"/api/v1/datasets/{dataset_id}").json()
+    assert ds["n_examples"] == 12 and ds["answer_kind"] == "number"
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 5, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/v1/datasets/{dataset_id}/examples", params=params).json()
+        seen += [e["ext_id"] for e in page["items"]]
+        assert all(len(e["rationales"]) == 3 for e in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"arith-train-{i}" for i in range(12)]
+
+
+@pytest.mark.parametrize(("payload", "needles"), [
+    (b'{"id": "a", "question": "q", "answer": "1"}\n{not json}\n', ["bad.jsonl:2", "invalid JSON"]),
+    (b'{"id": "a", "question": "q"}\n', ["bad.jsonl:1", "answer"]),
+    (b'{"id": "a", "question": "q\xff\xfe", "answer": "1"}\n', ["bad.jsonl:1", "UTF-8"]),
+    (b'{"id": "a", "question": "q", "answer": "1"}\n{"id": "a", "question": "r", "answer": "2"}\n', ["duplicate id"]),
+    (b"", ["no records"]),
+])
+def test_malformed_jsonl_is_rejected_and_nothing_stored(client: TestClient, payload: bytes, needles: list[str]) -> None:
+    before = (_count(Dataset), _count(Example))
+    _assert_error(_upload(client, "bad", payload, "bad.jsonl"), 422, *needles)
+    assert (_count(Dataset), _count(Example)) == before
+
+
+def test_oversize_upload_is_413(client: TestClient) -> None:
+    limit = int(os.environ["AICD_MAX_UPLOAD_BYTES"])
+    line = json.dumps({"id": "x", "question": "q" * 1000, "answer": "1"}) + "\n"
+    data = "".join(line.replace('"x"', f'"x{i}"') for i in range(limit // len(line) + 10)).encode()
+    before = _count(Dataset)
+    _assert_error(_upload(client, "huge", data), 413, "larger than the limit")
+    assert _count(Dataset) == before
+
+
+def test_duplicate_dataset_name_is_409(client: TestClient, dataset_id: int) -> None:
+    _assert_error(_upload(client, "api-arith", arith_jsonl("train", 2)), 409, "already exists")
+
+
+@pytest.mark.parametrize(("config", "field", "needle"), [
+    ({"objective": "magic"}, "config.objective", "aicd"),
+    ({"n_shots": 4, "weights": [0.1, 1.0]}, "config.weights", "n_shots=4"),
+    ({"n_shots": -1}, "config.n_shots", "greater than 0"),
+    ({"lr": -1}, "config.lr", "greater than 0"),
+    ({"schedule": "custom"}, "config.weights", "weights must be given"),
+    ({"output_dir": "/etc"}, "config.output_dir", "chosen by the server"),
+    ({"model": "tiny:transformer9000"}, "config.model", "unknown tiny architecture"),
+    ({"bogus": 1}, "config.bogus", "Extra inputs"),
+])
+def test_bad_run_configs_are_422(client: TestClient, dataset_id: int, config: dict, field: str, needle: str) -> None:
+    before = _count(Run)
+    detail = _assert_error(client.post("/api/v1/runs", json={"dataset_id": dataset_id, "config": config}), 422, needle)
+    assert detail["field"] == field
+    assert _count(Run) == before
+
+
+def test_bad_references_and_params(client: TestClient, dataset_id: int) -> None:
+    _assert_error(client.post("/api/v1/runs", json={"dataset_id": 999999, "config": {}}), 404, "dataset 999999")
+    _assert_error(client.post("/api/v1/runs", json={"config": {"dataset": "/etc/passwd"}}), 422, "built-in")
+    _assert_error(client.get("/api/v1/runs/424242"), 404, "run 424242")
+    _assert_error(client.get("/api/v1/runs", params={"limit": 0}), 422, "limit")
+    _assert_error(client.get("/api/v1/runs", params={"cursor": "abc"}), 422, "cursor")
+    _assert_error(client.get("/api/v1/runs/notanumber"), 422, "run_id")
+    _assert_error(client.post("/api/v1/runs", content=b"{broken", headers={"content-type": "application/json"}),
+                  422, "JSON")
+    _assert_error(client.post("/api/v1/evaluations", json={"config": {"shots": [0]}}), 422, "config.model")
+    _assert_error(client.post("/api/v1/evaluations", json={"run_id": 999999}), 404, "run 999999")
+    _assert_error(client.post("/api/v1/sweeps", json={"config": {"grid": {"objective": ["aicd", "nope"]}}}),
+                  422, "config.train.objective")
+    _assert_error(client.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": {"k": 0}}),
+                  422, "config.k")
+
+
+def test_queued_run_cancel_and_resume_rules(client: TestClient, dataset_id: int) -> None:
+    resp = client.post("/api/v1/runs", json={"name": "api-queued", "dataset_id": dataset_id,
+                                            "config": tiny_train_config()})
+    assert resp.status_code == 202, resp.text
+    run = resp.json()
+    assert run["status"] == "queued" and run["config"]["dataset"] == f"db:{dataset_id}"
+    _assert_error(client.post("/api/v1/runs", json={"name": "api-queued", "config": {}}), 409, "already exists")
+    _assert_error(client.post(f"/api/v1/runs/{run['id']}/resume"), 409, "only failed")
+    cancelled = client.post(f"/api/v1/runs/{run['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    _assert_error(client.post(f"/api/v1/runs/{run['id']}/cancel"), 409, "only queued or running")
+
+
+def test_annotation_key_is_never_returned(client: TestClient, dataset_id: int) -> None:
+    secret = "sk-test-very-secret-key"
+    resp = client.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": {
+        "base_url": "http://127.0.0.1:9/v1", "api_key": secret, "teacher": "fake-teacher", "k": 1}})
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["id"]
+    client.post(f"/api/v1/annotations/{job_id}/cancel")
+    for body in (resp.text, client.get(f"/api/v1/annotations/{job_id}").text, client.get("/api/v1/annotations").text):
+        assert secret not in body
+    assert resp.json()["has_api_key"] is True and "api_key" not in resp.json()["config"]
+
+
+def test_artifact_paths_cannot_escape(client: TestClient) -> None:
+    root = os.environ["AICD_ARTIFACT_DIR"]
+    os.makedirs(os.path.join(root, "evaluations"), exist_ok=True)
+    with open(os.path.join(root, "evaluations", "ok.txt"), "w") as fh:
+        fh.write("fine")
+    assert client.get("/api/v1/files/evaluations/ok.txt").text == "fine"
+    for bad in ("%2e%2e/%2e%2e/etc/passwd", "evaluations/%2e%2e/%2e%2e/%2e%2e/etc/hostname", "..%2f..%2fetc%2fpasswd"):
+        resp = client.get(f"/api/v1/files/{bad}")
+        assert resp.status_code in (400, 404), (bad, resp.status_code)
+        assert "root:" not in resp.text
+    os.symlink("/etc/passwd", os.path.join(root, "evaluations", "link"))
+    _assert_error(client.get("/api/v1/files/evaluations/link"), 400, "escapes")
+
+
+def test_token_required_when_configured(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.core.settings import get_settings
+
+    monkeypatch.setenv("AICD_API_TOKEN", "s3cret")
+    get_settings.cache_clear()
+    try:
+        _assert_error(client.post("/api/v1/runs", json={"config": {}}), 401, "bearer token")
+        _assert_error(client.get("/api/v1/runs"), 401, "bearer token")
+        _assert_error(client.get("/api/v1/runs", headers={"Authorization": "Bearer wrong"}), 401, "bearer token")
+        assert client.get("/api/v1/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get("/health").status_code == 200
+        assert client.get("/openapi.json").status_code == 200
+    finally:
+        monkeypatch.delenv("AICD_API_TOKEN")
+        get_settings.cache_clear()
+
+
+def _seed_evaluation(name: str, answers: dict[str, str], gold: dict[str, str]) -> int:
+    """An evaluation with one generation per question at (shots=0, seed=0), written like a worker would."""
+    from worker import store
+
+    with session_scope() as s:
+        run = Run(name=name, config={}, run_dir=f"runs/{name}", status="succeeded")
+        s.add(run)
+        s.flush()
+        ev = Evaluation(run_id=run.id, config={}, output_dir=f"evaluations/{name}", status="succeeded")
+        s.add(ev)
+        s.flush()
+
+        class Rec:
+            def __init__(self, qid: str):
+                self.example_id, self.question, self.gold, self.shots, self.seed = qid, f"Q {qid}?", gold[qid], 0, 0
+                self.shot_ids, self.prompt = [], f"Question: Q {qid}?\nAnswer:"
+                self.generation = f"... So, the answer is {answers[qid]}."
+                self.extracted, self.correct = answers[qid], answers[qid] == gold[qid]
+
+        store.save_generations(s, ev.id, [Rec(q) for q in answers])
+        store.save_generations(s, ev.id, [Rec(q) for q in answers])  # a redelivered batch: no duplicates
+        return run.id
+
+
+def test_side_by_side_and_disagreements(client: TestClient) -> None:
+    gold = {f"q{i:02d}": str(i) for i in range(10)}
+    a = _seed_evaluation("cmp-a", dict(gold), gold)
+    b = _seed_evaluation("cmp-b", {**gold, "q03": "99", "q07": "70"}, gold)
+    c = _seed_evaluation("cmp-c", {**gold, "q07": "70"}, gold)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Generation).join(Evaluation).where(
+            Evaluation.run_id == a)) == 10
+    params = {"run_id": [a, b, c], "limit": 4}
+    first = client.get("/api/v1/compare", params=params).json()
+    assert [r["example_id"] for r in first["items"]] == ["q00", "q01", "q02", "q03"]
+    rows, cursor = list(first["items"]), first["next_cursor"]
+    while cursor:
+        page = client.get("/api/v1/compare", params={**params, "cursor": cursor}).json()
+        rows += page["items"]
+        cursor = page["next_cursor"]
+    assert len(rows) == 10
+    q3 = next(r for r in rows if r["example_id"] == "q03")
+    assert q3["gold"] == "3" and not q3["agree"]
+    assert [(e["run_name"], e["extracted"], e["correct"]) for e in q3["entries"]] == [
+        ("cmp-a", "3", True), ("cmp-b", "99", False), ("cmp-c", "3", True)]
+    dis = client.get("/api/v1/compare", params={**params, "disagree": True}).json()
+    assert [r["example_id"] for r in dis["items"]] == ["q03", "q07"]
+    one = client.get("/api/v1/compare/q07", params={"run_id": [a, b, c]}).json()
+    assert [e["extracted"] for e in one["entries"]] == ["7", "70", "70"]
+    _assert_error(client.get("/api/v1/compare/nope", params={"run_id": [a, b]}), 404, "nope")
+    _assert_error(client.get("/api/v1/compare", params={"run_id": [999999]}), 404, "run 999999")
+
+
+def test_metric_points_are_idempotent(client: TestClient) -> None:
+    from worker import store
+
+    with session_scope() as s:
+        run = Run(name="metrics-idem", config={}, run_dir="runs/metrics-idem")
+        s.add(run)
+        s.flush()
+        for step in (1, 2, 3, 2, 3):  # steps 2-3 logged again after a resume
+            store.save_metric(s, run.id, step, {"step": step, "loss": float(step), "lr": 0.1})
+        store.drop_metrics_after(s, run.id, 2)
+        run_id = run.id
+    pts = client.get(f"/api/v1/runs/{run_id}/metrics").json()["items"]
+    assert [p["step"] for p in pts] == [1, 2]
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.run_id == run_id)) == 2

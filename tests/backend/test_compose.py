@@ -1,0 +1,45 @@
+"""docker-compose.yml cannot be run here (no Docker engine): check its structure by parsing it."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.backend.conftest import REPO, compose_command
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_services_and_dependencies() -> None:
+    services = _compose()["services"]
+    assert set(services) == {"postgres", "redis", "migrate", "api", "worker-gpu", "worker-cpu", "ui"}
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("api", "worker-gpu", "worker-cpu"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        env = services[name]["environment"]
+        assert env["AICD_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["AICD_REDIS_URL"].startswith("redis://")
+        assert env["AICD_AUTO_MIGRATE"] == "false"  # the migrate service owns the schema
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert "deploy" not in services["worker-cpu"]
+
+
+def test_commands_are_the_ones_tests_run() -> None:
+    assert compose_command("migrate") == ["alembic", "upgrade", "head"]
+    assert compose_command("api")[:2] == ["uvicorn", "backend.main:app"]
+    for service, queue in (("worker-gpu", "gpu"), ("worker-cpu", "cpu")):
+        cmd = compose_command(service)
+        assert cmd[:4] == ["celery", "-A", "worker.celery_app:app", "worker"]
+        assert cmd[cmd.index("-Q") + 1] == queue
+        assert "--pool=solo" in cmd and "--concurrency=1" in cmd
+    assert compose_command("ui")[:3] == ["streamlit", "run", "ui/app.py"]
+    assert (REPO / "ui" / "app.py").exists()
+
+
+def test_env_example_covers_compose_variables() -> None:
+    text = (REPO / ".env.example").read_text()
+    for var in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "AICD_API_TOKEN"):
+        assert f"{var}=" in text
