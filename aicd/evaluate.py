@@ -313,13 +313,15 @@ def evaluate(
     callback: EvalCallback | None = None,
     progress: bool = True,
     generate_fn: GenerateFn | None = None,
+    device: str | None = None,
 ) -> EvalResult:
     """Accuracy of a model at each shot count in `config.shots`, for each seed in `config.seeds`.
 
     `examples`/`shot_examples` replace loading `config.dataset`/`split` and the demonstration pool;
     `model`/`tokenizer` replace loading `config.model`. `generate_fn(prompt_texts) -> chains` replaces
     the model altogether (used by tests and to score precomputed chains). Identical prompts (e.g. 0-shot
-    under every seed) are generated once. Results are saved to `config.output_dir` when it is set.
+    under every seed) are generated once. A model loaded here goes to `device` (default: cuda if
+    available). Results are saved to `config.output_dir` when it is set.
     """
     callback = callback or EvalCallback()
     items = list(examples) if examples is not None else _load(config.dataset, config.split, config.limit)
@@ -338,11 +340,14 @@ def evaluate(
         )
         if not pool:
             raise DataError("shots_dataset: no demonstrations available for k-shot prompts")
+        # Students learnt from rationales: when the pool has some, demonstrate only with those.
+        pool = [ex for ex in pool if ex.rationales] or pool
 
     if generate_fn is None and model is None:
         from aicd.models import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(config.model)
+        model.to(device or default_device())
     elif model is not None and tokenizer is None:
         from aicd.models import load_tokenizer
 
@@ -461,6 +466,12 @@ def evaluate(
     if config.output_dir:
         result.save(config.output_dir)
     return result
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _length(prompt: Prompt) -> int:

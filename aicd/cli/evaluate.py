@@ -84,6 +84,9 @@ def eval_command(
     ),
     config: Path | None = typer.Option(None, "--config", "-c", help="EvalConfig YAML (options override it)"),
     overrides: list[str] | None = typer.Option(None, "--set", help="override a config field: key=value"),
+    device: str | None = typer.Option(
+        None, "--device", help="cuda | cpu | cuda:1 (default: cuda if available)"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Accuracy at each shot count over seeds; writes results.json + generations.jsonl."""
@@ -113,7 +116,7 @@ def eval_command(
 
     from aicd.evaluate import evaluate
 
-    result = evaluate(cfg, progress=progress)
+    result = evaluate(cfg, progress=progress, device=device)
     print_summary(result, title=f"{cfg.model} on {cfg.dataset}/{cfg.split} ({result.meta['answer_kind']})")
     typer.echo(f"saved {cfg.output_dir}/results.json and generations.jsonl ({len(result.items)} generations)")
 

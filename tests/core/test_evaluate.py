@@ -333,6 +333,33 @@ def test_evaluate_generate_fn_seam_and_stop(tmp_path: Any) -> None:
     assert stopped.stopped and len(stopped.items) == 2 and stopped.rows == []
 
 
+def test_evaluate_prefers_demonstrations_with_rationales_and_checks_inputs() -> None:
+    bare = [Example(id=f"b{i}", question=f"What is {i} minus 1?", answer=str(i - 1)) for i in range(20)]
+    config = EvalConfig(model="none", shots=[3], seeds=[0, 1])
+    result = evaluate(
+        config,
+        examples=_examples(),
+        shot_examples=bare + _pool(4),
+        progress=False,
+        generate_fn=lambda ps: ["So, the answer is 1."] * len(ps),
+    )
+    assert all(set(r.shot_ids) <= {f"s{i}" for i in range(4)} and len(r.shot_ids) == 3 for r in result.items)
+    assert all(r.prompt.count("So, the answer is") == 3 for r in result.items)  # rationales, not bare answers
+
+    with pytest.raises(ValueError, match="2 chains for 6 prompts"):
+        evaluate(
+            config.model_copy(update={"batch_size": 8}),
+            examples=_examples(),
+            shot_examples=_pool(),
+            progress=False,
+            generate_fn=lambda ps: ["1", "2"],
+        )
+    from aicd.errors import DataError
+
+    with pytest.raises(DataError, match="no demonstrations"):
+        evaluate(config, examples=_examples(), shot_examples=[], progress=False, generate_fn=lambda ps: ps)
+
+
 def test_evaluate_yesno_auto_kind() -> None:
     items = [
         Example(id="y1", question="Is water wet?", answer="yes"),
