@@ -1,0 +1,1 @@
+"""Streamlit workbench: `streamlit run ui/app.py` (or `aicd up`). Talks to the backend over HTTP only."""

@@ -1,0 +1,143 @@
+"""API access shared by every page: one cached client, cached reads, and errors rendered as messages.
+
+Any `ApiError` that escapes a page body is caught by `page_guard` (used by the router around every page), so
+an unreachable backend, a 4xx or a failed job shows a clear `st.error`, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from ui.client import ApiClient, ApiError, api_token, api_url
+
+T = TypeVar("T")
+
+STATUS_ICONS = {"queued": "⏳", "running": "🔄", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️", "lost": "⚠️"}
+ACTIVE = ("queued", "running")
+OBJECTIVE_LABELS = {"aicd": "AICD", "condgen": "CondGen", "lm": "LM", "nocot": "no-CoT"}
+
+
+@st.cache_resource(show_spinner=False)
+def _client(base_url: str, token: str | None) -> ApiClient:
+    return ApiClient(base_url, token)
+
+
+def api() -> ApiClient:
+    """The httpx client for AICD_API_URL / AICD_API_TOKEN (one per process and setting)."""
+    return _client(api_url(), api_token())
+
+
+def show_error(exc: ApiError, what: str | None = None) -> None:
+    prefix = f"{what}: " if what else ""
+    if exc.unreachable:
+        st.error(f"**Backend unreachable.** {exc.message}", icon="🔌")
+    elif exc.status == 404:
+        st.warning(f"{prefix}{exc.message}", icon="🔍")
+    else:
+        where = f" (field `{exc.field}`)" if exc.field else ""
+        st.error(f"{prefix}{exc.message}{where}", icon="🚫")
+
+
+@contextmanager
+def page_guard() -> Iterator[None]:
+    """Render any ApiError escaping the block as a message and end the script run there."""
+    try:
+        yield
+    except ApiError as exc:
+        show_error(exc)
+        st.stop()
+
+
+def attempt(fn: Callable[..., T], *args: Any, what: str | None = None, **kwargs: Any) -> T | None:
+    """Call `fn`; on ApiError show it and return None (for actions whose failure should not end the page)."""
+    try:
+        return fn(*args, **kwargs)
+    except ApiError as exc:
+        show_error(exc, what)
+        return None
+
+
+def status_label(job: dict[str, Any]) -> str:
+    return f"{STATUS_ICONS.get(job.get('status', ''), '•')} {job.get('status', '?')}"
+
+
+def progress_fraction(job: dict[str, Any]) -> float:
+    total = job.get("total_steps") or job.get("progress_total") or 0
+    done = job.get("step") if job.get("total_steps") else job.get("progress_done")
+    return min(1.0, max(0.0, (done or 0) / total)) if total else 0.0
+
+
+# -- cached reads (short TTLs: pages poll; mutations call clear_caches) -------------------------------------
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def datasets(base_url: str) -> list[dict[str, Any]]:
+    return api().datasets()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def dataset_stats(base_url: str, dataset_id: int) -> dict[str, Any]:
+    return api().dataset_stats(dataset_id)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def builtins(base_url: str) -> list[dict[str, Any]]:
+    return api().builtins()
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def shipped_configs(base_url: str) -> list[dict[str, Any]]:
+    return api().shipped_configs()
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def runs(base_url: str) -> list[dict[str, Any]]:
+    return api().runs()
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def evaluations(base_url: str) -> list[dict[str, Any]]:
+    return api().evaluations()
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def sweeps(base_url: str) -> list[dict[str, Any]]:
+    return api().sweeps()
+
+
+def clear_caches() -> None:
+    for fn in (datasets, dataset_stats, runs, evaluations, sweeps):
+        fn.clear()
+
+
+def base() -> str:
+    return api().base_url
+
+
+def dataset_label(ds: dict[str, Any]) -> str:
+    return f"{ds['name']}  (#{ds['id']}, {ds['n_examples']} questions)"
+
+
+def pick_dataset(label: str, key: str, *, help: str | None = None,
+                 allow_none: bool = False) -> dict[str, Any] | None:
+    """A dataset selectbox; with no dataset stored it explains what to do and stops the page."""
+    items = datasets(base())
+    if not items:
+        st.info("No datasets yet. Import a built-in one or upload a JSONL/CSV on the **Datasets** page.", icon="📂")
+        st.page_link("pages/datasets.py", label="Go to Datasets", icon="📂")
+        st.stop()
+    by_id = {d["id"]: d for d in items}
+    options: list[int | None] = [*([None] if allow_none else []), *by_id]
+    chosen = st.selectbox(label, options, key=key, help=help,
+                          format_func=lambda i: "(none)" if i is None else dataset_label(by_id[i]))
+    return by_id.get(chosen) if chosen is not None else None
+
+
+def run_label(run: dict[str, Any]) -> str:
+    cfg = run.get("config") or {}
+    obj = OBJECTIVE_LABELS.get(cfg.get("objective", ""), cfg.get("objective", "?"))
+    return f"#{run['id']} {run['name']} · {obj} · {STATUS_ICONS.get(run['status'], '')}"
