@@ -132,6 +132,21 @@ def describe_error(exc: BaseException, secret: str | None) -> str:
     return redact(" ".join(msg.split()), secret)
 
 
+def _http_client(config: AnnotateConfig) -> Any:
+    """The SDK's aiohttp transport when installed (`openai[aiohttp]`, less CPU per request), else its default."""
+    if config.http_backend == "httpx":
+        return None
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        if config.http_backend == "aiohttp":
+            raise TeacherError(
+                "http_backend 'aiohttp' needs the aiohttp package (pip install 'openai[aiohttp]')"
+            ) from None
+        return None
+    return openai.DefaultAioHttpClient(timeout=config.timeout)
+
+
 class TeacherClient:
     """An async OpenAI-compatible client bound to one run's config, limits and stop check."""
 
@@ -152,6 +167,7 @@ class TeacherClient:
             base_url=self.base_url,
             timeout=config.timeout,
             max_retries=0,
+            http_client=_http_client(config),
         )
 
     async def close(self) -> None:

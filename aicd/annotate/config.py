@@ -56,6 +56,9 @@ class AnnotateConfig(BaseModel):
     backoff_initial: float = Field(0.5, ge=0, description="first backoff in seconds (doubles, with jitter)")
     backoff_max: float = Field(30.0, gt=0, description="longest backoff or Retry-After honoured, in seconds")
     timeout: float = Field(120.0, gt=0, description="seconds per request")
+    http_backend: Literal["auto", "httpx", "aiohttp"] = Field(
+        "auto", description="SDK transport; auto: aiohttp when installed (less CPU per request), else httpx"
+    )
     preflight: bool = Field(True, description="check the endpoint, key and model before the first request")
     # self-rationalisation
     model: str | None = Field(
@@ -70,6 +73,9 @@ class AnnotateConfig(BaseModel):
     )
     drop_hint_mentions: bool = Field(True, description="drop rationales that mention the hint")
     normalize_ending: bool = Field(True, description="end every kept rationale with 'So, the answer is X.'")
+    drop_truncated: bool = Field(
+        True, description="drop rationales cut off by max_tokens (finish_reason=length)"
+    )
     keep_empty: bool = Field(False, description="keep examples left without any rationale in the output")
     # accounting
     prices: dict[str, ModelPrice] = Field(

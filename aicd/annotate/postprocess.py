@@ -89,7 +89,7 @@ def postprocess(
             rec = by_question[ex.id][index]
             stats.total += 1
             text = (rec.text or "").strip()
-            if rec.finish_reason == "length":
+            if config.drop_truncated and rec.finish_reason == "length":
                 stats.truncated += 1
                 continue
             if config.drop_hint_mentions and mentions_hint(text):

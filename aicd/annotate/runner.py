@@ -385,6 +385,15 @@ def _prepare(
     return run, jobs
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it comes with uvicorn[standard]): less CPU per request at high concurrency."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 class _bar:  # noqa: N801 - used as a context manager
     def __init__(self, run: _Run, enabled: bool):
         self.run, self.enabled = run, enabled
@@ -445,7 +454,8 @@ def annotate(
                     raise RuntimeError(
                         "annotate() called inside an event loop; await annotate_async() instead"
                     )
-                asyncio.run(_run_teacher(run, jobs))
+                with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                    runner.run(_run_teacher(run, jobs))
             elif config.source == "gold":
                 _run_gold(run, jobs)
             else:

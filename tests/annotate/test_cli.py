@@ -182,8 +182,11 @@ def test_api_key_never_leaks(teacher, dataset_file, tmp_path: Path) -> None:
     server.options.require_key = key
     server.options.fail_rate = 0.3
     dataset, out = dataset_file(20), tmp_path / "cot.jsonl"
-    runs = [
-        _run(_cmd(dataset, out, base_url, "--max-retries", "1"), _env(key)),  # some items fail: errors stored
+    server.options.fail_questions = ("Item 3:",)  # one question fails for good: its error is stored
+    runs = [_run(_cmd(dataset, out, base_url, "--max-retries", "1"), _env(key))]
+    assert runs[0].returncode == 1
+    server.options.fail_questions = ()
+    runs += [
         _run(_cmd(dataset, out, base_url, "--resume", "--api-key", key), _env(None)),
         _run(_cmd(dataset, out, base_url, "--resume"), _env(key + "-wrong")),  # the server echoes the bad key
         _run(_cmd(dataset, out, "http://127.0.0.1:9/v1", "--resume"), _env(key)),

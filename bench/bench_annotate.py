@@ -1,0 +1,136 @@
+"""Annotation throughput against a local OpenAI-compatible server with a fixed per-request latency.
+
+Measured side by side in one run, against the fake teacher (tests/support/fake_teacher.py) started as a separate
+process so its HTTP handling does not share the client's interpreter:
+  (a) concurrency C (default 32) vs the ideal C / latency requests/s (target ≥ 0.8× of ideal);
+  (b) the same vs sequential calls (concurrency 1), whose ideal is 1 / latency.
+One rationale per request (k=1, n=1), so requests/s = rationales/s. Every sample goes through the full path:
+rate limiter, tenacity, the JSONL sink (append + flush per record).
+
+    python bench/bench_annotate.py                        # latency 0.1 s, concurrency 32
+    python bench/bench_annotate.py --latency 0.1 --concurrency 32 --requests 640 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aicd.annotate import AnnotateConfig, JsonlSink, annotate  # noqa: E402
+from aicd.data.record import Example  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.fake_teacher", "--port", str(port), "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base_url + "/models", timeout=1).read()
+            return proc, base_url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("fake teacher did not start")
+
+
+def _examples(n: int, tag: str) -> list[Example]:
+    return [
+        Example(id=f"{tag}{i}", question=f"Item {i}: what is {i} plus {i}?", answer=str(2 * i))
+        for i in range(n)
+    ]
+
+
+def _measure(base_url: str, concurrency: int, n: int, tag: str) -> tuple[float, float]:
+    """(requests/s, seconds) for n single-sample questions at the given concurrency."""
+    config = AnnotateConfig(
+        base_url=base_url,
+        teacher="fake-teacher",
+        api_key="bench",
+        k=1,
+        n_mode="single",
+        concurrency=concurrency,
+        timeout=30,
+        preflight=False,
+    )
+    with tempfile.TemporaryDirectory() as tmp, JsonlSink(Path(tmp) / "raw.jsonl") as sink:
+        report = annotate(config, _examples(n, tag), sink)
+    assert report.ok == n, report.summary()
+    return n / report.elapsed_s, report.elapsed_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=640, help="requests in the concurrent run")
+    parser.add_argument("--sequential-requests", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="write bench/results/annotate.md")
+    args = parser.parse_args()
+
+    proc, base_url = _start_server(args.latency)
+    try:
+        _measure(base_url, args.concurrency, args.concurrency * 2, "warm")  # connections, imports
+        conc, seq = [], []
+        for r in range(args.repeats):  # interleaved so machine noise hits both alike
+            conc.append(_measure(base_url, args.concurrency, args.requests, f"c{r}-")[0])
+            seq.append(_measure(base_url, 1, args.sequential_requests, f"s{r}-")[0])
+    finally:
+        proc.terminate()
+        proc.wait()
+    best_c, best_s = max(conc), max(seq)
+    med_c, med_s = sorted(conc)[len(conc) // 2], sorted(seq)[len(seq) // 2]
+    ideal_c, ideal_s = args.concurrency / args.latency, 1 / args.latency
+    lines = [
+        "## Annotation throughput (`bench/bench_annotate.py`)",
+        "",
+        f"Fake OpenAI-compatible teacher in its own process, {args.latency * 1000:.0f} ms per request; one "
+        f"rationale per request through the full path (limiter, tenacity, JSONL append+flush). "
+        f"{args.repeats} interleaved repeats; median (best). Machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}.",
+        "",
+        "| mode | requests | req/s median (best) | ideal req/s | vs ideal |",
+        "|---|---|---|---|---|",
+        f"| concurrency {args.concurrency} | {args.requests} | {med_c:.1f} ({best_c:.1f}) | {ideal_c:.0f} | "
+        f"**{med_c / ideal_c:.2f}×** (target ≥ 0.8×) |",
+        f"| sequential | {args.sequential_requests} | {med_s:.2f} ({best_s:.2f}) | {ideal_s:.0f} | "
+        f"{med_s / ideal_s:.2f}× |",
+        "",
+        f"Concurrent vs sequential: **{med_c / med_s:.1f}×** faster (ideal {args.concurrency}×).",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        out = ROOT / "bench" / "results" / "annotate.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
