@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the model's)")
     parser.add_argument("--label", default=None, help="section title in eval.md (default: device + model)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
 
@@ -127,7 +128,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        _write_section(args.label or f"{args.device}: {args.model}", text)
+        _write_section(args.label or f"{args.device}: {args.model}", text, args.results)
     if same != n:
         print(f"MISMATCH: {n - same} generations differ between batched and one-at-a-time", file=sys.stderr)
         sys.exit(1)
