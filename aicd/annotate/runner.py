@@ -78,7 +78,7 @@ class AnnotateReport(BaseModel):
 class _ThrottledStop:
     """Calls a possibly slow stop check (a DB/Redis lookup) at most every `interval` seconds; sticky once True."""
 
-    def __init__(self, check: Callable[[], bool] | None, interval: float = 0.25):
+    def __init__(self, check: Callable[[], bool] | None, interval: float = 0.1):
         self.check, self.interval = check, interval
         self.last, self.value = 0.0, False
 

@@ -133,7 +133,7 @@ def test_concurrency_limit_holds(teacher) -> None:
 
 def test_stop_request_keeps_what_arrived_and_resume_asks_only_for_the_rest(teacher, tmp_path: Path) -> None:
     base_url, server = teacher
-    server.options.latency = 0.01
+    server.options.latency = 0.05  # 60 questions / 4 in flight: ≥ 0.75 s, the stop check runs every 0.1 s
     path = tmp_path / "raw.jsonl"
     examples = make_examples(60)
     progress: list[int] = []
