@@ -152,19 +152,54 @@ def _cut(tokenizer: Any, new_ids: list[int], eos: set[int], stop: Sequence[str])
     return text[:cut].strip()
 
 
+_TRIGGERS: dict[
+    tuple[int, int, str], tuple[Any, Any]
+] = {}  # value holds the tokenizer so its id stays unique
+
+
+def _trigger_mask(tokenizer: Any, last_chars: str) -> Any:
+    """Bool tensor over the vocabulary: tokens whose text contains one of `last_chars`.
+
+    A stop string that was not in the continuation before this step can only end inside the newest
+    token, so only rows whose newest token is a trigger need decoding. Built once per tokenizer.
+    """
+    import torch
+
+    key = (id(tokenizer), len(tokenizer), last_chars)
+    if key not in _TRIGGERS:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        flags = [any(c in text for c in last_chars) for text in texts] + [True]  # [n]: ids beyond the vocab
+        _TRIGGERS[key] = (tokenizer, torch.tensor(flags, dtype=torch.bool))
+    return _TRIGGERS[key][1]
+
+
 def _stop_criterion(tokenizer: Any, stop: Sequence[str], prompt_len: int) -> Any:
     """A per-sequence StoppingCriteria: True for rows whose continuation contains a stop string."""
     import torch
     from transformers import StoppingCriteria
 
     stops = [s for s in stop if s]
-    window = 4 * max((len(s) for s in stops), default=1) + 8  # tokens; each decodes to >= 1 char mostly
+    window = max(len(s) for s in stops) + 4  # tokens: each token of a stop string holds >= 1 of its chars
+    last_chars = "".join(sorted({s[-1] for s in stops}))
+    # Byte-level tokens of a multi-byte character decode to nothing alone: only prefilter ASCII endings.
+    triggers = _trigger_mask(tokenizer, last_chars) if last_chars.isascii() else None
 
     class StopOnText(StoppingCriteria):
         def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-            tails = input_ids[:, prompt_len:][:, -window:].tolist()
-            done = [any(s in tokenizer.decode(t, skip_special_tokens=True) for s in stops) for t in tails]
-            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+            done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            if input_ids.shape[1] <= prompt_len:
+                return done
+            if triggers is None:
+                rows = list(range(input_ids.shape[0]))
+            else:
+                newest = input_ids[:, -1].clamp(0, len(triggers) - 1).cpu()
+                rows = triggers[newest].nonzero().flatten().tolist()
+            if rows:
+                tails = input_ids[rows, prompt_len:][:, -window:].tolist()
+                texts = tokenizer.batch_decode(tails, skip_special_tokens=True)
+                for row, text in zip(rows, texts, strict=True):
+                    done[row] = any(s in text for s in stops)
+            return done
 
     return StopOnText()
 

@@ -71,14 +71,16 @@ def _scripted_model(tokenizer: Any, script: dict[str, str]) -> Any:
             logits = torch.zeros(*input_ids.shape, self.config.vocab_size)
             if attention_mask is None:  # generate() drops an all-ones mask
                 attention_mask = torch.ones_like(input_ids)
+            marker = tokenizer("\nAnswer:", add_special_tokens=False)["input_ids"]
             for row in range(input_ids.shape[0]):
-                text = tokenizer.decode(input_ids[row][attention_mask[row].bool()].tolist())
-                at = text.rfind("\nAnswer:")
-                question = text[:at].rsplit("Question: ", 1)[-1]
-                typed, target = text[at + len("\nAnswer:") :], script.get(question, "")
+                ids = input_ids[row][attention_mask[row].bool()].tolist()
+                at = max(i for i in range(len(ids)) if ids[i : i + len(marker)] == marker)
+                question = tokenizer.decode(ids[:at]).rsplit("Question: ", 1)[-1]
+                typed = ids[at + len(marker) :]
+                target = tokenizer(script.get(question, ""), add_special_tokens=False)["input_ids"]
                 nxt = tokenizer.eos_token_id
-                if len(typed) < len(target) and target.startswith(typed):
-                    nxt = tokenizer(target[len(typed)], add_special_tokens=False)["input_ids"][0]
+                if len(typed) < len(target) and target[: len(typed)] == typed:
+                    nxt = target[len(typed)]
                 logits[row, -1, nxt] = 10.0
             return CausalLMOutputWithPast(logits=logits)
 
@@ -142,6 +144,19 @@ def test_generate_stops_at_question_and_eos(byte_tokenizer: Any) -> None:
     assert out == ["So, the answer is 4.", "The answer is yes.", ""]
     # generation stopped right after "Question:" instead of typing the 200 junk bytes
     assert model.calls <= len(" So, the answer is 4.\n\nQuestion:") + 1
+
+
+def test_generate_custom_and_non_ascii_stop_strings(byte_tokenizer: Any) -> None:
+    model = _scripted_model(byte_tokenizer, {"a?": " 5 apples ENDé then more text", "b?": " x Q: y"})
+    prompts = ["Question: a?\nAnswer:", "Question: b?\nAnswer:"]
+    assert generate(model, byte_tokenizer, prompts, max_new_tokens=40, stop=("ENDé", "Q:")) == [
+        "5 apples",
+        "x",
+    ]
+    assert generate(model, byte_tokenizer, prompts, max_new_tokens=40, stop=()) == [
+        "5 apples ENDé then more text",
+        "x Q: y",
+    ]
 
 
 def test_generate_keeps_input_order_across_batches(byte_tokenizer: Any) -> None:
