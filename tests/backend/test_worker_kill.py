@@ -1,0 +1,44 @@
+"""SIGKILL the GPU worker mid-training: the run is marked lost (not left running), resumes from its checkpoint
+on a new worker, and no metric point is duplicated or lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.backend.conftest import TERMINAL, arith_jsonl, tiny_train_config, wait_for
+from tests.backend.test_e2e import _steps, _watch, assert_resumed_from
+
+pytestmark = pytest.mark.slow
+STEPS = 40
+
+
+def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_worker) -> None:
+    first = make_gpu_worker()
+    ds = client.post("/api/v1/datasets", files={"file": ("k.jsonl", arith_jsonl("train", 16))},
+                     data={"name": "kill-train"}).json()["id"]
+    run_id = client.post("/api/v1/runs", json={"name": "kill-run", "dataset_id": ds,
+                                              "config": tiny_train_config(max_steps=STEPS, save_every=5)}).json()["id"]
+    run = wait_for(client, f"/api/v1/runs/{run_id}",
+                   lambda b: (b["checkpoint_step"] or 0) >= 5 or b["status"] in TERMINAL, interval=0.05,
+                   what="a first checkpoint")
+    assert run["status"] == "running", (run, first.tail())
+    first.kill()
+
+    lost = wait_for(client, f"/api/v1/runs/{run_id}", lambda b: b["status"] != "running", timeout=60,
+                    what="the reaper to notice the dead worker")
+    assert lost["status"] == "lost" and "heartbeat" in lost["error"], lost
+    ckpt = lost["checkpoint_step"]
+    assert 5 <= ckpt < STEPS
+
+    make_gpu_worker()
+    resumed_at = datetime.now(UTC)
+    resp = client.post(f"/api/v1/runs/{run_id}/resume")
+    assert resp.status_code == 202, resp.text
+    run = _watch(client, f"/api/v1/runs/{run_id}")[0]
+    assert run["status"] == "succeeded", run
+    assert run["step"] == run["total_steps"] == STEPS and run["attempt"] == 2
+    assert [p["step"] for p in _steps(client, run_id)] == list(range(1, STEPS + 1))
+    assert_resumed_from(run_id, ckpt, resumed_at)
