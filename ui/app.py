@@ -39,10 +39,11 @@ with st.sidebar:
     client = api()
     try:
         health = client.health()
-        st.caption(f"🟢 backend {client.base_url} · {health.get('mode', '?')} · {health.get('database', '?')}")
+        st.caption(
+            f"🟢 backend {client.base_url} · {health.get('mode', '?')} · {health.get('database', '?')}"
+        )
     except ApiError:
         st.caption(f"🔴 backend {client.base_url} unreachable")
-
 
 
 @st.fragment(run_every=3)
@@ -57,8 +58,10 @@ def comparisons() -> None:
             show_error(exc)
             return
         plan["done"] = plans.finished(plan, state)
-        icons = " ".join(STATUS_ICONS.get(run["status"], "•") + (STATUS_ICONS.get(ev["status"], "") if ev else "")
-                         for run, ev in state.values())
+        icons = " ".join(
+            STATUS_ICONS.get(run["status"], "•") + (STATUS_ICONS.get(ev["status"], "") if ev else "")
+            for run, ev in state.values()
+        )
         st.caption(f"**{plan['name']}** {icons}" + (" — done" if plan["done"] else ""))
         for run_id, message in plan["errors"].items():
             st.caption(f"evaluation of run #{run_id} not queued: {message}")

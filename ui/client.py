@@ -71,7 +71,9 @@ class ApiClient:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise ApiError(f"the backend at {self.base_url} did not answer in time ({method} {path})") from None
+            raise ApiError(
+                f"the backend at {self.base_url} did not answer in time ({method} {path})"
+            ) from None
         except httpx.HTTPError as exc:
             raise ApiError(
                 f"cannot reach the backend at {self.base_url} ({type(exc).__name__}); "
@@ -84,8 +86,10 @@ class ApiClient:
         try:
             return resp.json()
         except ValueError:
-            raise ApiError(f"the backend answered {method} {path} with something that is not JSON",
-                           status=resp.status_code) from None
+            raise ApiError(
+                f"the backend answered {method} {path} with something that is not JSON",
+                status=resp.status_code,
+            ) from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=_params(params))
@@ -96,7 +100,9 @@ class ApiClient:
     def page(self, path: str, *, cursor: str | None = None, limit: int = 50, **params: Any) -> dict[str, Any]:
         return self.get(path, cursor=cursor, limit=limit, **params)
 
-    def all(self, path: str, *, max_items: int = 5000, limit: int = 200, **params: Any) -> list[dict[str, Any]]:
+    def all(
+        self, path: str, *, max_items: int = 5000, limit: int = 200, **params: Any
+    ) -> list[dict[str, Any]]:
         """Follow `next_cursor` until the end (or `max_items`)."""
         out: list[dict[str, Any]] = []
         cursor = None
@@ -136,15 +142,34 @@ class ApiClient:
     def dataset_stats(self, dataset_id: int) -> dict[str, Any]:
         return self.get(f"/api/v1/preview/datasets/{dataset_id}/stats")
 
-    def upload_dataset(self, name: str, content: bytes, *, filename: str = "upload.jsonl",
-                       description: str = "") -> dict[str, Any]:
-        return self.request("POST", "/api/v1/datasets", data={"name": name, "description": description},
-                            files={"file": (filename, content, "application/x-ndjson")})
+    def upload_dataset(
+        self, name: str, content: bytes, *, filename: str = "upload.jsonl", description: str = ""
+    ) -> dict[str, Any]:
+        return self.request(
+            "POST",
+            "/api/v1/datasets",
+            data={"name": name, "description": description},
+            files={"file": (filename, content, "application/x-ndjson")},
+        )
 
-    def import_dataset(self, name: str, source: str, *, split: str = "train", limit: int | None = None,
-                       seed: int = 0, description: str = "") -> dict[str, Any]:
-        body = {"name": name, "source": source, "split": split, "limit": limit, "seed": seed,
-                "description": description}
+    def import_dataset(
+        self,
+        name: str,
+        source: str,
+        *,
+        split: str = "train",
+        limit: int | None = None,
+        seed: int = 0,
+        description: str = "",
+    ) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "source": source,
+            "split": split,
+            "limit": limit,
+            "seed": seed,
+            "description": description,
+        }
         return self.post("/api/v1/datasets/import", json=body)
 
     def delete_dataset(self, dataset_id: int) -> None:
@@ -162,15 +187,17 @@ class ApiClient:
     def create_annotation(self, dataset_id: int, config: dict[str, Any]) -> dict[str, Any]:
         return self.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": config})
 
-    def runs(self, *, status: str | None = None, sweep_id: int | None = None,
-             max_items: int = 1000) -> list[dict[str, Any]]:
+    def runs(
+        self, *, status: str | None = None, sweep_id: int | None = None, max_items: int = 1000
+    ) -> list[dict[str, Any]]:
         return self.all("/api/v1/runs", max_items=max_items, status=status, sweep_id=sweep_id)
 
     def run(self, run_id: int) -> dict[str, Any]:
         return self.get(f"/api/v1/runs/{run_id}")
 
-    def create_run(self, config: dict[str, Any], *, name: str | None = None,
-                   dataset_id: int | None = None) -> dict[str, Any]:
+    def create_run(
+        self, config: dict[str, Any], *, name: str | None = None, dataset_id: int | None = None
+    ) -> dict[str, Any]:
         return self.post("/api/v1/runs", json={"name": name, "dataset_id": dataset_id, "config": config})
 
     def metrics(self, run_id: int, after: int | None = None) -> list[dict[str, Any]]:
@@ -183,17 +210,28 @@ class ApiClient:
             if not cursor:
                 return out
 
-    def evaluations(self, *, run_id: int | None = None, status: str | None = None,
-                    max_items: int = 2000) -> list[dict[str, Any]]:
+    def evaluations(
+        self, *, run_id: int | None = None, status: str | None = None, max_items: int = 2000
+    ) -> list[dict[str, Any]]:
         return self.all("/api/v1/evaluations", max_items=max_items, run_id=run_id, status=status)
 
     def evaluation(self, evaluation_id: int) -> dict[str, Any]:
         return self.get(f"/api/v1/evaluations/{evaluation_id}")
 
-    def create_evaluation(self, config: dict[str, Any], *, run_id: int | None = None,
-                          dataset_id: int | None = None, shots_dataset_id: int | None = None) -> dict[str, Any]:
-        body = {"run_id": run_id, "dataset_id": dataset_id, "shots_dataset_id": shots_dataset_id,
-                "config": config}
+    def create_evaluation(
+        self,
+        config: dict[str, Any],
+        *,
+        run_id: int | None = None,
+        dataset_id: int | None = None,
+        shots_dataset_id: int | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "run_id": run_id,
+            "dataset_id": dataset_id,
+            "shots_dataset_id": shots_dataset_id,
+            "config": config,
+        }
         return self.post("/api/v1/evaluations", json=body)
 
     def sweeps(self) -> list[dict[str, Any]]:
@@ -215,11 +253,26 @@ class ApiClient:
     def artifacts(self, **params: Any) -> list[dict[str, Any]]:
         return self.all("/api/v1/artifacts", max_items=500, **params)
 
-    def compare(self, *, run_ids: Iterable[int] = (), evaluation_ids: Iterable[int] = (),
-                shots: int | None = None, seed: int | None = None, disagree: bool = False,
-                cursor: str | None = None, limit: int = 20) -> dict[str, Any]:
-        params = {"run_id": list(run_ids), "evaluation_id": list(evaluation_ids), "shots": shots, "seed": seed,
-                  "disagree": disagree, "cursor": cursor, "limit": limit}
+    def compare(
+        self,
+        *,
+        run_ids: Iterable[int] = (),
+        evaluation_ids: Iterable[int] = (),
+        shots: int | None = None,
+        seed: int | None = None,
+        disagree: bool = False,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        params = {
+            "run_id": list(run_ids),
+            "evaluation_id": list(evaluation_ids),
+            "shots": shots,
+            "seed": seed,
+            "disagree": disagree,
+            "cursor": cursor,
+            "limit": limit,
+        }
         return self.get("/api/v1/compare", **params)
 
     def preview_schedule(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,240 @@
-"""`aicd` commands of this area (placeholder until implemented)."""
+"""`aicd up`: the whole stack on this machine — API, worker and UI — stopped together with Ctrl-C.
+
+Embedded defaults (nothing to install): SQLite under AICD_HOME (default `.aicd`) and jobs run by the API's own
+executor, so no Redis is needed. With AICD_REDIS_URL (or AICD_BROKER_URL) set, Celery workers are started for the
+`gpu` and `cpu` queues; with AICD_DATABASE_URL set, that database is used. The API applies migrations when it
+starts. Each child runs in its own process group, so stopping one also stops whatever it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import typer
 
+from aicd.errors import AICDError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Child:
+    name: str
+    cmd: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    ready: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait_http(url: str, child: Child, timeout: float, stop: threading.Event) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if not child.alive():
+            return False
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def _spawn(child: Child, env: dict[str, str]) -> None:
+    child.proc = subprocess.Popen(child.cmd, env=env, cwd=ROOT, start_new_session=True)
+
+
+def _stop_all(children: list[Child], grace: float) -> None:
+    """SIGTERM every child's process group (newest first), then SIGKILL what is left after `grace` seconds."""
+    started = [c for c in children if c.proc is not None]
+    for child in reversed(started):
+        if child.alive():
+            _signal_group(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for child in reversed(started):
+        assert child.proc is not None
+        try:
+            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            typer.echo(f"  {child.name} did not stop in {grace:g}s; killing it", err=True)
+            _signal_group(child, signal.SIGKILL)
+            child.proc.wait()
+        _signal_group(child, signal.SIGKILL)  # leftovers of its group (e.g. a job it had started)
+
+
+def _signal_group(child: Child, sig: int) -> None:
+    assert child.proc is not None
+    try:
+        os.killpg(child.proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def up_command(
+    api_port: int = typer.Option(8000, "--api-port", help="port of the REST API"),
+    ui_port: int = typer.Option(8501, "--ui-port", help="port of the Streamlit UI"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+    no_ui: bool = typer.Option(False, "--no-ui", help="start only the API and the worker"),
+    home: Path = typer.Option(
+        None, "--home", help="where the embedded database and artifacts live (default: AICD_HOME or .aicd)"
+    ),
+    startup_timeout: float = typer.Option(
+        180.0, "--startup-timeout", help="seconds to wait for each service"
+    ),
+    grace: float = typer.Option(
+        15.0, "--grace", help="seconds each service gets to stop before it is killed"
+    ),
+) -> None:
+    """Start the API, a worker and the UI; print their URLs; stop everything cleanly on Ctrl-C."""
+    for name, port in (("--api-port", api_port), *((("--ui-port", ui_port),) if not no_ui else ())):
+        if not _port_free(host, port):
+            raise AICDError(f"{name}: port {port} on {host} is already in use; pick another one")
+    if not no_ui and api_port == ui_port:
+        raise AICDError("--ui-port must differ from --api-port")
+
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if home is not None:
+        env["AICD_HOME"] = str(home.expanduser().resolve())
+    broker = env.get("AICD_BROKER_URL") or env.get("AICD_REDIS_URL")
+    api_url = f"http://{host}:{api_port}"
+    py = sys.executable
+
+    api = Child("api", [py, "-m", "uvicorn", "backend.main:app", "--host", host, "--port", str(api_port)])
+    workers = (
+        [
+            Child(
+                f"worker-{queue}",
+                [
+                    py,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "worker.celery_app:app",
+                    "worker",
+                    "-Q",
+                    queue,
+                    "--pool=solo",
+                    "--concurrency=1",
+                    "-n",
+                    f"{queue}@%h",
+                    "--loglevel=INFO",
+                ],
+            )
+            for queue in ("gpu", "cpu")
+        ]
+        if broker
+        else []
+    )
+    ui = Child(
+        "ui",
+        [
+            py,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "ui" / "app.py"),
+            "--server.port",
+            str(ui_port),
+            "--server.address",
+            host,
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+    )
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: list[Child] = []
+    code = 0
+    try:
+        children.append(api)
+        _spawn(api, env)
+        if not _wait_http(f"{api_url}/health", api, startup_timeout, stop):
+            if not stop.is_set():
+                raise AICDError(
+                    f"the API did not become healthy at {api_url}/health "
+                    f"({'it exited' if not api.alive() else 'timed out'}); see its log above"
+                )
+            return
+        for worker in workers:
+            children.append(worker)
+            _spawn(worker, env)
+        if not no_ui:
+            children.append(ui)
+            _spawn(ui, {**env, "AICD_API_URL": api_url})
+            if not _wait_http(f"http://{host}:{ui_port}/_stcore/health", ui, startup_timeout, stop):
+                if not stop.is_set():
+                    raise AICDError(f"the UI did not start on port {ui_port}; see its log above")
+                return
+        db = env.get("AICD_DATABASE_URL") or f"SQLite in {env.get('AICD_HOME', '.aicd')}/aicd.db"
+        lines = ["", "AICD Workbench is up:"]
+        if not no_ui:
+            lines.append(f"  UI      http://{host}:{ui_port}")
+        lines += [
+            f"  API     {api_url}  (docs {api_url}/docs)",
+            f"  worker  {'Celery on ' + _redact(broker) if broker else 'embedded in the API (no Redis)'}",
+            f"  data    {_redact(db)}",
+            "  pids    " + ", ".join(f"{c.name}={c.proc.pid}" for c in children if c.proc),
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        typer.echo("\n".join(lines))
+        while not stop.wait(0.5):
+            dead = [c for c in children if not c.alive()]
+            if dead:
+                typer.secho(
+                    f"{dead[0].name} exited with code {dead[0].proc.returncode}; stopping everything",
+                    fg=typer.colors.RED,
+                    err=True,
+                )
+                code = 1
+                break
+    finally:
+        typer.echo("stopping ...", err=True)
+        _stop_all(children, grace)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        typer.echo("stopped.", err=True)
+    if code:
+        raise typer.Exit(code)
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL (redis://:secret@host -> redis://:***@host)."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI."""
+    """Add `aicd up`."""
+    app.command("up")(up_command)

@@ -14,18 +14,36 @@ COLORS = {"AICD": "#E4572E", "CondGen": "#17BEBB", "LM": "#76B041", "no-CoT": "#
 def omega_bars(weights: list[float], title: str = "ω per shot") -> go.Figure:
     shots = [f"shot {i + 1}" for i in range(len(weights))]
     top = max(weights, default=1.0) or 1.0
-    fig = go.Figure(go.Bar(x=shots, y=weights, text=[f"{w:.3g}" for w in weights], textposition="outside",
-                           marker_color=[f"rgba(255,140,0,{0.25 + 0.75 * w / top:.3f})" for w in weights]))
-    fig.update_layout(title=title, yaxis_title="ω (loss weight)", xaxis_title="shot in the episode",
-                      height=320, margin={"t": 50, "b": 40, "l": 50, "r": 20},
-                      yaxis_range=[0, top * 1.2])
+    fig = go.Figure(
+        go.Bar(
+            x=shots,
+            y=weights,
+            text=[f"{w:.3g}" for w in weights],
+            textposition="outside",
+            marker_color=[f"rgba(255,140,0,{0.25 + 0.75 * w / top:.3f})" for w in weights],
+        )
+    )
+    fig.update_layout(
+        title=title,
+        yaxis_title="ω (loss weight)",
+        xaxis_title="shot in the episode",
+        height=320,
+        margin={"t": 50, "b": 40, "l": 50, "r": 20},
+        yaxis_range=[0, top * 1.2],
+    )
     return fig
 
 
 def shot_mass(rows: list[dict[str, Any]]) -> go.Figure:
     df = pd.DataFrame(rows)
-    fig = px.bar(df, x="shot", y="weight", text_auto=".3g", hover_data=["tokens", "weighted tokens"],
-                 title="share of the loss per shot (ω × target tokens)")
+    fig = px.bar(
+        df,
+        x="shot",
+        y="weight",
+        text_auto=".3g",
+        hover_data=["tokens", "weighted tokens"],
+        title="share of the loss per shot (ω × target tokens)",
+    )
     fig.update_layout(height=280, margin={"t": 50, "b": 40, "l": 50, "r": 20}, xaxis={"dtick": 1})
     return fig
 
@@ -33,27 +51,53 @@ def shot_mass(rows: list[dict[str, Any]]) -> go.Figure:
 def training_curves(metrics: list[dict[str, Any]]) -> go.Figure | None:
     if not metrics:
         return None
-    df = pd.DataFrame([{"step": m["step"], "loss": m.get("loss"), "lr": m.get("lr"),
-                        **{k: v for k, v in (m.get("values") or {}).items() if isinstance(v, int | float)}}
-                       for m in metrics])
+    df = pd.DataFrame(
+        [
+            {
+                "step": m["step"],
+                "loss": m.get("loss"),
+                "lr": m.get("lr"),
+                **{k: v for k, v in (m.get("values") or {}).items() if isinstance(v, int | float)},
+            }
+            for m in metrics
+        ]
+    )
     fig = go.Figure()
     if df["loss"].notna().any():
-        fig.add_trace(go.Scatter(x=df["step"], y=df["loss"], mode="lines+markers", name="loss",
-                                 marker={"size": 4}))
+        fig.add_trace(
+            go.Scatter(x=df["step"], y=df["loss"], mode="lines+markers", name="loss", marker={"size": 4})
+        )
     if "lr" in df and df["lr"].notna().any():
-        fig.add_trace(go.Scatter(x=df["step"], y=df["lr"], mode="lines", name="learning rate", yaxis="y2",
-                                 line={"dash": "dot"}))
-    fig.update_layout(title="training loss", xaxis_title="optimizer step", yaxis_title="loss",
-                      yaxis2={"title": "lr", "overlaying": "y", "side": "right", "showgrid": False},
-                      height=340, margin={"t": 50, "b": 40, "l": 50, "r": 50}, legend={"orientation": "h"})
+        fig.add_trace(
+            go.Scatter(
+                x=df["step"], y=df["lr"], mode="lines", name="learning rate", yaxis="y2", line={"dash": "dot"}
+            )
+        )
+    fig.update_layout(
+        title="training loss",
+        xaxis_title="optimizer step",
+        yaxis_title="loss",
+        yaxis2={"title": "lr", "overlaying": "y", "side": "right", "showgrid": False},
+        height=340,
+        margin={"t": 50, "b": 40, "l": 50, "r": 50},
+        legend={"orientation": "h"},
+    )
     return fig
 
 
 def accuracy_by_shots(summary: pd.DataFrame, color: str = "objective", title: str | None = None) -> go.Figure:
     """Fig. 2: mean accuracy (± std over seeds) at 0..k shots, one line per objective."""
-    fig = px.line(summary.sort_values("shots"), x="shots", y="mean", error_y="std", color=color, markers=True,
-                  color_discrete_map=COLORS, facet_col="dataset" if summary["dataset"].nunique() > 1 else None,
-                  title=title or "accuracy vs number of in-context shots")
+    fig = px.line(
+        summary.sort_values("shots"),
+        x="shots",
+        y="mean",
+        error_y="std",
+        color=color,
+        markers=True,
+        color_discrete_map=COLORS,
+        facet_col="dataset" if summary["dataset"].nunique() > 1 else None,
+        title=title or "accuracy vs number of in-context shots",
+    )
     fig.update_layout(yaxis_title="accuracy (%)", height=380, margin={"t": 60, "b": 40, "l": 50, "r": 20})
     fig.update_xaxes(dtick=1)
     return fig
@@ -61,16 +105,27 @@ def accuracy_by_shots(summary: pd.DataFrame, color: str = "objective", title: st
 
 def accuracy_by_omega(summary: pd.DataFrame, title: str | None = None) -> go.Figure:
     """Fig. 1: mean accuracy (± std) against ω, one line per dataset."""
-    fig = px.line(summary.sort_values("omega"), x="omega", y="mean", error_y="std", color="dataset", markers=True,
-                  title=title or "accuracy vs ω (weight of the earlier shots)")
-    fig.update_layout(xaxis_title="ω", yaxis_title="accuracy (%)", height=380,
-                      margin={"t": 60, "b": 40, "l": 50, "r": 20})
+    fig = px.line(
+        summary.sort_values("omega"),
+        x="omega",
+        y="mean",
+        error_y="std",
+        color="dataset",
+        markers=True,
+        title=title or "accuracy vs ω (weight of the earlier shots)",
+    )
+    fig.update_layout(
+        xaxis_title="ω", yaxis_title="accuracy (%)", height=380, margin={"t": 60, "b": 40, "l": 50, "r": 20}
+    )
     return fig
 
 
 def progress_bars(rows: list[dict[str, Any]], title: str) -> go.Figure:
     df = pd.DataFrame(rows)
     fig = px.bar(df, x="count", y="stage", orientation="h", text="count", title=title)
-    fig.update_layout(height=60 + 40 * len(df), margin={"t": 40, "b": 30, "l": 10, "r": 20},
-                      yaxis={"categoryorder": "array", "categoryarray": list(df["stage"])[::-1]})
+    fig.update_layout(
+        height=60 + 40 * len(df),
+        margin={"t": 40, "b": 30, "l": 10, "r": 20},
+        yaxis={"categoryorder": "array", "categoryarray": list(df["stage"])[::-1]},
+    )
     return fig

@@ -16,7 +16,14 @@ from ui.client import ApiClient, ApiError, api_token, api_url
 
 T = TypeVar("T")
 
-STATUS_ICONS = {"queued": "⏳", "running": "🔄", "succeeded": "✅", "failed": "❌", "cancelled": "⏹️", "lost": "⚠️"}
+STATUS_ICONS = {
+    "queued": "⏳",
+    "running": "🔄",
+    "succeeded": "✅",
+    "failed": "❌",
+    "cancelled": "⏹️",
+    "lost": "⚠️",
+}
 ACTIVE = ("queued", "running")
 OBJECTIVE_LABELS = {"aicd": "AICD", "condgen": "CondGen", "lm": "LM", "nocot": "no-CoT"}
 
@@ -50,6 +57,12 @@ def page_guard() -> Iterator[None]:
     except ApiError as exc:
         show_error(exc)
         st.stop()
+
+
+def guarded(main: Callable[[], None]) -> None:
+    """Run a page body; an ApiError it lets escape becomes a message (pages also run outside the router)."""
+    with page_guard():
+        main()
 
 
 def attempt(fn: Callable[..., T], *args: Any, what: str | None = None, **kwargs: Any) -> T | None:
@@ -122,18 +135,27 @@ def dataset_label(ds: dict[str, Any]) -> str:
     return f"{ds['name']}  (#{ds['id']}, {ds['n_examples']} questions)"
 
 
-def pick_dataset(label: str, key: str, *, help: str | None = None,
-                 allow_none: bool = False) -> dict[str, Any] | None:
+def pick_dataset(
+    label: str, key: str, *, help: str | None = None, allow_none: bool = False
+) -> dict[str, Any] | None:
     """A dataset selectbox; with no dataset stored it explains what to do and stops the page."""
     items = datasets(base())
     if not items:
-        st.info("No datasets yet. Import a built-in one or upload a JSONL/CSV on the **Datasets** page.", icon="📂")
+        st.info(
+            "No datasets yet. Import a built-in one or upload a JSONL/CSV on the **Datasets** page.",
+            icon="📂",
+        )
         st.page_link("pages/datasets.py", label="Go to Datasets", icon="📂")
         st.stop()
     by_id = {d["id"]: d for d in items}
     options: list[int | None] = [*([None] if allow_none else []), *by_id]
-    chosen = st.selectbox(label, options, key=key, help=help,
-                          format_func=lambda i: "(none)" if i is None else dataset_label(by_id[i]))
+    chosen = st.selectbox(
+        label,
+        options,
+        key=key,
+        help=help,
+        format_func=lambda i: "(none)" if i is None else dataset_label(by_id[i]),
+    )
     return by_id.get(chosen) if chosen is not None else None
 
 

@@ -32,14 +32,18 @@ def episode_html(spans: list[dict[str, Any]]) -> str:
             continue
         text = s["text"] if s["kind"] not in ("bos", "eos") else f"⟨{s['kind']}⟩"
         title = f"shot {s['shot'] + 1} · {s['kind']} · ω={s['weight']:g} · {s['end'] - s['start']} tokens"
-        parts.append(f'<span class="k-{html.escape(s["kind"])}" style="background:{shade(s["weight"], top)}" '
-                     f'title="{html.escape(title)}">{html.escape(text)}</span>')
+        parts.append(
+            f'<span class="k-{html.escape(s["kind"])}" style="background:{shade(s["weight"], top)}" '
+            f'title="{html.escape(title)}">{html.escape(text)}</span>'
+        )
     return f'<div class="aicd-episode">{"".join(parts)}</div>'
 
 
 def legend_html(weights: list[float]) -> str:
     top = max(weights, default=0.0)
-    items = [f'<span style="background:{shade(w, top)}">ω{i + 1} = {w:.3g}</span>' for i, w in enumerate(weights)]
+    items = [
+        f'<span style="background:{shade(w, top)}">ω{i + 1} = {w:.3g}</span>' for i, w in enumerate(weights)
+    ]
     items.append(f'<span style="background:{shade(0.0, top)}; border:1px solid #aaa">prompt: ω = 0</span>')
     return f'<div class="aicd-legend">{"".join(items)}</div>'
 
@@ -49,7 +53,9 @@ def weight_by_shot(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = {}
     for s in spans:
         n = s["end"] - s["start"]
-        row = rows.setdefault(s["shot"], {"shot": s["shot"] + 1, "tokens": 0, "weighted tokens": 0, "weight": 0.0})
+        row = rows.setdefault(
+            s["shot"], {"shot": s["shot"] + 1, "tokens": 0, "weighted tokens": 0, "weight": 0.0}
+        )
         row["tokens"] += n
         if s["weight"] > 0:
             row["weighted tokens"] += n

@@ -37,9 +37,12 @@ def advance(client: ApiClient, plan: dict[str, Any]) -> dict[str, Any]:
                 ev = existing[0]
             else:
                 try:
-                    ev = client.create_evaluation(plan["eval"]["config"], run_id=run_id,
-                                                  dataset_id=plan["eval"].get("dataset_id"),
-                                                  shots_dataset_id=plan["eval"].get("shots_dataset_id"))
+                    ev = client.create_evaluation(
+                        plan["eval"]["config"],
+                        run_id=run_id,
+                        dataset_id=plan["eval"].get("dataset_id"),
+                        shots_dataset_id=plan["eval"].get("shots_dataset_id"),
+                    )
                 except ApiError as exc:
                     if exc.unreachable:
                         raise
@@ -57,7 +60,10 @@ def finished(plan: dict[str, Any], state: dict[str, Any]) -> bool:
     for run_id, (run, ev) in state.items():
         if run["status"] in ("queued", "running"):
             return False
-        if run["status"] == "succeeded" and run_id not in plan["errors"] and (
-                ev is None or ev["status"] in ("queued", "running")):
+        if (
+            run["status"] == "succeeded"
+            and run_id not in plan["errors"]
+            and (ev is None or ev["status"] in ("queued", "running"))
+        ):
             return False
     return True

@@ -8,8 +8,22 @@ import pandas as pd
 
 OBJECTIVE_LABELS = {"aicd": "AICD", "condgen": "CondGen", "lm": "LM", "nocot": "no-CoT"}
 OBJECTIVE_ORDER = ["AICD", "CondGen", "LM", "no-CoT"]
-COLUMNS = ["evaluation_id", "run_id", "run", "sweep_id", "objective", "omega", "schedule", "n_shots",
-           "train_seed", "dataset", "shots", "eval_seed", "accuracy", "n"]
+COLUMNS = [
+    "evaluation_id",
+    "run_id",
+    "run",
+    "sweep_id",
+    "objective",
+    "omega",
+    "schedule",
+    "n_shots",
+    "train_seed",
+    "dataset",
+    "shots",
+    "eval_seed",
+    "accuracy",
+    "n",
+]
 
 
 def _dataset_name(ev: dict[str, Any], names: dict[int, str]) -> str:
@@ -27,8 +41,9 @@ def _percent(acc: Any) -> float | None:
     return 100.0 * float(acc)  # the API reports fractions
 
 
-def accuracy_frame(evaluations: list[dict[str, Any]], runs: list[dict[str, Any]],
-                   dataset_names: dict[int, str]) -> pd.DataFrame:
+def accuracy_frame(
+    evaluations: list[dict[str, Any]], runs: list[dict[str, Any]], dataset_names: dict[int, str]
+) -> pd.DataFrame:
     """One row per (evaluation, shots, eval seed) with the training run's objective, ω and seed."""
     by_id = {r["id"]: r for r in runs}
     rows = []
@@ -36,15 +51,24 @@ def accuracy_frame(evaluations: list[dict[str, Any]], runs: list[dict[str, Any]]
         run = by_id.get(ev.get("run_id")) or {}
         cfg = run.get("config") or {}
         for row in ev.get("rows") or []:
-            rows.append({
-                "evaluation_id": ev["id"], "run_id": run.get("id"), "run": run.get("name", "(base model)"),
-                "sweep_id": run.get("sweep_id"),
-                "objective": OBJECTIVE_LABELS.get(cfg.get("objective"), cfg.get("objective") or "base"),
-                "omega": cfg.get("omega"), "schedule": cfg.get("schedule"), "n_shots": cfg.get("n_shots"),
-                "train_seed": cfg.get("seed"), "dataset": _dataset_name(ev, dataset_names),
-                "shots": int(row.get("shots", 0)), "eval_seed": row.get("seed"),
-                "accuracy": _percent(row.get("accuracy")), "n": row.get("n"),
-            })
+            rows.append(
+                {
+                    "evaluation_id": ev["id"],
+                    "run_id": run.get("id"),
+                    "run": run.get("name", "(base model)"),
+                    "sweep_id": run.get("sweep_id"),
+                    "objective": OBJECTIVE_LABELS.get(cfg.get("objective"), cfg.get("objective") or "base"),
+                    "omega": cfg.get("omega"),
+                    "schedule": cfg.get("schedule"),
+                    "n_shots": cfg.get("n_shots"),
+                    "train_seed": cfg.get("seed"),
+                    "dataset": _dataset_name(ev, dataset_names),
+                    "shots": int(row.get("shots", 0)),
+                    "eval_seed": row.get("seed"),
+                    "accuracy": _percent(row.get("accuracy")),
+                    "n": row.get("n"),
+                }
+            )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -94,6 +118,11 @@ def to_latex(table: pd.DataFrame, caption: str = "Accuracy (%) mean ± std over 
     latex_ready.columns = [str(c).replace("_", "\\_") for c in latex_ready.columns]
     latex_ready.index = [str(i).replace("_", "\\_") for i in latex_ready.index]
     latex_ready.index.name = table.index.name or ""
-    return latex_ready.reset_index().to_latex(escape=False, index=False, caption=caption.replace("±", "$\\pm$"),
-                                              label="tab:aicd-results", position="t",
-                                              column_format="l" + "c" * len(table.columns))
+    return latex_ready.reset_index().to_latex(
+        escape=False,
+        index=False,
+        caption=caption.replace("±", "$\\pm$"),
+        label="tab:aicd-results",
+        position="t",
+        column_format="l" + "c" * len(table.columns),
+    )

@@ -13,18 +13,18 @@ from ui.components import diff
 
 MAX_ROWS = 5000
 
-st.title("🔍 Compare chains")
-client = c.api()
-base = c.base()
-
 
 @st.cache_data(ttl=30, show_spinner="loading chains ...")
-def compare_rows(base_url: str, evaluation_ids: tuple[int, ...], shots: int, seed: int) -> list[dict[str, Any]]:
+def compare_rows(
+    base_url: str, evaluation_ids: tuple[int, ...], shots: int, seed: int
+) -> list[dict[str, Any]]:
     """Every question of the first evaluation with all chains (500 per request; pages are then local)."""
     rows: list[dict[str, Any]] = []
     cursor = None
     while len(rows) < MAX_ROWS:
-        page = c.api().compare(evaluation_ids=evaluation_ids, shots=shots, seed=seed, cursor=cursor, limit=500)
+        page = c.api().compare(
+            evaluation_ids=evaluation_ids, shots=shots, seed=seed, cursor=cursor, limit=500
+        )
         rows.extend(page["items"])
         cursor = page.get("next_cursor")
         if not cursor:
@@ -32,124 +32,165 @@ def compare_rows(base_url: str, evaluation_ids: tuple[int, ...], shots: int, see
     return rows
 
 
-evaluations = [e for e in c.evaluations(base) if e.get("run_id") is not None
-               and e["status"] in ("succeeded", "running", "cancelled", "failed", "lost") and e["progress_done"]]
-if not evaluations:
-    st.info("Nothing to compare yet: chains appear once trained runs have been evaluated. Launch a comparison "
-            "(it evaluates every run when it finishes) or evaluate runs on the Runs page.", icon="🧮")
-    st.page_link("pages/launch.py", label="Launch a comparison", icon="🚀")
-    st.stop()
-runs = {r["id"]: r for r in c.runs(base)}
-names = {d["id"]: d["name"] for d in c.datasets(base)}
+def main() -> None:
+    st.title("🔍 Compare chains")
+    base = c.base()
 
+    evaluations = [
+        e
+        for e in c.evaluations(base)
+        if e.get("run_id") is not None
+        and e["status"] in ("succeeded", "running", "cancelled", "failed", "lost")
+        and e["progress_done"]
+    ]
+    if not evaluations:
+        st.info(
+            "Nothing to compare yet: chains appear once trained runs have been evaluated. Launch a comparison "
+            "(it evaluates every run when it finishes) or evaluate runs on the Runs page.",
+            icon="🧮",
+        )
+        st.page_link("pages/launch.py", label="Launch a comparison", icon="🚀")
+        st.stop()
+    runs = {r["id"]: r for r in c.runs(base)}
+    names = {d["id"]: d["name"] for d in c.datasets(base)}
 
-def _ds_key(ev: dict[str, Any]) -> str:
-    if ev.get("dataset_id") is not None:
-        return names.get(ev["dataset_id"], f"dataset #{ev['dataset_id']}")
-    return str(ev["config"].get("dataset", "?"))
+    def _ds_key(ev: dict[str, Any]) -> str:
+        if ev.get("dataset_id") is not None:
+            return names.get(ev["dataset_id"], f"dataset #{ev['dataset_id']}")
+        return str(ev["config"].get("dataset", "?"))
 
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for ev in evaluations:  # newest first: the first evaluation of a run on a dataset is its latest
+        by_dataset.setdefault(_ds_key(ev), []).append(ev)
 
-by_dataset: dict[str, list[dict[str, Any]]] = {}
-for ev in evaluations:  # newest first: the first evaluation of a run on a dataset is its latest
-    by_dataset.setdefault(_ds_key(ev), []).append(ev)
+    a, b = st.columns([1, 3])
+    dataset = a.selectbox("Dataset", sorted(by_dataset), key="cmp_dataset")
+    latest: dict[int, dict[str, Any]] = {}
+    for ev in by_dataset[dataset]:
+        if ev["run_id"] not in latest or (
+            ev["status"] == "succeeded" and latest[ev["run_id"]]["status"] != "succeeded"
+        ):
+            latest[ev["run_id"]] = ev
+    options = [rid for rid in latest if rid in runs]
+    default = options[:4]
+    chosen = b.multiselect(
+        "Runs (2–4)",
+        options,
+        default=default,
+        max_selections=4,
+        key="cmp_runs",
+        format_func=lambda rid: c.run_label(runs[rid]),
+    )
+    if not chosen:
+        st.info("Pick at least one run (two to four to compare).", icon="☝️")
+        st.stop()
+    evs = [latest[rid] for rid in chosen]
+    labels = [runs[rid]["name"] for rid in chosen]
 
-a, b = st.columns([1, 3])
-dataset = a.selectbox("Dataset", sorted(by_dataset), key="cmp_dataset")
-latest: dict[int, dict[str, Any]] = {}
-for ev in by_dataset[dataset]:
-    if ev["run_id"] not in latest or (ev["status"] == "succeeded" and latest[ev["run_id"]]["status"] != "succeeded"):
-        latest[ev["run_id"]] = ev
-options = [rid for rid in latest if rid in runs]
-default = options[:4]
-chosen = b.multiselect("Runs (2–4)", options, default=default, max_selections=4, key="cmp_runs",
-                       format_func=lambda rid: c.run_label(runs[rid]))
-if not chosen:
-    st.info("Pick at least one run (two to four to compare).", icon="☝️")
-    st.stop()
-evs = [latest[rid] for rid in chosen]
-labels = [runs[rid]["name"] for rid in chosen]
+    shots_options = sorted(set.intersection(*(set(e["config"].get("shots", [0])) for e in evs))) or [0]
+    seed_options = sorted(set.intersection(*(set(e["config"].get("seeds", [0])) for e in evs))) or [0]
+    a, b, cc, d = st.columns(4)
+    shots = a.selectbox("Shots", shots_options, key="cmp_shots")
+    seed = b.selectbox("Seed", seed_options, key="cmp_seed")
+    rows = compare_rows(base, tuple(e["id"] for e in evs), int(shots), int(seed))
+    if not rows:
+        st.info(f"No chains at {shots} shots, seed {seed} for these runs yet.", icon="🕐")
+        st.stop()
 
-shots_options = sorted(set.intersection(*(set(e["config"].get("shots", [0])) for e in evs))) or [0]
-seed_options = sorted(set.intersection(*(set(e["config"].get("seeds", [0])) for e in evs))) or [0]
-a, b, cc, d = st.columns(4)
-shots = a.selectbox("Shots", shots_options, key="cmp_shots")
-seed = b.selectbox("Seed", seed_options, key="cmp_seed")
-rows = compare_rows(base, tuple(e["id"] for e in evs), int(shots), int(seed))
-if not rows:
-    st.info(f"No chains at {shots} shots, seed {seed} for these runs yet.", icon="🕐")
-    st.stop()
+    # --------------------------------------------------------------------------------------------- filters
+    filters = ["all questions", "only disagreements"]
+    if len(chosen) >= 2:
+        filters.append("A right, B wrong")
+    mode = cc.selectbox("Show", filters, key="cmp_filter")
+    query = d.text_input("Search", key="cmp_search", placeholder="words in the question or a chain")
+    run_a = run_b = 0
+    if mode == "A right, B wrong":
+        x, y, _ = st.columns([1, 1, 2])
+        run_a = x.selectbox("A (right)", range(len(chosen)), format_func=lambda i: labels[i], key="cmp_a")
+        run_b = y.selectbox(
+            "B (wrong)", range(len(chosen)), index=1, format_func=lambda i: labels[i], key="cmp_b"
+        )
 
-# --------------------------------------------------------------------------------------------- filters
-filters = ["all questions", "only disagreements"]
-if len(chosen) >= 2:
-    filters.append("A right, B wrong")
-mode = cc.selectbox("Show", filters, key="cmp_filter")
-query = d.text_input("Search", key="cmp_search", placeholder="words in the question or a chain")
-run_a = run_b = 0
-if mode == "A right, B wrong":
-    x, y, _ = st.columns([1, 1, 2])
-    run_a = x.selectbox("A (right)", range(len(chosen)), format_func=lambda i: labels[i], key="cmp_a")
-    run_b = y.selectbox("B (wrong)", range(len(chosen)), index=1, format_func=lambda i: labels[i], key="cmp_b")
-
-
-def keep(row: dict[str, Any]) -> bool:
-    entries = row["entries"]
-    if mode == "only disagreements" and row["agree"]:
-        return False
-    if mode == "A right, B wrong" and not (entries[run_a]["correct"] is True and entries[run_b]["correct"] is False):
-        return False
-    if query:
-        q = query.lower()
-        texts = [row["question"], *(e["generation"] or "" for e in entries)]
-        if not any(q in t.lower() for t in texts):
+    def keep(row: dict[str, Any]) -> bool:
+        entries = row["entries"]
+        if mode == "only disagreements" and row["agree"]:
             return False
-    return True
+        if mode == "A right, B wrong" and not (
+            entries[run_a]["correct"] is True and entries[run_b]["correct"] is False
+        ):
+            return False
+        if query:
+            q = query.lower()
+            texts = [row["question"], *(e["generation"] or "" for e in entries)]
+            if not any(q in t.lower() for t in texts):
+                return False
+        return True
+
+    shown = [r for r in rows if keep(r)]
+
+    # --------------------------------------------------------------------------------------------- summary
+    acc = {
+        labels[i]: sum(bool(r["entries"][i]["correct"]) for r in rows) / len(rows) for i in range(len(chosen))
+    }
+    m = st.columns(len(chosen) + 2)
+    for col, (label, value) in zip(m, acc.items(), strict=False):
+        col.metric(label, f"{value:.1%}")
+    m[len(chosen)].metric("agree", f"{sum(r['agree'] for r in rows) / len(rows):.0%}")
+    m[len(chosen) + 1].metric("shown", f"{len(shown)} / {len(rows)}")
+    if not shown:
+        st.info("No question matches these filters.", icon="🔍")
+        st.stop()
+
+    # --------------------------------------------------------------------------------------------- paging
+    size = int(st.segmented_control("questions per page", [5, 10, 25, 50], default=10, key="cmp_size") or 10)
+    n_pages = (len(shown) + size - 1) // size
+    state_key = "cmp_page"
+    page = min(int(st.session_state.get(state_key, 1)), n_pages)
+    p1, p2, p3 = st.columns([1, 2, 1])
+    if p1.button("◀ Previous", key="cmp_prev", disabled=page <= 1):
+        st.session_state[state_key] = page - 1
+        st.rerun()
+    p2.caption(f"page {page} of {n_pages} · questions {(page - 1) * size + 1}–{min(page * size, len(shown))}")
+    if p3.button("Next ▶", key="cmp_next", disabled=page >= n_pages):
+        st.session_state[state_key] = page + 1
+        st.rerun()
+
+    st.html(diff.STYLE)
+    for row in shown[(page - 1) * size : page * size]:
+        entries = row["entries"]
+        with st.container(border=True):
+            agree = "" if row["agree"] else " · ⚡ disagree"
+            st.markdown(f"**{row['example_id']}** · gold answer **{row['gold']}**{agree}")
+            st.markdown(row["question"])
+            cols = st.columns(len(entries))
+            for i, (col, entry) in enumerate(zip(cols, entries, strict=True)):
+                ref = (
+                    entries[1 if i == 0 and len(entries) > 1 else 0]["generation"]
+                    if len(entries) > 1
+                    else None
+                )
+                mark = "✔" if entry["correct"] else ("✘" if entry["correct"] is False else "–")
+                with col:
+                    st.markdown(f"{mark} **{labels[i]}** → `{entry['extracted'] or '∅'}`")
+                    st.html(diff.diff_html(entry["generation"], ref))
+
+    with st.expander("This page as a table"):
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "id": r["example_id"],
+                        "gold": r["gold"],
+                        **{
+                            f"{labels[i]}": f"{'✔' if e['correct'] else '✘'} {e['extracted']}"
+                            for i, e in enumerate(r["entries"])
+                        },
+                    }
+                    for r in shown[(page - 1) * size : page * size]
+                ]
+            ),
+            hide_index=True,
+        )
 
 
-shown = [r for r in rows if keep(r)]
-
-# --------------------------------------------------------------------------------------------- summary
-acc = {labels[i]: sum(bool(r["entries"][i]["correct"]) for r in rows) / len(rows) for i in range(len(chosen))}
-m = st.columns(len(chosen) + 2)
-for col, (label, value) in zip(m, acc.items(), strict=False):
-    col.metric(label, f"{value:.1%}")
-m[len(chosen)].metric("agree", f"{sum(r['agree'] for r in rows) / len(rows):.0%}")
-m[len(chosen) + 1].metric("shown", f"{len(shown)} / {len(rows)}")
-if not shown:
-    st.info("No question matches these filters.", icon="🔍")
-    st.stop()
-
-# --------------------------------------------------------------------------------------------- paging
-size = int(st.segmented_control("questions per page", [5, 10, 25, 50], default=10, key="cmp_size") or 10)
-n_pages = (len(shown) + size - 1) // size
-state_key = "cmp_page"
-page = min(int(st.session_state.get(state_key, 1)), n_pages)
-p1, p2, p3 = st.columns([1, 2, 1])
-if p1.button("◀ Previous", key="cmp_prev", disabled=page <= 1):
-    st.session_state[state_key] = page - 1
-    st.rerun()
-p2.caption(f"page {page} of {n_pages} · questions {(page - 1) * size + 1}–{min(page * size, len(shown))}")
-if p3.button("Next ▶", key="cmp_next", disabled=page >= n_pages):
-    st.session_state[state_key] = page + 1
-    st.rerun()
-
-st.html(diff.STYLE)
-for row in shown[(page - 1) * size: page * size]:
-    entries = row["entries"]
-    with st.container(border=True):
-        agree = "" if row["agree"] else " · ⚡ disagree"
-        st.markdown(f"**{row['example_id']}** · gold answer **{row['gold']}**{agree}")
-        st.markdown(row["question"])
-        cols = st.columns(len(entries))
-        for i, (col, entry) in enumerate(zip(cols, entries, strict=True)):
-            ref = entries[1 if i == 0 and len(entries) > 1 else 0]["generation"] if len(entries) > 1 else None
-            mark = "✔" if entry["correct"] else ("✘" if entry["correct"] is False else "–")
-            with col:
-                st.markdown(f"{mark} **{labels[i]}** → `{entry['extracted'] or '∅'}`")
-                st.html(diff.diff_html(entry["generation"], ref))
-
-with st.expander("This page as a table"):
-    st.dataframe(pd.DataFrame([{"id": r["example_id"], "gold": r["gold"],
-                                **{f"{labels[i]}": f"{'✔' if e['correct'] else '✘'} {e['extracted']}"
-                                   for i, e in enumerate(r["entries"])}}
-                               for r in shown[(page - 1) * size: page * size]]), hide_index=True)
+c.guarded(main)

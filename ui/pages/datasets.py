@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 
@@ -11,202 +10,230 @@ import plotly.express as px
 import streamlit as st
 
 from ui.components import common as c
+from ui.components.upload import NONE, ROWNUM, guess, read_table, to_records
 
-st.title("📂 Datasets")
-client = c.api()
-base = c.base()
 
-browse, upload, builtin = st.tabs(["Browse", "Upload JSONL / CSV", "Import a built-in"])
+def main() -> None:
+    st.title("📂 Datasets")
+    client = c.api()
+    base = c.base()
 
-# ----------------------------------------------------------------------------------------------------- browse
-with browse:
-    items = c.datasets(base)
-    if not items:
-        st.info("No datasets yet: import a built-in one (GSM8K, SVAMP, MultiArith, StrategyQA) or upload your own "
-                "in the other tabs.", icon="📭")
-    else:
-        overview = pd.DataFrame([{"id": d["id"], "name": d["name"], "questions": d["n_examples"],
-                                  "answers": d["answer_kind"], "source": d["source"], "created": d["created_at"]}
-                                 for d in items])
-        st.dataframe(overview, hide_index=True, height=min(300, 40 + 35 * len(items)))
-        by_id = {d["id"]: d for d in items}
-        ds_id = st.selectbox("Dataset", list(by_id), key="ds_pick", format_func=lambda i: c.dataset_label(by_id[i]))
-        ds = by_id[ds_id]
-        stats = c.dataset_stats(base, ds_id)
-        m1, m2, m3, m4 = st.columns(4)
-        m1.metric("questions", stats["questions"])
-        m2.metric("with a rationale", stats["with_rationale"])
-        m3.metric("rationales", stats["rationales"])
-        m4.metric("answer kind", ds["answer_kind"] or "?")
-        if stats["questions"] == 0:
-            st.warning("This dataset is empty: it has no questions to annotate, train or evaluate on.", icon="📭")
-        elif stats["rationales"] == 0:
-            st.warning("No rationales yet: AICD, CondGen and LM training need them. Annotate it on the "
-                       "**Annotate** page (or train the no-CoT baseline).", icon="✍️")
+    browse, upload, builtin = st.tabs(["Browse", "Upload JSONL / CSV", "Import a built-in"])
+
+    # ----------------------------------------------------------------------------------------------------- browse
+    with browse:
+        items = c.datasets(base)
+        if not items:
+            st.info(
+                "No datasets yet: import a built-in one (GSM8K, SVAMP, MultiArith, StrategyQA) or upload your own "
+                "in the other tabs.",
+                icon="📭",
+            )
         else:
-            src = pd.DataFrame(stats["by_model"])
-            left, right = st.columns([3, 2])
-            fig = px.bar(src, x="rationales", y="source", color="model", orientation="h",
-                         title="rationales by source and writer")
-            fig.update_layout(height=220, margin={"t": 40, "b": 30, "l": 10, "r": 10})
-            left.plotly_chart(fig, key="ds_sources_chart")
-            cover = stats["with_rationale"] / max(1, stats["questions"])
-            right.metric("questions covered", f"{cover:.0%}")
-            right.metric("rationales per covered question",
-                         f"{stats['rationales'] / max(1, stats['with_rationale']):.2f}")
+            overview = pd.DataFrame(
+                [
+                    {
+                        "id": d["id"],
+                        "name": d["name"],
+                        "questions": d["n_examples"],
+                        "answers": d["answer_kind"],
+                        "source": d["source"],
+                        "created": d["created_at"],
+                    }
+                    for d in items
+                ]
+            )
+            st.dataframe(overview, hide_index=True, height=min(300, 40 + 35 * len(items)))
+            by_id = {d["id"]: d for d in items}
+            ds_id = st.selectbox(
+                "Dataset", list(by_id), key="ds_pick", format_func=lambda i: c.dataset_label(by_id[i])
+            )
+            ds = by_id[ds_id]
+            stats = c.dataset_stats(base, ds_id)
+            m1, m2, m3, m4 = st.columns(4)
+            m1.metric("questions", stats["questions"])
+            m2.metric("with a rationale", stats["with_rationale"])
+            m3.metric("rationales", stats["rationales"])
+            m4.metric("answer kind", ds["answer_kind"] or "?")
+            if stats["questions"] == 0:
+                st.warning(
+                    "This dataset is empty: it has no questions to annotate, train or evaluate on.", icon="📭"
+                )
+            elif stats["rationales"] == 0:
+                st.warning(
+                    "No rationales yet: AICD, CondGen and LM training need them. Annotate it on the "
+                    "**Annotate** page (or train the no-CoT baseline).",
+                    icon="✍️",
+                )
+            else:
+                src = pd.DataFrame(stats["by_model"])
+                left, right = st.columns([3, 2])
+                fig = px.bar(
+                    src,
+                    x="rationales",
+                    y="source",
+                    color="model",
+                    orientation="h",
+                    title="rationales by source and writer",
+                )
+                fig.update_layout(height=220, margin={"t": 40, "b": 30, "l": 10, "r": 10})
+                left.plotly_chart(fig, key="ds_sources_chart")
+                cover = stats["with_rationale"] / max(1, stats["questions"])
+                right.metric("questions covered", f"{cover:.0%}")
+                right.metric(
+                    "rationales per covered question",
+                    f"{stats['rationales'] / max(1, stats['with_rationale']):.2f}",
+                )
 
-        st.subheader("Preview")
-        size = st.segmented_control("rows per page", [10, 25, 50], default=10, key="ds_page_size") or 10
-        state_key = f"ds_cursors_{ds_id}_{size}"
-        cursors: list[str | None] = st.session_state.setdefault(state_key, [None])
-        page = client.examples(ds_id, cursor=cursors[-1], limit=size)
-        rows = [{"id": e["ext_id"], "question": e["question"], "answer": e["answer"],
-                 "rationales": len(e["rationales"]),
-                 "sources": ", ".join(sorted({r["source"] for r in e["rationales"]})),
-                 "first rationale": e["rationales"][0]["text"] if e["rationales"] else ""}
-                for e in page["items"]]
-        if rows:
-            st.dataframe(pd.DataFrame(rows), hide_index=True,
-                         column_config={"question": st.column_config.TextColumn(width="large"),
-                                        "first rationale": st.column_config.TextColumn(width="large")})
-        else:
-            st.info("No questions on this page.", icon="📭")
-        prev_col, info_col, next_col = st.columns([1, 3, 1])
-        if prev_col.button("◀ Previous", key="ds_prev", disabled=len(cursors) == 1):
-            cursors.pop()
-            st.rerun()
-        first = (len(cursors) - 1) * size + 1
-        info_col.caption(f"questions {first}–{first + len(rows) - 1} of {ds['n_examples']}")
-        if next_col.button("Next ▶", key="ds_next", disabled=not page.get("next_cursor")):
-            cursors.append(page["next_cursor"])
-            st.rerun()
+            st.subheader("Preview")
+            size = st.segmented_control("rows per page", [10, 25, 50], default=10, key="ds_page_size") or 10
+            state_key = f"ds_cursors_{ds_id}_{size}"
+            cursors: list[str | None] = st.session_state.setdefault(state_key, [None])
+            page = client.examples(ds_id, cursor=cursors[-1], limit=size)
+            rows = [
+                {
+                    "id": e["ext_id"],
+                    "question": e["question"],
+                    "answer": e["answer"],
+                    "rationales": len(e["rationales"]),
+                    "sources": ", ".join(sorted({r["source"] for r in e["rationales"]})),
+                    "first rationale": e["rationales"][0]["text"] if e["rationales"] else "",
+                }
+                for e in page["items"]
+            ]
+            if rows:
+                st.dataframe(
+                    pd.DataFrame(rows),
+                    hide_index=True,
+                    column_config={
+                        "question": st.column_config.TextColumn(width="large"),
+                        "first rationale": st.column_config.TextColumn(width="large"),
+                    },
+                )
+            else:
+                st.info("No questions on this page.", icon="📭")
+            prev_col, info_col, next_col = st.columns([1, 3, 1])
+            if prev_col.button("◀ Previous", key="ds_prev", disabled=len(cursors) == 1):
+                cursors.pop()
+                st.rerun()
+            first = (len(cursors) - 1) * size + 1
+            info_col.caption(f"questions {first}–{first + len(rows) - 1} of {ds['n_examples']}")
+            if next_col.button("Next ▶", key="ds_next", disabled=not page.get("next_cursor")):
+                cursors.append(page["next_cursor"])
+                st.rerun()
 
-        with st.expander("Delete this dataset"):
-            sure = st.checkbox(f"Yes, delete '{ds['name']}' with its questions and rationales", key="ds_del_sure")
-            if st.button("Delete", key="ds_delete", type="primary", disabled=not sure):
-                if c.attempt(lambda: client.delete_dataset(ds_id) or True, what="delete"):
-                    c.clear_caches()
-                    st.session_state.pop("ds_pick", None)
-                    st.rerun()
+            with st.expander("Delete this dataset"):
+                sure = st.checkbox(
+                    f"Yes, delete '{ds['name']}' with its questions and rationales", key="ds_del_sure"
+                )
+                if st.button("Delete", key="ds_delete", type="primary", disabled=not sure):
+                    if c.attempt(lambda: client.delete_dataset(ds_id) or True, what="delete"):
+                        c.clear_caches()
+                        st.session_state.pop("ds_pick", None)
+                        st.rerun()
 
-# ----------------------------------------------------------------------------------------------------- upload
-NONE = "(none)"
-ROWNUM = "(row number)"
-
-
-def _read_table(name: str, data: bytes) -> pd.DataFrame:
-    if not data.strip():
-        raise ValueError("the file is empty")
-    if name.lower().endswith(".csv"):
-        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-    records = []
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"line {lineno}: invalid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise ValueError(f"line {lineno}: expected a JSON object")
-        records.append(obj)
-    if not records:
-        raise ValueError("the file has no records")
-    return pd.DataFrame(records)
-
-
-def _guess(columns: list[str], *names: str) -> int:
-    for name in names:
-        for i, col in enumerate(columns):
-            if col.lower() == name:
-                return i
-    return 0
-
-
-def _to_records(df: pd.DataFrame, mapping: dict[str, str], source: str, writer: str) -> list[dict]:
-    out = []
-    for i, row in enumerate(df.to_dict("records")):
-        rec_id = str(i) if mapping["id"] == ROWNUM else str(row[mapping["id"]])
-        question, answer = str(row[mapping["question"]]).strip(), str(row[mapping["answer"]]).strip()
-        if not question or not answer:
-            raise ValueError(f"row {i + 1}: empty {'question' if not question else 'answer'}")
-        rationales = []
-        col = mapping["rationale"]
-        if col != NONE:
-            value = row[col]
-            if isinstance(value, list):  # already Example-style rationales
-                for r in value:
-                    rationales.append(r if isinstance(r, dict) else {"text": str(r), "source": source})
-            elif value is not None and str(value).strip():
-                rationales.append({"text": str(value).strip(), "source": source, "model": writer or None})
-        out.append({"id": rec_id, "question": question, "answer": answer, "rationales": rationales})
-    return out
-
-
-with upload:
-    st.caption("One record per line (JSONL) or per row (CSV). Map your fields to question / answer / rationale; "
-               "the records are checked here and again by the server before anything is stored.")
-    file = st.file_uploader("File", type=["jsonl", "json", "csv"], key="up_file")
-    if file is not None:
-        try:
-            table = _read_table(file.name, file.getvalue())
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            st.error(f"Cannot read {file.name}: {exc}", icon="🚫")
-            table = None
-        if table is not None:
-            cols = [str(x) for x in table.columns]
-            st.caption(f"{len(table)} records, fields: {', '.join(cols)}")
-            a, b, cc, d = st.columns(4)
-            mapping = {
-                "id": a.selectbox("id", [ROWNUM, *cols], key="up_map_id", index=_guess([ROWNUM, *cols], "id")),
-                "question": b.selectbox("question", cols, key="up_map_q",
-                                        index=_guess(cols, "question", "body", "input", "q")),
-                "answer": cc.selectbox("answer", cols, key="up_map_a",
-                                       index=_guess(cols, "answer", "label", "target", "a")),
-                "rationale": d.selectbox("rationale", [NONE, *cols], key="up_map_r",
-                                         index=_guess([NONE, *cols], "rationales", "rationale", "cot",
-                                                      "explanation")),
-            }
-            e, f = st.columns(2)
-            source = e.selectbox("rationale source", ["teacher", "gold", "self"], key="up_src")
-            writer = f.text_input("written by (model)", key="up_writer", placeholder="e.g. gpt-3.5-turbo")
+    # ----------------------------------------------------------------------------------------------------- upload
+    with upload:
+        st.caption(
+            "One record per line (JSONL) or per row (CSV). Map your fields to question / answer / rationale; "
+            "the records are checked here and again by the server before anything is stored."
+        )
+        file = st.file_uploader("File", type=["jsonl", "json", "csv"], key="up_file")
+        if file is not None:
             try:
-                records = _to_records(table, mapping, source, writer)
-            except (ValueError, KeyError) as exc:
-                st.error(f"Field mapping: {exc}", icon="🚫")
-                records = []
-            if records:
-                st.dataframe(pd.DataFrame([{**r, "rationales": len(r["rationales"])} for r in records[:5]]),
-                             hide_index=True)
-            default = re.sub(r"[^A-Za-z0-9_.\-]", "-", file.name.rsplit(".", 1)[0])[:60] or "dataset"
-            name = st.text_input("Name", value=default, key="up_name")
-            desc = st.text_input("Description", key="up_desc")
-            if st.button("Upload", key="up_go", type="primary", disabled=not records):
-                body = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
-                created = c.attempt(client.upload_dataset, name, body, filename=f"{name}.jsonl",
-                                    description=desc, what="upload")
+                table = read_table(file.name, file.getvalue())
+            except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+                st.error(f"Cannot read {file.name}: {exc}", icon="🚫")
+                table = None
+            if table is not None:
+                cols = [str(x) for x in table.columns]
+                st.caption(f"{len(table)} records, fields: {', '.join(cols)}")
+                a, b, cc, d = st.columns(4)
+                mapping = {
+                    "id": a.selectbox(
+                        "id", [ROWNUM, *cols], key="up_map_id", index=guess([ROWNUM, *cols], "id")
+                    ),
+                    "question": b.selectbox(
+                        "question", cols, key="up_map_q", index=guess(cols, "question", "body", "input", "q")
+                    ),
+                    "answer": cc.selectbox(
+                        "answer", cols, key="up_map_a", index=guess(cols, "answer", "label", "target", "a")
+                    ),
+                    "rationale": d.selectbox(
+                        "rationale",
+                        [NONE, *cols],
+                        key="up_map_r",
+                        index=guess([NONE, *cols], "rationales", "rationale", "cot", "explanation"),
+                    ),
+                }
+                e, f = st.columns(2)
+                source = e.selectbox("rationale source", ["teacher", "gold", "self"], key="up_src")
+                writer = f.text_input("written by (model)", key="up_writer", placeholder="e.g. gpt-3.5-turbo")
+                try:
+                    records = to_records(table, mapping, source, writer)
+                except (ValueError, KeyError) as exc:
+                    st.error(f"Field mapping: {exc}", icon="🚫")
+                    records = []
+                if records:
+                    st.dataframe(
+                        pd.DataFrame([{**r, "rationales": len(r["rationales"])} for r in records[:5]]),
+                        hide_index=True,
+                    )
+                default = re.sub(r"[^A-Za-z0-9_.\-]", "-", file.name.rsplit(".", 1)[0])[:60] or "dataset"
+                name = st.text_input("Name", value=default, key="up_name")
+                desc = st.text_input("Description", key="up_desc")
+                if st.button("Upload", key="up_go", type="primary", disabled=not records):
+                    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+                    created = c.attempt(
+                        client.upload_dataset,
+                        name,
+                        body,
+                        filename=f"{name}.jsonl",
+                        description=desc,
+                        what="upload",
+                    )
+                    if created:
+                        c.clear_caches()
+                        st.success(
+                            f"Stored **{created['name']}** with {created['n_examples']} questions.", icon="✅"
+                        )
+
+    # ------------------------------------------------------------------------------------------------------ built-in
+    with builtin:
+        infos = c.builtins(base)
+        if not infos:
+            st.warning("The backend offers no built-in datasets.")
+        else:
+            by_name = {i["name"]: i for i in infos}
+            src = st.selectbox(
+                "Built-in dataset",
+                list(by_name),
+                key="imp_src",
+                format_func=lambda n: f"{n} — {by_name[n]['description']}",
+            )
+            a, b, cc = st.columns(3)
+            split = a.selectbox("Split", ["train", "test"], key="imp_split")
+            limit = b.number_input("Limit (0 = all)", min_value=0, value=0, step=50, key="imp_limit")
+            seed = cc.number_input("Seed", min_value=0, value=0, key="imp_seed")
+            name = st.text_input(
+                "Name", value=f"{src}-{split}" + (f"-{limit}" if limit else ""), key="imp_name"
+            )
+            if st.button("Import", key="imp_go", type="primary"):
+                with st.spinner(f"importing {src}/{split} ..."):
+                    created = c.attempt(
+                        client.import_dataset,
+                        name,
+                        src,
+                        split=split,
+                        limit=int(limit) or None,
+                        seed=int(seed),
+                        what="import",
+                    )
                 if created:
                     c.clear_caches()
-                    st.success(f"Stored **{created['name']}** with {created['n_examples']} questions.", icon="✅")
+                    st.success(
+                        f"Imported **{created['name']}**: {created['n_examples']} questions.", icon="✅"
+                    )
 
-# ------------------------------------------------------------------------------------------------------ built-in
-with builtin:
-    infos = c.builtins(base)
-    if not infos:
-        st.warning("The backend offers no built-in datasets.")
-    else:
-        by_name = {i["name"]: i for i in infos}
-        src = st.selectbox("Built-in dataset", list(by_name), key="imp_src",
-                           format_func=lambda n: f"{n} — {by_name[n]['description']}")
-        a, b, cc = st.columns(3)
-        split = a.selectbox("Split", ["train", "test"], key="imp_split")
-        limit = b.number_input("Limit (0 = all)", min_value=0, value=0, step=50, key="imp_limit")
-        seed = cc.number_input("Seed", min_value=0, value=0, key="imp_seed")
-        name = st.text_input("Name", value=f"{src}-{split}" + (f"-{limit}" if limit else ""), key="imp_name")
-        if st.button("Import", key="imp_go", type="primary"):
-            with st.spinner(f"importing {src}/{split} ..."):
-                created = c.attempt(client.import_dataset, name, src, split=split, limit=int(limit) or None,
-                                    seed=int(seed), what="import")
-            if created:
-                c.clear_caches()
-                st.success(f"Imported **{created['name']}**: {created['n_examples']} questions.", icon="✅")
+
+c.guarded(main)

@@ -20,202 +20,298 @@ MODES = {
     "shipped": "Shipped config (Table 1 / Fig. 1 / Fig. 2)",
 }
 
-st.title("🚀 Launch")
-client = c.api()
-base = c.base()
-mode = st.segmented_control("What to run", list(MODES), format_func=MODES.get, default="compare",
-                            key="launch_mode") or "compare"
 
+def main() -> None:
+    st.title("🚀 Launch")
+    client = c.api()
+    base = c.base()
+    mode = (
+        st.segmented_control(
+            "What to run", list(MODES), format_func=MODES.get, default="compare", key="launch_mode"
+        )
+        or "compare"
+    )
 
-def _ints(text: str, field: str) -> list[int] | None:
-    try:
-        values = [int(x) for x in re.split(r"[,\s]+", text.strip()) if x]
-    except ValueError:
-        st.error(f"{field}: expected comma-separated integers, got '{text}'", icon="🚫")
-        return None
-    if not values:
-        st.error(f"{field}: give at least one value", icon="🚫")
-        return None
-    return values
+    def _ints(text: str, field: str) -> list[int] | None:
+        try:
+            values = [int(x) for x in re.split(r"[,\s]+", text.strip()) if x]
+        except ValueError:
+            st.error(f"{field}: expected comma-separated integers, got '{text}'", icon="🚫")
+            return None
+        if not values:
+            st.error(f"{field}: give at least one value", icon="🚫")
+            return None
+        return values
 
+    def _floats(text: str, field: str) -> list[float] | None:
+        try:
+            values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
+        except ValueError:
+            st.error(f"{field}: expected comma-separated numbers, got '{text}'", icon="🚫")
+            return None
+        return values or None
 
-def _floats(text: str, field: str) -> list[float] | None:
-    try:
-        values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
-    except ValueError:
-        st.error(f"{field}: expected comma-separated numbers, got '{text}'", icon="🚫")
-        return None
-    return values or None
+    def _slug(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.\-]", "-", text.strip())[:80]
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]", "-", text.strip())[:80]
-
-
-# ------------------------------------------------------------------------------------------------ shipped
-if mode == "shipped":
-    configs = c.shipped_configs(base)
-    sweeps = [x for x in configs if x["kind"] == "sweep"]
-    if not sweeps:
-        st.info("No shipped sweep configs were found under `configs/` on the server.", icon="📭")
+    # ------------------------------------------------------------------------------------------------ shipped
+    if mode == "shipped":
+        configs = c.shipped_configs(base)
+        sweeps = [x for x in configs if x["kind"] == "sweep"]
+        if not sweeps:
+            st.info("No shipped sweep configs were found under `configs/` on the server.", icon="📭")
+            st.stop()
+        by_name = {x["name"]: x for x in sweeps}
+        name = st.selectbox("Config", list(by_name), key="launch_shipped")
+        chosen = by_name[name]
+        cfg = {k: v for k, v in chosen["config"].items() if k != "output_dir"}
+        grid = cfg.get("grid", {})
+        n_runs = 1
+        for values in grid.values():
+            n_runs *= len(values)
+        ev = cfg.get("eval", {})
+        datasets = cfg.get("eval_datasets") or [cfg.get("train", {}).get("dataset", "?")]
+        st.markdown(
+            f"**{n_runs} training runs** (grid: "
+            + ", ".join(f"{k} ∈ {v}" for k, v in grid.items())
+            + f"), each evaluated on "
+            f"{', '.join(map(str, datasets))} at shots {ev.get('shots', [0])} × seeds {ev.get('seeds', [0])}."
+        )
+        st.code(yaml.safe_dump(cfg, sort_keys=False), language="yaml")
+        sweep_name = st.text_input(
+            "Sweep name", value=f"{name}-{time.strftime('%m%d-%H%M')}", key="launch_shipped_name"
+        )
+        if st.button("Launch sweep", key="launch_shipped_go", type="primary"):
+            made = c.attempt(client.create_sweep, cfg, name=_slug(sweep_name), what="launch")
+            if made:
+                c.clear_caches()
+                st.success(
+                    f"Sweep #{made['id']} **{made['name']}** queued — follow it on the Runs page.", icon="✅"
+                )
+                st.page_link("pages/runs.py", label="Runs", icon="📈")
         st.stop()
-    by_name = {x["name"]: x for x in sweeps}
-    name = st.selectbox("Config", list(by_name), key="launch_shipped")
-    chosen = by_name[name]
-    cfg = {k: v for k, v in chosen["config"].items() if k != "output_dir"}
-    grid = cfg.get("grid", {})
-    n_runs = 1
-    for values in grid.values():
-        n_runs *= len(values)
-    ev = cfg.get("eval", {})
-    datasets = cfg.get("eval_datasets") or [cfg.get("train", {}).get("dataset", "?")]
-    st.markdown(f"**{n_runs} training runs** (grid: "
-                + ", ".join(f"{k} ∈ {v}" for k, v in grid.items()) + f"), each evaluated on "
-                f"{', '.join(map(str, datasets))} at shots {ev.get('shots', [0])} × seeds {ev.get('seeds', [0])}.")
-    st.code(yaml.safe_dump(cfg, sort_keys=False), language="yaml")
-    sweep_name = st.text_input("Sweep name", value=f"{name}-{time.strftime('%m%d-%H%M')}", key="launch_shipped_name")
-    if st.button("Launch sweep", key="launch_shipped_go", type="primary"):
-        made = c.attempt(client.create_sweep, cfg, name=_slug(sweep_name), what="launch")
-        if made:
-            c.clear_caches()
-            st.success(f"Sweep #{made['id']} **{made['name']}** queued — follow it on the Runs page.", icon="✅")
-            st.page_link("pages/runs.py", label="Runs", icon="📈")
-    st.stop()
 
-# ------------------------------------------------------------------------------------------------ data
-st.subheader("Data")
-a, b = st.columns(2)
-with a:
-    train_ds = c.pick_dataset("Train on", "launch_train_ds", help="needs rationales (except no-CoT)")
-with b:
-    eval_ds = c.pick_dataset("Evaluate on", "launch_eval_ds", allow_none=(mode == "run"),
-                             help="questions the students answer (shots are drawn from the training data)")
-assert train_ds is not None
-stats = c.dataset_stats(base, train_ds["id"])
-if stats["questions"] == 0:
-    st.warning(f"**{train_ds['name']}** is empty: there is nothing to train on.", icon="📭")
-    st.stop()
-if stats["rationales"] == 0:
-    st.warning(f"**{train_ds['name']}** has no rationales yet: only the no-CoT objective can train on it. "
-               "Annotate it first for AICD / CondGen / LM.", icon="✍️")
+    # ------------------------------------------------------------------------------------------------ data
+    st.subheader("Data")
+    a, b = st.columns(2)
+    with a:
+        train_ds = c.pick_dataset("Train on", "launch_train_ds", help="needs rationales (except no-CoT)")
+    with b:
+        eval_ds = c.pick_dataset(
+            "Evaluate on",
+            "launch_eval_ds",
+            allow_none=(mode == "run"),
+            help="questions the students answer (shots are drawn from the training data)",
+        )
+    assert train_ds is not None
+    stats = c.dataset_stats(base, train_ds["id"])
+    if stats["questions"] == 0:
+        st.warning(f"**{train_ds['name']}** is empty: there is nothing to train on.", icon="📭")
+        st.stop()
+    if stats["rationales"] == 0:
+        st.warning(
+            f"**{train_ds['name']}** has no rationales yet: only the no-CoT objective can train on it. "
+            "Annotate it first for AICD / CondGen / LM.",
+            icon="✍️",
+        )
 
-# ------------------------------------------------------------------------------------------------ student
-st.subheader("Student and training")
-sched = st.session_state.get("schedule_choice") or {}
-a, b, cc, d = st.columns(4)
-model = a.text_input("Student model", "tiny:gpt2", key="launch_model",
-                     help="HF hub id, local path, or tiny:gpt2 / tiny:llama (from scratch, offline)")
-n_shots = int(b.number_input("n shots per episode", 1, 16, int(sched.get("n_shots", 4)), key="launch_n"))
-schedule = cc.selectbox("ω schedule", ["paper", "constant", "linear", "exponential", "custom"],
-                        index=["paper", "constant", "linear", "exponential", "custom"].index(
-                            sched.get("schedule", "paper")), key="launch_schedule")
-omega = float(d.number_input("ω", 0.0, 1.0, float(sched.get("omega", 0.1)), 0.05, key="launch_omega"))
-weights = None
-if schedule == "custom":
-    default_w = sched.get("weights") or [0.1] * (n_shots - 1) + [1.0]
-    weights = _floats(st.text_input("custom ω per shot", ", ".join(f"{w:g}" for w in default_w),
-                                    key="launch_weights"), "weights")
-a, b, cc, d = st.columns(4)
-lr = float(a.number_input("learning rate", 0.0, 1.0, 7e-6, format="%.2e", key="launch_lr"))
-epochs = float(b.number_input("epochs", 0.1, 100.0, 10.0, key="launch_epochs"))
-max_steps = int(cc.number_input("max steps (0 = no cap)", 0, 1_000_000, 0, key="launch_max_steps"))
-seed = int(d.number_input("seed", 0, 100_000, 0, key="launch_seed"))
-a, b, cc, _ = st.columns(4)
-batch = int(a.number_input("batch size (episodes)", 1, 1024, 8, key="launch_batch"))
-micro = int(b.number_input("micro batch", 1, 1024, min(4, batch), key="launch_micro"))
-max_length = int(cc.number_input("max tokens per episode", 32, 32768, 1024, key="launch_max_len"))
+    # ------------------------------------------------------------------------------------------------ student
+    st.subheader("Student and training")
+    sched = st.session_state.get("schedule_choice") or {}
+    a, b, cc, d = st.columns(4)
+    model = a.text_input(
+        "Student model",
+        "tiny:gpt2",
+        key="launch_model",
+        help="HF hub id, local path, or tiny:gpt2 / tiny:llama (from scratch, offline)",
+    )
+    n_shots = int(b.number_input("n shots per episode", 1, 16, int(sched.get("n_shots", 4)), key="launch_n"))
+    schedule = cc.selectbox(
+        "ω schedule",
+        ["paper", "constant", "linear", "exponential", "custom"],
+        index=["paper", "constant", "linear", "exponential", "custom"].index(sched.get("schedule", "paper")),
+        key="launch_schedule",
+    )
+    omega = float(d.number_input("ω", 0.0, 1.0, float(sched.get("omega", 0.1)), 0.05, key="launch_omega"))
+    weights = None
+    if schedule == "custom":
+        default_w = sched.get("weights") or [0.1] * (n_shots - 1) + [1.0]
+        weights = _floats(
+            st.text_input("custom ω per shot", ", ".join(f"{w:g}" for w in default_w), key="launch_weights"),
+            "weights",
+        )
+    a, b, cc, d = st.columns(4)
+    lr = float(a.number_input("learning rate", 0.0, 1.0, 7e-6, format="%.2e", key="launch_lr"))
+    epochs = float(b.number_input("epochs", 0.1, 100.0, 10.0, key="launch_epochs"))
+    max_steps = int(cc.number_input("max steps (0 = no cap)", 0, 1_000_000, 0, key="launch_max_steps"))
+    seed = int(d.number_input("seed", 0, 100_000, 0, key="launch_seed"))
+    a, b, cc, _ = st.columns(4)
+    batch = int(a.number_input("batch size (episodes)", 1, 1024, 8, key="launch_batch"))
+    micro = int(b.number_input("micro batch", 1, 1024, min(4, batch), key="launch_micro"))
+    max_length = int(cc.number_input("max tokens per episode", 32, 32768, 1024, key="launch_max_len"))
 
-train_cfg: dict[str, Any] = {
-    "model": model, "n_shots": n_shots, "schedule": schedule, "omega": omega, "lr": lr, "epochs": epochs,
-    "seed": seed, "batch_size": batch, "micro_batch_size": micro, "max_length": max_length,
-}
-if weights is not None:
-    train_cfg["weights"] = weights
-if max_steps:
-    train_cfg["max_steps"] = max_steps
+    train_cfg: dict[str, Any] = {
+        "model": model,
+        "n_shots": n_shots,
+        "schedule": schedule,
+        "omega": omega,
+        "lr": lr,
+        "epochs": epochs,
+        "seed": seed,
+        "batch_size": batch,
+        "micro_batch_size": micro,
+        "max_length": max_length,
+    }
+    if weights is not None:
+        train_cfg["weights"] = weights
+    if max_steps:
+        train_cfg["max_steps"] = max_steps
 
-# ------------------------------------------------------------------------------------------------ evaluation
-st.subheader("Evaluation")
-a, b, cc, d = st.columns(4)
-shots = _ints(a.text_input("shots", ", ".join(map(str, range(n_shots))), key="launch_eval_shots"), "shots")
-eval_seeds = _ints(b.text_input("evaluation seeds", "0, 1, 2", key="launch_eval_seeds"), "evaluation seeds")
-eval_limit = int(cc.number_input("questions (0 = all)", 0, 1_000_000, 0, key="launch_eval_limit"))
-max_new = int(d.number_input("max new tokens", 8, 4096, 256, key="launch_eval_max_new"))
-eval_cfg: dict[str, Any] = {"shots": shots or [0], "seeds": eval_seeds or [0], "max_new_tokens": max_new}
-if eval_limit:
-    eval_cfg["limit"] = eval_limit
-n_questions = min(eval_limit or 10**9, eval_ds["n_examples"]) if eval_ds else 0
+    # ------------------------------------------------------------------------------------------------ evaluation
+    st.subheader("Evaluation")
+    a, b, cc, d = st.columns(4)
+    shots = _ints(
+        a.text_input("shots", ", ".join(map(str, range(n_shots))), key="launch_eval_shots"), "shots"
+    )
+    eval_seeds = _ints(
+        b.text_input("evaluation seeds", "0, 1, 2", key="launch_eval_seeds"), "evaluation seeds"
+    )
+    eval_limit = int(cc.number_input("questions (0 = all)", 0, 1_000_000, 0, key="launch_eval_limit"))
+    max_new = int(d.number_input("max new tokens", 8, 4096, 256, key="launch_eval_max_new"))
+    eval_cfg: dict[str, Any] = {"shots": shots or [0], "seeds": eval_seeds or [0], "max_new_tokens": max_new}
+    if eval_limit:
+        eval_cfg["limit"] = eval_limit
+    n_questions = min(eval_limit or 10**9, eval_ds["n_examples"]) if eval_ds else 0
 
-# ------------------------------------------------------------------------------------------------ what runs
-st.subheader("What will run")
-stamp = time.strftime("%m%d-%H%M%S")
-objectives = ["aicd"]
-omegas: list[float] = [omega]
-train_seeds = [seed]
-if mode == "compare":
-    objectives = st.multiselect("Objectives", ["aicd", "condgen", "lm", "nocot"],
-                                default=["aicd", "condgen", "lm", "nocot"], format_func=c.OBJECTIVE_LABELS.get,
-                                key="launch_objectives")
-elif mode == "sweep":
-    a, b, cc = st.columns(3)
-    omegas = _floats(a.text_input("ω values", "0, 0.1, 0.5, 1", key="launch_sweep_omegas"), "ω values") or []
-    train_seeds = _ints(b.text_input("training seeds", "0, 1, 2", key="launch_sweep_seeds"),
-                        "training seeds") or []
-    objectives = [cc.selectbox("Objective", ["aicd", "nocot"], format_func=c.OBJECTIVE_LABELS.get,
-                               key="launch_sweep_objective")]
-else:
-    objectives = [st.selectbox("Objective", ["aicd", "condgen", "lm", "nocot"], format_func=c.OBJECTIVE_LABELS.get,
-                               key="launch_objective")]
-name = _slug(st.text_input("Name", f"{train_ds['name']}-{mode}-{stamp}", key="launch_name"))
-
-plan_rows = [{"run": f"{name}-{obj}" if mode == "compare" else
-              (f"{name}-w{w:g}-s{s}" if mode == "sweep" else name),
-              "objective": c.OBJECTIVE_LABELS[obj], "ω": w if obj == "aicd" else None, "seed": s,
-              "n": n_shots, "schedule": schedule if obj == "aicd" else "–", "model": model}
-             for obj in objectives for w in (omegas if mode == "sweep" else [omega])
-             for s in (train_seeds if mode == "sweep" else [seed])]
-if not plan_rows:
-    st.info("Pick at least one objective / ω / seed.", icon="☝️")
-    st.stop()
-st.dataframe(pd.DataFrame(plan_rows), hide_index=True)
-generations = len(plan_rows) * len(eval_cfg["shots"]) * len(eval_cfg["seeds"]) * n_questions
-st.markdown(f"**{len(plan_rows)} training run(s)** on *{train_ds['name']}* "
-            f"({stats['questions']} questions, {stats['rationales']} rationales), "
-            + (f"at most {max_steps} steps each; " if max_steps else f"{epochs:g} epochs each; ")
-            + (f"then evaluated on *{eval_ds['name']}*: {n_questions} questions × shots {eval_cfg['shots']} × "
-               f"seeds {eval_cfg['seeds']} = **{generations:,} generations**." if eval_ds else "no evaluation."))
-
-if st.button("Launch", key="launch_go", type="primary"):
-    eval_body = {"config": eval_cfg, "dataset_id": eval_ds["id"] if eval_ds else None,
-                 "shots_dataset_id": train_ds["id"]}
-    if mode == "sweep":
-        cfg = {"train": {**train_cfg, "dataset": f"db:{train_ds['id']}", "objective": objectives[0]},
-               "eval": {**eval_cfg, "dataset": f"db:{eval_ds['id']}", "shots_dataset": f"db:{train_ds['id']}"},
-               "grid": {"omega": omegas, "seed": train_seeds}}
-        made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
-        if made:
-            c.clear_caches()
-            st.success(f"Sweep #{made['id']} **{made['name']}** queued.", icon="✅")
+    # ------------------------------------------------------------------------------------------------ what runs
+    st.subheader("What will run")
+    stamp = time.strftime("%m%d-%H%M%S")
+    objectives = ["aicd"]
+    omegas: list[float] = [omega]
+    train_seeds = [seed]
+    if mode == "compare":
+        objectives = st.multiselect(
+            "Objectives",
+            ["aicd", "condgen", "lm", "nocot"],
+            default=["aicd", "condgen", "lm", "nocot"],
+            format_func=c.OBJECTIVE_LABELS.get,
+            key="launch_objectives",
+        )
+    elif mode == "sweep":
+        a, b, cc = st.columns(3)
+        omegas = (
+            _floats(a.text_input("ω values", "0, 0.1, 0.5, 1", key="launch_sweep_omegas"), "ω values") or []
+        )
+        train_seeds = (
+            _ints(b.text_input("training seeds", "0, 1, 2", key="launch_sweep_seeds"), "training seeds") or []
+        )
+        objectives = [
+            cc.selectbox(
+                "Objective",
+                ["aicd", "nocot"],
+                format_func=c.OBJECTIVE_LABELS.get,
+                key="launch_sweep_objective",
+            )
+        ]
     else:
-        created = []
-        for row, obj in zip(plan_rows, [r["objective"] for r in plan_rows], strict=True):
-            objective = {v: k for k, v in c.OBJECTIVE_LABELS.items()}[obj]
-            made = c.attempt(client.create_run, {**train_cfg, "objective": objective}, name=row["run"],
-                             dataset_id=train_ds["id"], what=f"launch {row['run']}")
-            if made is None:
-                break
-            created.append(made["id"])
-        if created:
-            c.clear_caches()
-            if eval_ds:
-                plans.add_plan(name, created, eval_body)
-            st.success(f"Queued {len(created)} run(s): " + ", ".join(f"#{i}" for i in created)
-                       + (". Each is evaluated as soon as it finishes." if eval_ds else "."), icon="✅")
-            st.page_link("pages/runs.py", label="Follow them on the Runs page", icon="📈")
+        objectives = [
+            st.selectbox(
+                "Objective",
+                ["aicd", "condgen", "lm", "nocot"],
+                format_func=c.OBJECTIVE_LABELS.get,
+                key="launch_objective",
+            )
+        ]
+    name = _slug(st.text_input("Name", f"{train_ds['name']}-{mode}-{stamp}", key="launch_name"))
 
-if plans.plans():
-    st.divider()
-    st.subheader("Launched from this session")
-    for plan in plans.plans():
-        st.markdown(f"**{plan['name']}** · runs " + ", ".join(f"#{i}" for i in plan["run_ids"])
-                    + (" · ✅ finished" if plan.get("done") else " · in progress"))
+    plan_rows = [
+        {
+            "run": f"{name}-{obj}"
+            if mode == "compare"
+            else (f"{name}-w{w:g}-s{s}" if mode == "sweep" else name),
+            "objective": c.OBJECTIVE_LABELS[obj],
+            "ω": w if obj == "aicd" else None,
+            "seed": s,
+            "n": n_shots,
+            "schedule": schedule if obj == "aicd" else "–",
+            "model": model,
+        }
+        for obj in objectives
+        for w in (omegas if mode == "sweep" else [omega])
+        for s in (train_seeds if mode == "sweep" else [seed])
+    ]
+    if not plan_rows:
+        st.info("Pick at least one objective / ω / seed.", icon="☝️")
+        st.stop()
+    st.dataframe(pd.DataFrame(plan_rows), hide_index=True)
+    generations = len(plan_rows) * len(eval_cfg["shots"]) * len(eval_cfg["seeds"]) * n_questions
+    st.markdown(
+        f"**{len(plan_rows)} training run(s)** on *{train_ds['name']}* "
+        f"({stats['questions']} questions, {stats['rationales']} rationales), "
+        + (f"at most {max_steps} steps each; " if max_steps else f"{epochs:g} epochs each; ")
+        + (
+            f"then evaluated on *{eval_ds['name']}*: {n_questions} questions × shots {eval_cfg['shots']} × "
+            f"seeds {eval_cfg['seeds']} = **{generations:,} generations**."
+            if eval_ds
+            else "no evaluation."
+        )
+    )
+
+    if st.button("Launch", key="launch_go", type="primary"):
+        eval_body = {
+            "config": eval_cfg,
+            "dataset_id": eval_ds["id"] if eval_ds else None,
+            "shots_dataset_id": train_ds["id"],
+        }
+        if mode == "sweep":
+            cfg = {
+                "train": {**train_cfg, "dataset": f"db:{train_ds['id']}", "objective": objectives[0]},
+                "eval": {
+                    **eval_cfg,
+                    "dataset": f"db:{eval_ds['id']}",
+                    "shots_dataset": f"db:{train_ds['id']}",
+                },
+                "grid": {"omega": omegas, "seed": train_seeds},
+            }
+            made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
+            if made:
+                c.clear_caches()
+                st.success(f"Sweep #{made['id']} **{made['name']}** queued.", icon="✅")
+        else:
+            created = []
+            for row, obj in zip(plan_rows, [r["objective"] for r in plan_rows], strict=True):
+                objective = {v: k for k, v in c.OBJECTIVE_LABELS.items()}[obj]
+                made = c.attempt(
+                    client.create_run,
+                    {**train_cfg, "objective": objective},
+                    name=row["run"],
+                    dataset_id=train_ds["id"],
+                    what=f"launch {row['run']}",
+                )
+                if made is None:
+                    break
+                created.append(made["id"])
+            if created:
+                c.clear_caches()
+                if eval_ds:
+                    plans.add_plan(name, created, eval_body)
+                st.success(
+                    f"Queued {len(created)} run(s): "
+                    + ", ".join(f"#{i}" for i in created)
+                    + (". Each is evaluated as soon as it finishes." if eval_ds else "."),
+                    icon="✅",
+                )
+                st.page_link("pages/runs.py", label="Follow them on the Runs page", icon="📈")
+
+    if plans.plans():
+        st.divider()
+        st.subheader("Launched from this session")
+        for plan in plans.plans():
+            st.markdown(
+                f"**{plan['name']}** · runs "
+                + ", ".join(f"#{i}" for i in plan["run_ids"])
+                + (" · ✅ finished" if plan.get("done") else " · in progress")
+            )
+
+
+c.guarded(main)

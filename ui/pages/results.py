@@ -8,62 +8,80 @@ from ui.components import charts
 from ui.components import common as c
 from ui.components import results as res
 
-st.title("📊 Results")
-client = c.api()
-base = c.base()
 
-evaluations = [e for e in c.evaluations(base) if e["status"] == "succeeded" and e.get("rows")]
-if not evaluations:
-    st.info("No finished evaluations yet. Launch a comparison or a sweep; results appear here as soon as the "
-            "evaluations finish.", icon="🧮")
-    st.page_link("pages/launch.py", label="Launch", icon="🚀")
-    st.stop()
-names = {d["id"]: d["name"] for d in c.datasets(base)}
-df = res.accuracy_frame(evaluations, c.runs(base), names)
+def main() -> None:
+    st.title("📊 Results")
+    base = c.base()
 
-sweeps = {s["id"]: s["name"] for s in c.sweeps(base)}
-a, b, cc = st.columns(3)
-scope_options = [None, *sorted(x for x in df["sweep_id"].dropna().unique())]
-scope = a.selectbox("Runs", scope_options, key="res_scope",
-                    format_func=lambda s: "all runs" if s is None else f"sweep #{int(s)} {sweeps.get(int(s), '')}")
-if scope is not None:
-    df = df[df["sweep_id"] == scope]
-datasets = sorted(df["dataset"].unique())
-chosen = b.multiselect("Datasets", datasets, default=datasets, key="res_datasets")
-df = df[df["dataset"].isin(chosen)]
-if df.empty:
-    st.info("Nothing to show for this selection.", icon="🔍")
-    st.stop()
-shot_values = sorted(df["shots"].unique())
-shots = cc.selectbox("Shots for the table", shot_values, index=0, key="res_shots")
+    evaluations = [e for e in c.evaluations(base) if e["status"] == "succeeded" and e.get("rows")]
+    if not evaluations:
+        st.info(
+            "No finished evaluations yet. Launch a comparison or a sweep; results appear here as soon as the "
+            "evaluations finish.",
+            icon="🧮",
+        )
+        st.page_link("pages/launch.py", label="Launch", icon="🚀")
+        st.stop()
+    names = {d["id"]: d["name"] for d in c.datasets(base)}
+    df = res.accuracy_frame(evaluations, c.runs(base), names)
 
-st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over seeds")
-table = res.table1(df, int(shots))
-st.dataframe(table)
-seeds = res.summarize(df[df["shots"] == shots], ["objective", "dataset"])
-st.caption("seeds per cell: " + ", ".join(f"{o}/{d}: {int(n)}" for o, d, n in
-                                           seeds[["objective", "dataset", "n_seeds"]].itertuples(index=False)))
-x, y, z, _ = st.columns([1, 1, 1, 3])
-x.download_button("CSV", table.to_csv().encode(), "table1.csv", "text/csv", key="res_csv")
-y.download_button("Markdown", res.to_markdown(table).encode(), "table1.md", "text/markdown", key="res_md")
-z.download_button("LaTeX", res.to_latex(table).encode(), "table1.tex", "application/x-tex", key="res_tex")
-with st.expander("Markdown / LaTeX source"):
-    st.code(res.to_markdown(table), language="markdown")
-    st.code(res.to_latex(table), language="latex")
+    sweeps = {s["id"]: s["name"] for s in c.sweeps(base)}
+    a, b, cc = st.columns(3)
+    scope_options = [None, *sorted(x for x in df["sweep_id"].dropna().unique())]
+    scope = a.selectbox(
+        "Runs",
+        scope_options,
+        key="res_scope",
+        format_func=lambda s: "all runs" if s is None else f"sweep #{int(s)} {sweeps.get(int(s), '')}",
+    )
+    if scope is not None:
+        df = df[df["sweep_id"] == scope]
+    datasets = sorted(df["dataset"].unique())
+    chosen = b.multiselect("Datasets", datasets, default=datasets, key="res_datasets")
+    df = df[df["dataset"].isin(chosen)]
+    if df.empty:
+        st.info("Nothing to show for this selection.", icon="🔍")
+        st.stop()
+    shot_values = sorted(df["shots"].unique())
+    shots = cc.selectbox("Shots for the table", shot_values, index=0, key="res_shots")
 
-st.subheader("Fig. 2 — accuracy vs number of shots")
-by_shots = res.summarize(df, ["objective", "dataset", "shots"])
-st.plotly_chart(charts.accuracy_by_shots(by_shots), key="res_fig2")
+    st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over seeds")
+    table = res.table1(df, int(shots))
+    st.dataframe(table)
+    seeds = res.summarize(df[df["shots"] == shots], ["objective", "dataset"])
+    st.caption(
+        "seeds per cell: "
+        + ", ".join(
+            f"{o}/{d}: {int(n)}"
+            for o, d, n in seeds[["objective", "dataset", "n_seeds"]].itertuples(index=False)
+        )
+    )
+    x, y, z, _ = st.columns([1, 1, 1, 3])
+    x.download_button("CSV", table.to_csv().encode(), "table1.csv", "text/csv", key="res_csv")
+    y.download_button("Markdown", res.to_markdown(table).encode(), "table1.md", "text/markdown", key="res_md")
+    z.download_button("LaTeX", res.to_latex(table).encode(), "table1.tex", "application/x-tex", key="res_tex")
+    with st.expander("Markdown / LaTeX source"):
+        st.code(res.to_markdown(table), language="markdown")
+        st.code(res.to_latex(table), language="latex")
 
-st.subheader("Fig. 1 — accuracy vs ω")
-aicd = df[(df["objective"] == "AICD") & df["omega"].notna()]
-if aicd["omega"].nunique() < 2:
-    st.info("Fig. 1 needs AICD runs with at least two ω values (launch an ω sweep).", icon="🎚️")
-else:
-    omega_shots = st.selectbox("at shots", sorted(aicd["shots"].unique()), key="res_omega_shots")
-    by_omega = res.summarize(aicd[aicd["shots"] == omega_shots], ["dataset", "omega"])
-    st.plotly_chart(charts.accuracy_by_omega(by_omega), key="res_fig1")
+    st.subheader("Fig. 2 — accuracy vs number of shots")
+    by_shots = res.summarize(df, ["objective", "dataset", "shots"])
+    st.plotly_chart(charts.accuracy_by_shots(by_shots), key="res_fig2")
 
-with st.expander("All accuracies (one row per evaluation, shots and seed)"):
-    st.dataframe(df, hide_index=True)
-    st.download_button("CSV", df.to_csv(index=False).encode(), "accuracies.csv", "text/csv", key="res_all_csv")
+    st.subheader("Fig. 1 — accuracy vs ω")
+    aicd = df[(df["objective"] == "AICD") & df["omega"].notna()]
+    if aicd["omega"].nunique() < 2:
+        st.info("Fig. 1 needs AICD runs with at least two ω values (launch an ω sweep).", icon="🎚️")
+    else:
+        omega_shots = st.selectbox("at shots", sorted(aicd["shots"].unique()), key="res_omega_shots")
+        by_omega = res.summarize(aicd[aicd["shots"] == omega_shots], ["dataset", "omega"])
+        st.plotly_chart(charts.accuracy_by_omega(by_omega), key="res_fig1")
+
+    with st.expander("All accuracies (one row per evaluation, shots and seed)"):
+        st.dataframe(df, hide_index=True)
+        st.download_button(
+            "CSV", df.to_csv(index=False).encode(), "accuracies.csv", "text/csv", key="res_all_csv"
+        )
+
+
+c.guarded(main)

@@ -17,63 +17,84 @@ SCHEDULES = {
     "custom": "custom — one slider per shot",
 }
 
-st.title("🎚️ ω schedule designer")
-st.caption("AICD trains on n-shot episodes with L = −Σᵢ ωᵢ · log p(yᵢ | x₁, y₁, …, xᵢ). The paper uses ω = 0.1 for the "
-           "earlier shots and 1 for the last (n = 4 for math, 6 for commonsense).")
-client = c.api()
 
-left, right = st.columns([1, 2])
-with left:
-    n = st.slider("n (shots per episode)", 1, 12, 4, key="sched_n")
-    schedule = st.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="sched_name")
-    omega = 0.1
-    weights = None
-    if schedule in ("paper", "linear", "exponential"):
-        omega = st.slider("ω", 0.0 if schedule != "exponential" else 0.01, 1.0, 0.1, 0.01, key="sched_omega")
-    if schedule == "custom":
-        st.caption("ω per shot")
-        weights = [st.slider(f"ω{i + 1}", 0.0, 1.0, 1.0 if i == n - 1 else 0.1, 0.05, key=f"sched_w_{i}")
-                   for i in range(n)]
-    objective = st.selectbox("Objective", ["aicd", "condgen", "lm", "nocot"], key="sched_objective",
-                             format_func=c.OBJECTIVE_LABELS.get,
-                             help="CondGen weights only the last rationale, LM every token, no-CoT uses answers")
+def main() -> None:
+    st.title("🎚️ ω schedule designer")
+    st.caption(
+        "AICD trains on n-shot episodes with L = −Σᵢ ωᵢ · log p(yᵢ | x₁, y₁, …, xᵢ). The paper uses ω = 0.1 for the "
+        "earlier shots and 1 for the last (n = 4 for math, 6 for commonsense)."
+    )
+    client = c.api()
 
-body = {"n_shots": n, "schedule": schedule, "omega": omega, "weights": weights}
-with right:
+    left, right = st.columns([1, 2])
+    with left:
+        n = st.slider("n (shots per episode)", 1, 12, 4, key="sched_n")
+        schedule = st.selectbox("Schedule", list(SCHEDULES), format_func=SCHEDULES.get, key="sched_name")
+        omega = 0.1
+        weights = None
+        if schedule in ("paper", "linear", "exponential"):
+            omega = st.slider(
+                "ω", 0.0 if schedule != "exponential" else 0.01, 1.0, 0.1, 0.01, key="sched_omega"
+            )
+        if schedule == "custom":
+            st.caption("ω per shot")
+            weights = [
+                st.slider(f"ω{i + 1}", 0.0, 1.0, 1.0 if i == n - 1 else 0.1, 0.05, key=f"sched_w_{i}")
+                for i in range(n)
+            ]
+        objective = st.selectbox(
+            "Objective",
+            ["aicd", "condgen", "lm", "nocot"],
+            key="sched_objective",
+            format_func=c.OBJECTIVE_LABELS.get,
+            help="CondGen weights only the last rationale, LM every token, no-CoT uses answers",
+        )
+
+    body = {"n_shots": n, "schedule": schedule, "omega": omega, "weights": weights}
+    with right:
+        try:
+            shown = client.preview_schedule(body)
+        except ApiError as exc:
+            c.show_error(exc, "schedule")
+            st.stop()
+        st.plotly_chart(
+            charts.omega_bars(shown["weights"], f"ω over the {n} shots ({schedule})"), key="sched_bars"
+        )
+
+    st.session_state["schedule_choice"] = {**body, "objective": objective}
+    if st.button("Use this schedule in Launch ▶", key="sched_use"):
+        st.switch_page("pages/launch.py")
+
+    st.subheader("One real episode")
+    ds = c.pick_dataset(
+        "Episode from dataset",
+        "sched_dataset",
+        help="a random episode of this dataset, as the trainer would build it",
+    )
+    assert ds is not None
+    a, b, _ = st.columns([1, 1, 2])
+    seed = int(a.number_input("sampling seed", 0, 10_000, 0, key="sched_seed"))
+    index = int(b.number_input("episode #", 0, 100_000, 0, key="sched_index"))
     try:
-        shown = client.preview_schedule(body)
+        preview = client.preview_episode(
+            {**body, "dataset_id": ds["id"], "objective": objective, "seed": seed, "index": index}
+        )
     except ApiError as exc:
-        c.show_error(exc, "schedule")
+        if exc.status == 422:
+            st.warning(f"No episode to show for **{ds['name']}**: {exc.message}", icon="📭")
+        else:
+            c.show_error(exc, "episode")
         st.stop()
-    st.plotly_chart(charts.omega_bars(shown["weights"], f"ω over the {n} shots ({schedule})"), key="sched_bars")
 
-st.session_state["schedule_choice"] = {**body, "objective": objective}
-if st.button("Use this schedule in Launch ▶", key="sched_use"):
-    st.switch_page("pages/launch.py")
+    st.html(ep.STYLE + ep.legend_html(preview["weights"]))
+    st.html(ep.episode_html(preview["spans"]))
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("tokens", preview["n_tokens"])
+    m2.metric("tokens with loss", preview["weighted_tokens"])
+    m3.metric("Σ weights", f"{preview['total_weight']:.1f}")
+    m4.metric("shots (dropped)", f"{preview['n_shots']} ({preview['n_dropped']})")
+    st.caption(f"Tokenizer: {preview['tokenizer']}; hover a span for its shot, kind and ω.")
+    st.plotly_chart(charts.shot_mass(ep.weight_by_shot(preview["spans"])), key="sched_mass")
 
-st.subheader("One real episode")
-ds = c.pick_dataset("Episode from dataset", "sched_dataset",
-                    help="a random episode of this dataset, as the trainer would build it")
-assert ds is not None
-a, b, _ = st.columns([1, 1, 2])
-seed = int(a.number_input("sampling seed", 0, 10_000, 0, key="sched_seed"))
-index = int(b.number_input("episode #", 0, 100_000, 0, key="sched_index"))
-try:
-    preview = client.preview_episode({**body, "dataset_id": ds["id"], "objective": objective, "seed": seed,
-                                      "index": index})
-except ApiError as exc:
-    if exc.status == 422:
-        st.warning(f"No episode to show for **{ds['name']}**: {exc.message}", icon="📭")
-    else:
-        c.show_error(exc, "episode")
-    st.stop()
 
-st.html(ep.STYLE + ep.legend_html(preview["weights"]))
-st.html(ep.episode_html(preview["spans"]))
-m1, m2, m3, m4 = st.columns(4)
-m1.metric("tokens", preview["n_tokens"])
-m2.metric("tokens with loss", preview["weighted_tokens"])
-m3.metric("Σ weights", f"{preview['total_weight']:.1f}")
-m4.metric("shots (dropped)", f"{preview['n_shots']} ({preview['n_dropped']})")
-st.caption(f"Tokenizer: {preview['tokenizer']}; hover a span for its shot, kind and ω.")
-st.plotly_chart(charts.shot_mass(ep.weight_by_shot(preview["spans"])), key="sched_mass")
+c.guarded(main)

@@ -1,0 +1,371 @@
+"""Every page driven with Streamlit's AppTest against a real backend (uvicorn + SQLite + embedded executor)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.fake_teacher import start_fake_teacher
+from tests.ui.conftest import (
+    REPO,
+    Backend,
+    Seeded,
+    Trained,
+    app_test,
+    backend_env,
+    free_port,
+    no_traceback,
+    texts,
+    wait_until,
+)
+
+PAGES = ["datasets", "annotate", "schedule", "launch", "runs", "results", "compare"]
+
+
+def select_dataset(at, key: str, dataset: dict) -> None:
+    at.selectbox(key=key).set_value(dataset["id"]).run()
+
+
+# ------------------------------------------------------------------------------------------ failure modes
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_unreachable_backend_shows_a_message_not_a_traceback(
+    page: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AICD_API_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    at = app_test(page)
+    no_traceback(at)
+    errors = [e.value for e in at.error]
+    assert any("Backend unreachable" in e and "aicd up" in e for e in errors), errors
+
+
+def test_empty_backend_every_page_explains_what_to_do(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", str(port)],
+        cwd=REPO,
+        env=backend_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        import httpx
+
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 120, "a fresh API")
+        monkeypatch.setenv("AICD_API_URL", url)
+        for page in PAGES:
+            at = app_test(page)
+            no_traceback(at)
+            assert not at.error, (page, [e.value for e in at.error])
+            shown = texts(at)
+            assert (
+                "No datasets yet" in shown
+                or "No training runs yet" in shown
+                or "No finished evaluations" in shown
+                or "Nothing to compare yet" in shown
+            ), (page, shown)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# ------------------------------------------------------------------------------------------ datasets
+
+
+def test_datasets_page_counts_rationales_and_pages_through_questions(ui_env: Backend, seeded: Seeded) -> None:
+    at = app_test("datasets")
+    select_dataset(at, "ds_pick", seeded.train)
+    no_traceback(at)
+    metrics = {m.label: m.value for m in at.metric}
+    stats = ui_env.client.dataset_stats(seeded.train["id"])
+    assert metrics["questions"] == str(stats["questions"]) == "24"
+    assert metrics["rationales"] == str(stats["rationales"]) and stats["rationales"] > 0
+    preview = at.dataframe[1].value
+    assert len(preview) == 10
+    first_page = list(preview["id"])
+    at.button(key="ds_next").click().run()
+    second = at.dataframe[1].value
+    assert len(second) == 10 and not set(second["id"]) & set(first_page)
+    assert "questions 11–20 of 24" in texts(at)
+    at.button(key="ds_prev").click().run()
+    assert list(at.dataframe[1].value["id"]) == first_page
+
+
+def test_dataset_without_rationales_says_to_annotate(ui_env: Backend, seeded: Seeded) -> None:
+    at = app_test("datasets")
+    select_dataset(at, "ds_pick", seeded.bare)
+    no_traceback(at)
+    assert any("No rationales yet" in w.value for w in at.warning)
+
+
+def test_upload_csv_with_field_mapping_and_an_empty_file(ui_env: Backend) -> None:
+    csv = (
+        "qid,problem,solution,label\nx1,How many legs do 2 cats have?,Each cat has 4 legs so 2*4 = 8.,8\n"
+        "x2,What is 3 times 3?,3*3 = 9.,9\n"
+    )
+    at = app_test("datasets")
+    at.file_uploader(key="up_file").set_value(("cats.csv", csv.encode(), "text/csv")).run()
+    no_traceback(at)
+    at.selectbox(key="up_map_id").set_value("qid").run()
+    at.selectbox(key="up_map_q").set_value("problem").run()
+    at.selectbox(key="up_map_a").set_value("label").run()
+    at.selectbox(key="up_map_r").set_value("solution").run()
+    at.text_input(key="up_writer").set_value("hand-written").run()
+    at.text_input(key="up_name").set_value("cats-csv").run()
+    at.button(key="up_go").click().run()
+    no_traceback(at)
+    assert any("cats-csv" in s.value and "2 questions" in s.value for s in at.success), [
+        e.value for e in at.error
+    ]
+    api = ui_env.client
+    ds = next(d for d in api.datasets() if d["name"] == "cats-csv")
+    items = api.examples(ds["id"])["items"]
+    assert [(e["ext_id"], e["answer"]) for e in items] == [("x1", "8"), ("x2", "9")]
+    assert items[0]["rationales"][0]["text"] == "Each cat has 4 legs so 2*4 = 8."
+    assert items[0]["rationales"][0]["model"] == "hand-written"
+
+    at.file_uploader(key="up_file").set_value(("empty.jsonl", b"  \n", "application/json")).run()
+    no_traceback(at)
+    assert any("empty.jsonl" in e.value and "empty" in e.value for e in at.error)
+    at.file_uploader(key="up_file").set_value(
+        ("bad.jsonl", b'{"question": "q"}\nnot json\n', "text/plain")
+    ).run()
+    no_traceback(at)
+    assert any("line 2: invalid JSON" in e.value for e in at.error)
+
+
+def test_import_a_builtin_from_the_page(ui_env: Backend) -> None:
+    at = app_test("datasets")
+    at.selectbox(key="imp_src").set_value("multiarith").run()
+    at.selectbox(key="imp_split").set_value("test").run()
+    at.number_input(key="imp_limit").set_value(5).run()
+    at.text_input(key="imp_name").set_value("ma-from-ui").run()
+    at.button(key="imp_go").click().run()
+    no_traceback(at)
+    assert any("ma-from-ui" in s.value for s in at.success)
+    stored = [d for d in ui_env.client.datasets() if d["name"] == "ma-from-ui"]
+    assert stored and stored[0]["n_examples"] == 5
+    at.button(key="imp_go").click().run()  # same name again: the server's 409 shows as a message
+    no_traceback(at)
+    assert any("already exists" in e.value for e in at.error)
+
+
+# ------------------------------------------------------------------------------------------ annotate
+
+
+def test_annotate_with_a_teacher_key_sent_once_and_filter_statistics(ui_env: Backend) -> None:
+    api = ui_env.client
+    lines = [
+        json.dumps(
+            {
+                "id": f"a{i}",
+                "question": f"Tom has {i} apples and buys {i} more. How many?",
+                "answer": str(2 * i),
+            }
+        )
+        for i in range(1, 4)
+    ]
+    ds = api.upload_dataset("to-annotate", "\n".join(lines).encode())
+    base_url, teacher = start_fake_teacher()
+    secret = "sk-ui-test-not-shown-4242"
+    try:
+        at = app_test("annotate")
+        select_dataset(at, "ann_dataset", ds)
+        at.text_input(key="ann_base_url").set_value(base_url).run()
+        at.text_input(key="ann_teacher").set_value("fake-teacher").run()
+        at.text_input(key="ann_api_key").set_value(secret).run()
+        at.number_input(key="ann_k").set_value(2).run()
+        at.number_input(key="ann_preview_idx").set_value(1).run()
+        no_traceback(at)
+        preview = [c.value for c in at.code]
+        assert any("Tom has 2 apples" in p and "The answer should be 4" in p for p in preview), preview
+        at.text_area(key="ann_template").set_value("Explain {question}").run()  # no {answer}: server says so
+        assert any("{answer}" in e.value for e in at.error)
+        at.button(key="ann_reset_prompt").click().run()
+        at.button(key="ann_start").click().run()
+        no_traceback(at)
+        assert at.text_input(key="ann_api_key").value == ""  # the key left the page
+
+        jobs = api.annotations(dataset_id=ds["id"])
+        assert len(jobs) == 1 and jobs[0]["has_api_key"]
+        job = wait_until(
+            lambda: (j := api.annotation(jobs[0]["id"]))["status"] not in ("queued", "running") and j,
+            240,
+            "the annotation job",
+        )
+        assert job["status"] == "succeeded", job
+        at.run()
+        no_traceback(at)
+        shown = texts(at)
+        assert "key stored server-side: yes" in shown
+        assert "filter statistics" in json.dumps([c.proto.spec for c in at.get("plotly_chart")])
+        assert "questions have at least one rationale" in shown
+        assert secret not in shown and secret not in json.dumps(job)
+    finally:
+        teacher.close()
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+def test_schedule_designer_bars_and_shaded_episode(ui_env: Backend, seeded: Seeded) -> None:
+    at = app_test("schedule")
+    select_dataset(at, "sched_dataset", seeded.train)
+    at.slider(key="sched_n").set_value(3).run()
+    at.selectbox(key="sched_name").set_value("custom").run()
+    at.slider(key="sched_w_0").set_value(0.0).run()
+    at.slider(key="sched_w_1").set_value(0.5).run()
+    at.slider(key="sched_w_2").set_value(1.0).run()
+    no_traceback(at)
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert bars["data"][0]["y"] == [0.0, 0.5, 1.0]
+    html = "".join(h.value for h in at.html)
+    assert "ω=0.5" in html and "ω=1" in html and "Question:" in html
+    assert "ω=0.5" in html.split("shot 2 · target")[1].split('"')[0] or "shot 2 · target · ω=0.5" in html
+    assert at.session_state["schedule_choice"]["weights"] == [0.0, 0.5, 1.0]
+
+
+def test_schedule_designer_on_data_without_rationales_explains(ui_env: Backend, seeded: Seeded) -> None:
+    at = app_test("schedule")
+    select_dataset(at, "sched_dataset", seeded.bare)
+    no_traceback(at)
+    assert any("no example has a rationale" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+# ------------------------------------------------------------------------------------------ launch
+
+
+def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seeded: Seeded) -> None:
+    api = ui_env.client
+    at = app_test("launch")
+    select_dataset(at, "launch_train_ds", seeded.train)
+    select_dataset(at, "launch_eval_ds", seeded.test)
+    at.number_input(key="launch_max_steps").set_value(1).run()
+    at.text_input(key="launch_eval_shots").set_value("0, 1").run()
+    at.text_input(key="launch_eval_seeds").set_value("0").run()
+    at.number_input(key="launch_eval_limit").set_value(2).run()
+    at.text_input(key="launch_name").set_value("ui-cmp").run()
+    no_traceback(at)
+    summary = texts(at)
+    assert (
+        "4 training run(s)" in summary
+        and "2 questions × shots [0, 1] × seeds [0] = **16 generations**" in summary
+    )
+    assert list(at.dataframe[0].value["objective"]) == ["AICD", "CondGen", "LM", "no-CoT"]
+
+    at.selectbox(key="launch_schedule").set_value("custom").run()
+    at.text_input(key="launch_weights").set_value("0.1, 1").run()  # 2 weights for n = 4
+    at.button(key="launch_go").click().run()
+    no_traceback(at)
+    assert any("weights" in e.value and "n_shots=4" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [r for r in api.runs() if r["name"].startswith("ui-cmp")]
+
+    at.selectbox(key="launch_schedule").set_value("paper").run()
+    at.button(key="launch_go").click().run()
+    no_traceback(at)
+    made = [r for r in api.runs() if r["name"].startswith("ui-cmp-")]
+    assert sorted(r["config"]["objective"] for r in made) == ["aicd", "condgen", "lm", "nocot"]
+    assert {r["config"]["max_steps"] for r in made} == {1} and {r["dataset_id"] for r in made} == {
+        seeded.train["id"]
+    }
+    assert any("Queued 4 run(s)" in s.value for s in at.success)
+    for run in made:  # keep the shared backend free for the other tests
+        if api.run(run["id"])["status"] in ("queued", "running"):
+            api.job_action("runs", run["id"], "cancel")
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def test_runs_page_curves_evaluations_and_a_failed_run(ui_env: Backend, trained: Trained) -> None:
+    at = app_test("runs")
+    aicd = next(r for r in trained.runs if r["config"]["objective"] == "aicd")
+    at.selectbox(key="runs_pick").set_value(aicd["id"]).run()
+    no_traceback(at)
+    shown = texts(at)
+    assert "seed-aicd" in shown and "succeeded" in shown
+    specs = [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
+    curve = next(s for s in specs if s["layout"]["title"]["text"] == "training loss")
+    assert len(curve["data"][0]["x"]) == len(ui_env.client.metrics(aicd["id"])) > 0
+    assert any("accuracy (%) by shots" in s["layout"]["title"]["text"] for s in specs)
+
+    at.selectbox(key="runs_pick").set_value(trained.failed["id"]).run()
+    no_traceback(at)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("This run failed:") and trained.failed["error"] in e for e in errors), errors
+    assert at.button(key=f"runs_resume_{trained.failed['id']}")  # a failed run can be resumed
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+def test_results_table_figures_and_exports(ui_env: Backend, trained: Trained) -> None:
+    at = app_test("results")
+    no_traceback(at)
+    table = at.dataframe[0].value
+    assert list(table.index) == ["AICD", "no-CoT"] and list(table.columns) == ["svamp-test"]
+    ev = next(e for e in trained.evaluations if e["run_id"] == trained.runs[0]["id"])
+    acc = 100 * next(r["accuracy"] for r in ev["rows"] if r["shots"] == 0)
+    assert table.loc["AICD", "svamp-test"] == f"{acc:.1f} ± 0.0"
+    codes = [c.value for c in at.code]
+    assert any(c.startswith("| objective | svamp-test |") and "| AICD |" in c for c in codes)
+    assert any("\\begin{tabular}" in c and "$\\pm$" in c for c in codes)
+    assert len(at.get("download_button")) == 4
+    titles = [json.loads(p.proto.spec)["layout"]["title"]["text"] for p in at.get("plotly_chart")]
+    assert "accuracy vs number of in-context shots" in titles
+    assert any("at least two ω values" in i.value for i in at.info)  # Fig. 1 needs an ω sweep
+    at.selectbox(key="res_shots").set_value(1).run()
+    no_traceback(at)
+    assert "at 1 shot(s)" in texts(at)
+
+
+# ------------------------------------------------------------------------------------------ compare
+
+
+def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, trained: Trained) -> None:
+    at = app_test("compare")
+    at.selectbox(key="cmp_dataset").set_value("svamp-test").run()
+    at.multiselect(key="cmp_runs").set_value([r["id"] for r in trained.runs]).run()
+    no_traceback(at)
+    rows = ui_env.client.compare(run_ids=[r["id"] for r in trained.runs], shots=0, seed=0)["items"]
+    assert len(rows) == 3
+    shown = texts(at)
+    for row in rows:
+        assert row["gold"] in shown and row["example_id"] in shown
+        for entry in row["entries"]:
+            mark = "✔" if entry["correct"] else "✘"
+            assert f"{mark} **{entry['run_name']}** → `{entry['extracted'] or '∅'}`" in shown
+    html = "".join(h.value for h in at.html)
+    assert 'class="aicd-chain"' in html
+    assert f"shown {len(rows)} / {len(rows)}" in shown.replace("\n", " ")
+
+    at.selectbox(key="cmp_filter").set_value("only disagreements").run()
+    no_traceback(at)
+    n_dis = sum(not r["agree"] for r in rows)
+    assert f"{n_dis} / {len(rows)}" in texts(at)
+
+    at.selectbox(key="cmp_filter").set_value("all questions").run()
+    word = rows[0]["question"].split()[2]
+    at.text_input(key="cmp_search").set_value(word).run()
+    expected = sum(
+        word.lower() in (r["question"] + "".join(e["generation"] or "" for e in r["entries"])).lower()
+        for r in rows
+    )
+    assert f"shown {expected} / {len(rows)}" in texts(at).replace("\n", " ")
+
+    at.text_input(key="cmp_search").set_value("").run()
+    at.segmented_control(key="cmp_size").set_value(5).run()
+    assert "page 1 of 1" in texts(at)
