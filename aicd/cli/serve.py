@@ -222,7 +222,7 @@ def up_command(
             signal.signal(sig, handler)
         typer.echo("stopped.", err=True)
     if code:
-        raise typer.Exit(code)
+        raise SystemExit(code)  # (typer.Exit is swallowed by the non-standalone CLI runner)
 
 
 def _redact(url: str) -> str:

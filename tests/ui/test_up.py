@@ -1,0 +1,135 @@
+"""`aicd up` starts API + UI on embedded defaults, prints the URLs, and stops every child on SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ui.conftest import REPO, backend_env, free_port, wait_until
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[1].startswith("Z"))
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Output:
+    """Collects a child's stdout+stderr in a thread so the pipe never fills."""
+
+    def __init__(self, proc: subprocess.Popen[str]):
+        self.text = ""
+        self._thread = threading.Thread(target=self._pump, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.text += line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_up_starts_everything_prints_urls_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    api_port, ui_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aicd",
+            "up",
+            "--api-port",
+            str(api_port),
+            "--ui-port",
+            str(ui_port),
+            "--home",
+            str(tmp_path / "home"),
+        ],
+        cwd=REPO,
+        env=backend_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = Output(proc)
+    try:
+        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
+        assert proc.poll() is None, out.text
+        assert f"UI      http://127.0.0.1:{ui_port}" in out.text
+        assert f"API     http://127.0.0.1:{api_port}" in out.text
+        assert "embedded in the API (no Redis)" in out.text
+        health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=5).json()
+        assert health == {"status": "ok", "mode": "embedded", "database": "sqlite"}
+        assert (tmp_path / "home" / "aicd.db").exists()  # migrations ran against the embedded database
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/_stcore/health", timeout=5).text == "ok"
+        pids = dict(re.findall(r"(\w+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+        assert set(pids) == {"api", "ui"}
+        assert all(_alive(int(p)) for p in pids.values())
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+    assert proc.wait(timeout=60) == 0, out.text
+    assert "stopped." in out.text
+    for name, pid in pids.items():
+        assert not _alive(int(pid)), f"{name} (pid {pid}) still running"
+    assert not _listening(api_port) and not _listening(ui_port)
+
+
+def test_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "aicd", "up", "--api-port", str(port), "--no-ui"],
+            cwd=REPO,
+            env=backend_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"error: --api-port: port {port} on 127.0.0.1 is already in use; pick another one"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
+    api_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aicd", "up", "--api-port", str(api_port), "--no-ui", "--home", str(tmp_path)],
+        cwd=REPO,
+        env=backend_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = Output(proc)
+    try:
+        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
+        pid = int(re.search(r"api=(\d+)", out.text).group(1))
+        os.kill(pid, signal.SIGKILL)  # the API crashes
+        assert proc.wait(timeout=60) == 1
+        assert "api exited with code -9; stopping everything" in out.text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
