@@ -206,8 +206,8 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
 
     async def ask(indices: list[int]) -> None:
         """One request for `indices`; failures are stored, fatal errors stop the run."""
-        if run.fatal is not None or (run.stop() and len(indices) == len(missing)):
-            return
+        if run.fatal is not None or run.stop():
+            return  # no new request once stopping: what is missing is asked for by the next run
         try:
             completion = await client.complete(prompt, len(indices))
         except TeacherError as exc:

@@ -135,14 +135,18 @@ class JsonlSink:
     and it is locked while open, so two runs cannot append to the same store.
     """
 
-    def __init__(self, path: str | Path, *, fsync: bool = False):
+    def __init__(self, path: str | Path, *, fsync: bool = False, overwrite: bool = False):
         self.path = Path(path)
         self.fsync = fsync
+        self.overwrite = overwrite  # start over, but only replace the old file when the first record arrives
         self._fh: IO[str] | None = None
         self._existing: list[AnnotationRecord] | None = None
 
     def _load(self) -> list[AnnotationRecord]:
         if self._existing is None:
+            if self.overwrite:
+                self._existing = []
+                return self._existing
             if self.path.exists():
                 self._open()  # lock before reading, so a second run fails before it asks for anything
             self._existing = read_raw(self.path, repair=True)
@@ -161,12 +165,14 @@ class JsonlSink:
     def _open(self) -> IO[str]:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fh = self.path.open("a", encoding="utf-8")
+            fh = self.path.open("a", encoding="utf-8")  # truncated below, once locked, when overwriting
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 fh.close()
                 raise DataError(f"{self.path}: another annotate run is writing this file") from None
+            if self.overwrite:
+                fh.truncate(0)
             self._fh = fh
         return self._fh
 

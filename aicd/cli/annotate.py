@@ -143,12 +143,10 @@ def annotate_command(
     raw_path = raw or raw_path_for(out)
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
-    if raw_path.exists() and raw_path.stat().st_size > 0 and not resume:
-        if not overwrite:
-            raise ConfigError(
-                f"{raw_path} already holds annotations: pass --resume to continue it or --overwrite to start over"
-            )
-        raw_path.unlink()
+    if raw_path.exists() and raw_path.stat().st_size > 0 and not resume and not overwrite:
+        raise ConfigError(
+            f"{raw_path} already holds annotations: pass --resume to continue it or --overwrite to start over"
+        )
 
     examples = load_examples(dataset, split, limit=limit, seed=seed)
     if not examples:
@@ -156,7 +154,9 @@ def annotate_command(
     if config.answer_kind == "auto":
         config.answer_kind = answer_kind_of(dataset, examples)
 
-    sink = JsonlSink(raw_path, fsync=config.fsync)
+    sink = JsonlSink(
+        raw_path, fsync=config.fsync, overwrite=overwrite
+    )  # the old store goes at the first record
     try:
         with _StopOnSigint() as stopper:
             report = annotate(config, examples, sink, should_stop=stopper, progress=progress)

@@ -84,3 +84,16 @@ def test_two_writers_on_one_store_are_refused(tmp_path: Path) -> None:
         second.existing_keys()
     first.close()
     assert JsonlSink(path).existing_keys() == {("a", 0, "t", "h")}
+
+
+def test_overwrite_replaces_the_old_store_only_when_a_new_record_arrives(tmp_path: Path) -> None:
+    path = tmp_path / "raw.jsonl"
+    with JsonlSink(path) as sink:
+        sink.write(_rec("old", 0))
+    before = path.read_text()
+    sink = JsonlSink(path, overwrite=True)
+    assert sink.existing_keys() == set()
+    assert path.read_text() == before  # a run that fails before its first answer keeps the old store
+    sink.write(_rec("new", 0))
+    sink.close()
+    assert [r.question_id for r in read_raw(path)] == ["new"]
