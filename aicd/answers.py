@@ -70,7 +70,10 @@ def normalize_number(text: str | None) -> str | None:
 
 
 def _number_after_marker(tail: str) -> str | None:
-    clause = tail.split("\n", 1)[0]
+    """The first number of the announcing sentence, or the result of an equation in it (`10 - 3 = 7`)."""
+    clause = re.split(r"\.(?:\s|$)|\n", tail, maxsplit=1)[0]
+    if "=" in clause:
+        clause = clause.rsplit("=", 1)[1]
     m = _NUMBER.search(clause)
     if m is not None:
         return _match_to_str(m)

@@ -152,9 +152,8 @@ def _cut(tokenizer: Any, new_ids: list[int], eos: set[int], stop: Sequence[str])
     return text[:cut].strip()
 
 
-_TRIGGERS: dict[
-    tuple[int, int, str], tuple[Any, Any]
-] = {}  # value holds the tokenizer so its id stays unique
+# (id(tokenizer), vocab size, chars) -> (tokenizer, mask); holding the tokenizer keeps its id unique.
+_TRIGGERS: dict[tuple[int, int, str], tuple[Any, Any]] = {}
 
 
 def _trigger_mask(tokenizer: Any, last_chars: str) -> Any:
@@ -289,7 +288,8 @@ def generate(
     """Greedy continuations of `prompts` (strings, or token id lists used as-is), in input order.
 
     Batched with left padding and a KV cache; each continuation ends at EOS or just before the first stop
-    string, which is not included. Gives the same chains as generating one prompt at a time.
+    string, which is not included. In fp32 this gives the same chains as generating one prompt at a time
+    (bf16 kernels round differently per batch shape, so a near-tied greedy choice can flip).
     """
     results: list[str] = [""] * len(prompts)
     for idx, chains in iter_generate(

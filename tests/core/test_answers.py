@@ -26,6 +26,8 @@ NUMBER_CASES = [
     ("Half of the pie is 1/2, so the answer is 1/2.", "0.5"),
     ("#### 72", "72"),
     ("So, the answer is five.", "5"),
+    ("So, the answer is 10 - 3 = 7.", "7"),  # an equation in the announcement: its result
+    ("The answer is 3 apples. 3 + 2 = 5 is not asked.", "3"),
     ("The answer is 3.50 dollars.", "3.5"),
     ("There are no numbers here at all.", None),
     ("", None),
