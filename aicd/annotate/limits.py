@@ -14,10 +14,12 @@ class RateLimits:
     limiter counts them, so the budget holds before the real usage is known.
     """
 
-    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
+    def __init__(
+        self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, period: float = 60.0
+    ):
         self.semaphore = asyncio.Semaphore(concurrency)
-        self.rpm = AsyncLimiter(rpm, 60) if rpm else None
-        self.tpm = AsyncLimiter(tpm, 60) if tpm else None
+        self.rpm = AsyncLimiter(rpm, period) if rpm else None  # `period` is shortened only by tests
+        self.tpm = AsyncLimiter(tpm, period) if tpm else None
 
     async def acquire(self, est_tokens: int) -> None:
         """Wait for the rate budgets (the semaphore is entered separately, around the whole request)."""
