@@ -114,7 +114,12 @@ def annotate_command(
     seed: int = typer.Option(0, "--seed"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Annotate a dataset with k rationales per question (paper: 3 at temperature 1.0 from the teacher)."""
+    """Annotate a dataset with k rationales per question (paper: 3 at temperature 1.0 from the teacher).
+
+    Every sample is appended to <out stem>.raw.jsonl as it arrives; --resume asks only for what is missing there
+    (failed samples included). At the end the kept rationales go to --out and the counts/cost to
+    <out stem>.report.json. Ctrl-C stops after the requests in flight; a second Ctrl-C aborts.
+    """
     from aicd.annotate import AnnotateConfig, JsonlSink, annotate, redact
     from aicd.annotate.prices import load_prices
     from aicd.config import build_config, read_yaml

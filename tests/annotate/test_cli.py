@@ -236,3 +236,14 @@ def test_gold_source_needs_no_teacher(dataset_file, tmp_path: Path) -> None:
             ex.rationales[0].text == f"{ex.id[1:].lstrip('0') or '0'} + {ex.id[1:].lstrip('0') or '0'} = "
             f"{ex.answer}. So, the answer is {ex.answer}."
         )
+
+
+def test_prompt_template_from_a_file(teacher, dataset_file, tmp_path: Path) -> None:
+    base_url, server = teacher
+    template = tmp_path / "prompt.txt"
+    template.write_text("Question: {question} Hint: The answer should be {answer}. Explain it to a child.\n")
+    dataset, out = dataset_file(3), tmp_path / "cot.jsonl"
+    result = _run(_cmd(dataset, out, base_url, "--prompt", str(template), "--k", "2"), _env("k"))
+    assert result.returncode == 0, result.stderr
+    assert len(server.ok_requests()) == 3
+    assert all(r.prompt.endswith("Explain it to a child.") and r.n == 2 for r in server.ok_requests())
