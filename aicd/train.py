@@ -9,7 +9,8 @@ Gradient accumulation: each micro-batch loss is normalised by the *global* batch
 reduction="sum", Σω for "token"), so the summed micro-batch gradients equal the full-batch gradient even
 when micro-batches differ in size or weight (the bug of transformers #34191). For that reason the
 Accelerator runs with gradient_accumulation_steps=1 (its `backward` would divide the loss again) and the
-accumulation is done here, with `no_sync` on all but the last micro-batch when distributed.
+accumulation is done here. Accelerate provides device placement, autocast (bf16/fp16) and fp16 loss
+scaling; training is single-process (one GPU or the CPU).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import logging
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +87,37 @@ class EpochPlan:
         lengths = [len(ep) for ep in self.episodes]
         mbs = [mb for step in self.steps for mb in step]
         return sum(lengths) / max(1, padded_tokens(lengths, mbs))
+
+
+@dataclass
+class _Window:
+    """Running totals between two metrics lines. Token counts come from the CPU-side batch and the loss
+    stays on the device, so the only host sync per logged step is reading the loss."""
+
+    loss: Any = 0.0
+    steps: int = 0
+    episodes: int = 0
+    tokens: int = 0
+    padded: int = 0
+    dropped: int = 0
+    excluded: float = 0.0  # seconds spent writing checkpoints, not training
+    start: float = field(default_factory=time.perf_counter)
+
+    def add_micro_batch(self, attention_mask: Any, dropped: int) -> None:
+        self.tokens += int(attention_mask.sum())
+        self.padded += attention_mask.numel()
+        self.dropped += dropped
+
+    def summary(self) -> dict[str, Any]:
+        loss = float(self.loss) / max(self.steps, 1)  # waits for the device: timing below is wall-clock true
+        seconds = max(time.perf_counter() - self.start - self.excluded, 1e-9)
+        return {
+            "loss": loss,
+            "tokens_per_s": self.tokens / seconds,
+            "real_token_frac": self.tokens / max(self.padded, 1),
+            "episodes": self.episodes,
+            "shots_dropped": self.dropped,
+        }
 
 
 def build_epoch(
@@ -192,7 +223,11 @@ def _load_model(config: TrainConfig, checkpoint: Path | None) -> tuple[Any, Any]
         model, tokenizer = load_model_and_tokenizer(config.model, seed=config.seed, dtype=torch.float32)
         model = model.float()
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if config.lora is not None:
         from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -320,6 +355,8 @@ def train(
         raise DataError("training needs at least one example")
 
     accelerator = _make_accelerator(config)
+    if accelerator.num_processes > 1:
+        raise AICDError("train: multi-process (distributed) training is not supported; run on one device")
     model, tokenizer = _load_model(config, checkpoint)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     cache: dict[str, list[int]] = {}
@@ -328,9 +365,7 @@ def train(
 
     optimizer = _make_optimizer(model, config)
     scheduler = _make_scheduler(optimizer, config, total_steps)
-    model = (
-        accelerator.prepare_model(model) if accelerator.num_processes > 1 else model.to(accelerator.device)
-    )
+    model = model.to(accelerator.device)  # not prepare_model: it would upcast whole logits to fp32
     optimizer = accelerator.prepare_optimizer(optimizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
     base = accelerator.unwrap_model(model)
@@ -383,9 +418,9 @@ def train(
     bar = tqdm(
         total=total_steps, initial=step, disable=not progress, desc=f"train {config.name}", unit="step"
     )
-    window = {"loss": 0.0, "steps": 0, "tokens": 0, "padded": 0, "episodes": 0, "dropped": 0, "time": 0.0}
+    window = _Window()
     last_metrics: dict[str, Any] = {}
-    last_saved = checkpoint and step
+    last_saved: int | None = step if checkpoint is not None else None
     stopped = False
     model.train()
     while step < total_steps and not stopped:
@@ -397,15 +432,14 @@ def train(
         rng_at_start = capture_rng()
         n_episodes = sum(len(mb) for mb in micro)
         total_weight = sum(sum(ep.loss_weights[1:]) for mb in micro for ep in mb)
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        for k, episodes in enumerate(micro):
+        for episodes in micro:
             if callback.should_stop():
                 stopped = True
                 break
-            batch = {key: v.to(accelerator.device) for key, v in collate_episodes(episodes, pad_id).items()}
-            sync = nullcontext() if k == len(micro) - 1 else accelerator.no_sync(model)
-            with sync, accelerator.autocast():
+            batch = collate_episodes(episodes, pad_id)
+            window.add_micro_batch(batch["attention_mask"], sum(ep.n_dropped for ep in episodes))
+            batch = {key: v.to(accelerator.device, non_blocking=True) for key, v in batch.items()}
+            with accelerator.autocast():
                 nll, weight = batch_nll(model, batch)
                 loss = reduce_loss(
                     nll,
@@ -415,10 +449,7 @@ def train(
                     total_weight=max(total_weight, 1e-12),
                 )
             accelerator.backward(loss)
-            loss_sum += loss.detach().float()
-            window["tokens"] += int(batch["attention_mask"].sum())
-            window["padded"] += batch["attention_mask"].numel()
-            window["dropped"] += sum(ep.n_dropped for ep in episodes)
+            window.loss = window.loss + loss.detach().float()
         if stopped:
             optimizer.zero_grad(set_to_none=True)
             restore_rng(rng_at_start)
@@ -432,30 +463,26 @@ def train(
             scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step, position = step + 1, position + 1
-        window["time"] += time.perf_counter() - t0
-        window["loss"] += float(loss_sum)
-        window["steps"] += 1
-        window["episodes"] += n_episodes
+        window.steps += 1
+        window.episodes += n_episodes
         bar.update(1)
         if step % config.log_every == 0 or step == total_steps:
             last_metrics = {
                 "step": step,
                 "epoch": round(epoch + position / len(plan.steps), 4),
-                "loss": window["loss"] / window["steps"],
                 "lr": lr,
                 "grad_norm": float(grad_norm),
-                "tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
-                "real_token_frac": window["tokens"] / max(window["padded"], 1),
-                "episodes": window["episodes"],
-                "shots_dropped": window["dropped"],
+                **window.summary(),
                 "episodes_skipped": plan.skipped,
             }
-            window = dict.fromkeys(window, 0) | {"loss": 0.0, "time": 0.0}
+            window = _Window()
             append_metrics(run_dir / METRICS_FILE, last_metrics)
             callback.on_log(step, last_metrics)
             bar.set_postfix(loss=f"{last_metrics['loss']:.4f}", lr=f"{lr:.2e}")
         if config.save_every and step % config.save_every == 0 and step < total_steps:
+            t_save = time.perf_counter()
             save_checkpoint(step, epoch, position, capture_rng())
+            window.excluded += time.perf_counter() - t_save
             last_saved = step
     bar.close()
 

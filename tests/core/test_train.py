@@ -51,6 +51,7 @@ def _config(tmp_path: Path, name: str, **kw) -> TrainConfig:
         max_length=256,
         max_steps=6,
         seed=0,
+        mixed_precision="no",  # float32 everywhere, so the exactness checks also hold on a GPU machine
     )
     return TrainConfig(**(base | kw))
 
@@ -248,3 +249,48 @@ def test_cli_rejects_bad_config_before_writing(tmp_path, monkeypatch, capsys, ov
     assert exit_info.value.code == 2
     assert field in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_gradient_checkpointing_gives_the_same_step(tmp_path):
+    examples = _examples(8)
+    metrics = []
+    for gc in (False, True):
+        cfg = _config(tmp_path, f"gc-{gc}", model=TINY_NO_DROPOUT, max_steps=1, gradient_checkpointing=gc)
+        metrics.append(train(cfg, examples=examples, progress=False).last_metrics)
+    assert metrics[1]["loss"] == pytest.approx(metrics[0]["loss"], rel=1e-5)
+    assert metrics[1]["grad_norm"] == pytest.approx(metrics[0]["grad_norm"], rel=1e-4)
+
+
+def test_cli_trains_from_a_jsonl_dataset(tmp_path, monkeypatch, capsys):
+    from aicd.cli import main
+    from aicd.data.jsonl import write_examples
+
+    data = tmp_path / "train.jsonl"
+    write_examples(data, _examples(8))
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"name: cli\noutput_dir: {tmp_path / 'runs'}\nmodel: '{TINY}'\nn_shots: 3\nmax_steps: 5\n"
+    )
+    args = [
+        "aicd",
+        "train",
+        str(config),
+        "--no-progress",
+        "--set",
+        f"dataset={data}",
+        "--set",
+        "max_steps=2",
+        "--set",
+        "batch_size=2",
+        "--set",
+        "micro_batch_size=1",
+        "--set",
+        "lr=1e-3",
+    ]
+    monkeypatch.setattr(sys, "argv", args)
+    main()
+    assert "trained 2 steps" in capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "cli"
+    assert [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")] == [1, 2]
+    saved = (run_dir / "final" / "config.yaml").read_text()
+    assert "max_steps: 2" in saved and "lr: 0.001" in saved and str(data) in saved

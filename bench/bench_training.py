@@ -1,0 +1,342 @@
+"""Training benchmarks, each measured side by side in one run (interleaved repeats, medians).
+
+(a) AICD supervises all n rationales of an episode in ONE forward/backward pass. The alternative that gives
+    the same supervision is CondGen expanded into n sequences (sequence i = shots 1..i, loss on rationale i).
+    Reported: rationale-tokens/s of AICD ÷ that of the expansion (target ≥ 2.2×).
+(b) The AICD loss (`batch_nll` + `reduce_loss`: weighted NLL on the supervised positions, float32) vs the
+    plain causal-LM loss (`model(..., labels=...)`) on the same batch: step-time overhead (target ≤ 3%).
+(c) Real-token fraction of GSM8K-length episodes (gold rationales, n=4) with length-grouped micro-batches
+    vs naive shuffled padding (target ≥ 95%).
+
+    python bench/bench_training.py                      # CPU, small GPT-2
+    python bench/bench_training.py --device cuda --layers 12 --width 768 --episodes 64 --micro 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aicd.batching import make_batches, real_token_fraction  # noqa: E402
+from aicd.episodes import Episode, build_episode, sample_episode_shots  # noqa: E402
+from aicd.objectives import batch_nll, collate_episodes, omega_weights, reduce_loss  # noqa: E402
+
+GPT2_TOKENIZER_DIRS = [
+    Path(os.environ.get("AICD_GPT2_TOKENIZER", "/nonexistent")),
+    ROOT.parent / "shared/datasets/tokenizers/gpt2/hf",
+    ROOT / "shared/datasets/tokenizers/gpt2/hf",
+    Path("/work/shared/datasets/tokenizers/gpt2/hf"),
+]
+
+
+def load_bench_tokenizer() -> tuple[Any, str]:
+    """GPT-2 BPE from the shared folder if present (realistic lengths), else the byte-level ByT5."""
+    for path in GPT2_TOKENIZER_DIRS:
+        if (path / "vocab.json").is_file():
+            from transformers import GPT2Tokenizer
+
+            tok = GPT2Tokenizer.from_pretrained(str(path))
+            tok.pad_token = tok.eos_token
+            return tok, "gpt2"
+    from aicd.models import tiny_tokenizer
+
+    return tiny_tokenizer(), "byt5"
+
+
+def build_model(tokenizer: Any, layers: int, width: int, device: str) -> Any:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_layer=layers,
+        n_embd=width,
+        n_head=max(1, width // 64),
+        n_positions=1024,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(config).to(device).train()
+
+
+def gsm8k_episodes(
+    tokenizer: Any, n_shots: int, limit: int | None, seed: int = 0
+) -> tuple[list, list[Episode]]:
+    from aicd.data.loaders import load_examples
+
+    examples = load_examples("gsm8k", "train", limit=limit, seed=seed)
+    shots = sample_episode_shots(examples, n_shots, seed=seed)
+    weights = omega_weights("paper", n_shots)
+    cache: dict[str, list[int]] = {}
+    episodes = [build_episode(tokenizer, s, "aicd", weights, max_length=1024, cache=cache) for s in shots]
+    return shots, episodes
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _autocast(device: str):
+    return (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
+
+
+def time_aicd_pass(model: Any, micro_batches: list[list[Episode]], device: str, pad_id: int) -> float:
+    """Forward + AICD loss + backward over every micro-batch (one optimizer step's worth of work)."""
+    n = sum(len(mb) for mb in micro_batches)
+    _sync(device)
+    t0 = time.perf_counter()
+    for mb in micro_batches:
+        batch = {k: v.to(device) for k, v in collate_episodes(mb, pad_id).items()}
+        with _autocast(device):
+            nll, w = batch_nll(model, batch)
+            loss = reduce_loss(nll, w, "sum", n_episodes=n)
+        loss.backward()
+    _sync(device)
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def dense_weighted_nll(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Candidate: the same weighted NLL over every position (no nonzero/gather, so no host sync)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    nll = torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), batch["input_ids"][:, 1:].flatten(), reduction="none"
+    ).view(logits.shape[:2])
+    return (nll * batch["loss_weights"][:, 1:]).sum(1)
+
+
+def flat_weighted_nll(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Candidate: `weighted_nll` selecting rows of the flattened logits with index_select, whose backward is
+    an index_add (instead of the sort-based index_put of 2-D advanced indexing)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    b, t, v = logits.shape
+    weights = batch["loss_weights"][:, 1:].float()
+    rows, cols = torch.nonzero(weights > 0, as_tuple=True)
+    picked = logits.reshape(b * t, v).index_select(0, rows * t + cols).float()
+    nll = torch.nn.functional.cross_entropy(picked, batch["input_ids"][:, 1:][rows, cols], reduction="none")
+    return torch.zeros(b, device=logits.device).index_add(0, rows, nll * weights[rows, cols])
+
+
+def time_variant_pass(
+    model: Any, micro_batches: list[list[Episode]], device: str, pad_id: int, fn: Any = None
+) -> float:
+    n = sum(len(mb) for mb in micro_batches)
+    _sync(device)
+    t0 = time.perf_counter()
+    for mb in micro_batches:
+        batch = {k: v.to(device) for k, v in collate_episodes(mb, pad_id).items()}
+        with _autocast(device):
+            loss = (fn or dense_weighted_nll)(model, batch).sum() / n
+        loss.backward()
+    _sync(device)
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def time_lm_pass(model: Any, micro_batches: list[list[Episode]], device: str, pad_id: int) -> float:
+    """The same batches through HF's built-in causal-LM loss (labels = input_ids, padding ignored)."""
+    _sync(device)
+    t0 = time.perf_counter()
+    for mb in micro_batches:
+        batch = {k: v.to(device) for k, v in collate_episodes(mb, pad_id).items()}
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        with _autocast(device):
+            loss = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
+            ).loss
+        loss.backward()
+    _sync(device)
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
+
+
+def grouped(episodes: list[Episode], micro: int, seed: int = 0) -> list[list[Episode]]:
+    lengths = [len(ep) for ep in episodes]
+    return [[episodes[i] for i in mb] for mb in make_batches(lengths, micro, "length_grouped", seed=seed)]
+
+
+def supervised_tokens(episodes: list[Episode]) -> int:
+    return sum(sum(1 for w in ep.loss_weights[1:] if w > 0) for ep in episodes)
+
+
+def interleaved(fns: dict[str, Any], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per function, runs interleaved A B A B … so machine noise hits both alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(fn())
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--episodes", type=int, default=8, help="episodes timed in (a) and (b)")
+    parser.add_argument("--micro", type=int, default=4, help="micro-batch size")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n-shots", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--only-b", action="store_true", help="time only the loss variants of (b)")
+    parser.add_argument("--out", default=str(ROOT / "bench/results/training.md"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA device")
+
+    tokenizer, tok_name = load_bench_tokenizer()
+    pad_id = tokenizer.pad_token_id or 0
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    device_name = (
+        torch.cuda.get_device_name()
+        if args.device == "cuda"
+        else f"CPU ({platform.processor() or 'x86-64'}, {torch.get_num_threads()} threads)"
+    )
+    say("## Training")
+    say()
+    say(
+        f"Device: {device_name}; torch {torch.__version__}; tokenizer {tok_name}; model GPT-2 "
+        f"{args.layers} layers × {args.width} wide (random init, {'bf16 autocast' if args.device == 'cuda' else 'fp32'}); "
+        f"micro-batch {args.micro}; medians of {args.repeats} interleaved repeats."
+    )
+    say()
+
+    if args.only_b:
+        model = build_model(tokenizer, args.layers, args.width, args.device)
+        _, episodes = gsm8k_episodes(tokenizer, args.n_shots, limit=args.episodes, seed=1)
+        mb = grouped(episodes, args.micro)
+        t = interleaved(
+            {
+                "aicd": lambda: time_aicd_pass(model, mb, args.device, pad_id),
+                "lm": lambda: time_lm_pass(model, mb, args.device, pad_id),
+                "dense": lambda: time_variant_pass(model, mb, args.device, pad_id),
+                "flat": lambda: time_variant_pass(model, mb, args.device, pad_id, flat_weighted_nll),
+            },
+            args.repeats,
+        )
+        print({k: round(v / t["lm"] - 1, 4) for k, v in t.items()}, t)
+        return
+
+    # (c) first: no model needed, uses the whole GSM8K train split
+    t0 = time.perf_counter()
+    _, all_eps = gsm8k_episodes(tokenizer, args.n_shots, limit=None)
+    lengths = [len(ep) for ep in all_eps]
+    say(
+        f"### (c) Padding: GSM8K train episodes (n={args.n_shots}, {len(all_eps)} episodes, "
+        f"mean {statistics.mean(lengths):.0f} tokens, min {min(lengths)}, max {max(lengths)}; built in "
+        f"{time.perf_counter() - t0:.1f}s)"
+    )
+    say()
+    say("| micro-batch | length-grouped real-token fraction | naive real-token fraction | target |")
+    say("|---|---|---|---|")
+    fracs = {}
+    for micro in (4, 8, 16):
+        g = real_token_fraction(lengths, make_batches(lengths, micro, "length_grouped", seed=0))
+        n = real_token_fraction(lengths, make_batches(lengths, micro, "naive", seed=0))
+        fracs[micro] = g
+        say(f"| {micro} | {g:.1%} | {n:.1%} | ≥ 95% {'✓' if g >= 0.95 else '✗'} |")
+    say()
+
+    model = build_model(tokenizer, args.layers, args.width, args.device)
+    shots, episodes = gsm8k_episodes(tokenizer, args.n_shots, limit=args.episodes, seed=1)
+    shots, episodes = shots[: args.episodes], episodes[: args.episodes]
+
+    # (a) AICD one pass vs CondGen expanded into n sequences
+    weights = omega_weights("paper", args.n_shots)
+    expanded = [
+        build_episode(tokenizer, s[: i + 1], "condgen", weights[: i + 1], max_length=1024)
+        for s in shots
+        for i in range(len(s))
+    ]
+    tok_aicd, tok_exp = supervised_tokens(episodes), supervised_tokens(expanded)
+    mb_aicd, mb_exp = grouped(episodes, args.micro), grouped(expanded, args.micro)
+    times = interleaved(
+        {
+            "aicd": lambda: time_aicd_pass(model, mb_aicd, args.device, pad_id),
+            "expanded": lambda: time_aicd_pass(model, mb_exp, args.device, pad_id),
+        },
+        args.repeats,
+    )
+    rate_aicd, rate_exp = tok_aicd / times["aicd"], tok_exp / times["expanded"]
+    ratio_a = rate_aicd / rate_exp
+    say(
+        f"### (a) AICD one pass vs CondGen expanded into n={args.n_shots} sequences ({len(episodes)} episodes)"
+    )
+    say()
+    say("| | sequences | tokens processed | supervised rationale tokens | fwd+bwd s | rationale tokens/s |")
+    say("|---|---|---|---|---|---|")
+    say(
+        f"| AICD (one pass) | {len(episodes)} | {sum(map(len, episodes))} | {tok_aicd} | {times['aicd']:.3f} | "
+        f"{rate_aicd:,.0f} |"
+    )
+    say(
+        f"| CondGen expanded | {len(expanded)} | {sum(map(len, expanded))} | {tok_exp} | {times['expanded']:.3f} | "
+        f"{rate_exp:,.0f} |"
+    )
+    say()
+    say(f"Ratio: **{ratio_a:.2f}×** rationale-tokens/s (target ≥ 2.2× {'✓' if ratio_a >= 2.2 else '✗'}).")
+    say()
+
+    # (b) AICD loss vs plain causal-LM loss on the same batches
+    times_b = interleaved(
+        {
+            "aicd": lambda: time_aicd_pass(model, mb_aicd, args.device, pad_id),
+            "lm": lambda: time_lm_pass(model, mb_aicd, args.device, pad_id),
+        },
+        args.repeats * 2,
+    )
+    overhead = times_b["aicd"] / times_b["lm"] - 1
+    say(f"### (b) AICD loss vs plain causal-LM loss (same {len(episodes)} episodes, fwd+bwd)")
+    say()
+    say("| loss | step s |")
+    say("|---|---|")
+    say(f"| AICD `batch_nll` + `reduce_loss` | {times_b['aicd']:.3f} |")
+    say(f"| HF `model(..., labels=...)` | {times_b['lm']:.3f} |")
+    say(f"| candidate: `weighted_nll` with `index_select` on flattened logits | {times_b['flat']:.3f} |")
+    say()
+    say(
+        f"Overhead of the AICD loss: **{overhead:+.1%}** (target ≤ +3% {'✓' if overhead <= 0.03 else '✗'}); "
+        f"index_select candidate: {times_b['flat'] / times_b['lm'] - 1:+.1%}."
+    )
+    say()
+    say(f"Command: `python bench/bench_training.py {' '.join(sys.argv[1:])}`".rstrip())
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
