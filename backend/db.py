@@ -32,7 +32,8 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
         return engine
     if not pooled:
         return create_engine(url, poolclass=NullPool)
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    # no pre-ping (one round trip per request); stale connections are recycled and errors surface as 5xx once
+    return create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
 
 
 _FACTORIES: dict[str, sessionmaker[Session]] = {}

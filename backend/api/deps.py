@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,8 +14,11 @@ from backend.api.errors import ApiError
 from backend.core.settings import Settings, get_settings
 from backend.db import session_factory
 
+# The dependencies are `async def` on purpose: they do no I/O (the session connects lazily inside the route's
+# worker thread), and async dependencies run on the event loop instead of costing a thread hop each.
 
-def get_session() -> Iterator[Session]:
+
+async def get_session() -> AsyncIterator[Session]:
     session = session_factory()()
     try:
         yield session
@@ -23,11 +26,15 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
+async def settings_dep() -> Settings:
+    return get_settings()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 
-def require_token(request: Request, settings: SettingsDep) -> None:
+async def require_token(request: Request, settings: SettingsDep) -> None:
     """With AICD_API_TOKEN set, require `Authorization: Bearer <token>` (constant-time comparison)."""
     if settings.api_token is None:
         return
@@ -48,7 +55,7 @@ class PageParams:
     limit: int
 
 
-def page_params(
+async def page_params(
     settings: SettingsDep,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, description="items per page (at most AICD_PAGE_MAX)")] = 50,

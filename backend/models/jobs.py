@@ -94,6 +94,9 @@ class Generation(Base):
     correct: Mapped[bool] = mapped_column(Boolean)
 
 
+GENERATION_COLUMNS = tuple(Generation.__table__.c)
+
+
 class Artifact(Base):
     __tablename__ = "artifacts"
 

@@ -20,3 +20,15 @@ def keyset_page(session: Session, stmt: Select[Any], id_col: Any, cursor: int | 
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (str(rows[-1].id) if more and rows else None)
+
+
+def keyset_rows(session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int,
+                *, desc: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+    """Like `keyset_page` for a column select: plain dicts, no ORM instances (the hot list endpoints)."""
+    if cursor is not None:
+        stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
+    stmt = stmt.order_by(id_col.desc() if desc else id_col.asc()).limit(limit + 1)
+    rows = [dict(r) for r in session.execute(stmt).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (str(rows[-1]["id"]) if more and rows else None)

@@ -2,18 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from backend.api.deps import PageDep, SessionDep, SettingsDep
 from backend.api.errors import ApiError
+from backend.api.responses import page_response
 from backend.models import Generation
+from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import Page
 from backend.schemas.jobs import CompareRow, GenerationPublic
 from backend.services import compare as svc
-from backend.services.pagination import keyset_page
+from backend.services.pagination import keyset_rows
 
 router = APIRouter(tags=["generations"])
+_ROW = TypeAdapter(CompareRow)
 
 RunIds = Annotated[list[int], Query(description="runs to compare (each stands for its latest evaluation)")]
 EvalIds = Annotated[list[int], Query(description="evaluations to compare (alternative to run_id)")]
@@ -22,12 +26,12 @@ EvalIds = Annotated[list[int], Query(description="evaluations to compare (altern
 @router.get("/generations", response_model=Page[GenerationPublic],
             summary="Page through generated chains, of every evaluation or of one")
 def list_all_generations(session: SessionDep, page: PageDep,
-                         evaluation_id: Annotated[int | None, Query()] = None) -> Page[GenerationPublic]:
-    stmt = select(Generation)
+                         evaluation_id: Annotated[int | None, Query()] = None) -> Response:
+    stmt = select(*GENERATION_COLUMNS)
     if evaluation_id is not None:
         stmt = stmt.where(Generation.evaluation_id == evaluation_id)
-    items, nxt = keyset_page(session, stmt, Generation.id, page.cursor, page.limit)
-    return Page[GenerationPublic](items=items, next_cursor=nxt, limit=page.limit)
+    items, nxt = keyset_rows(session, stmt, Generation.id, page.cursor, page.limit)
+    return page_response(GenerationPublic, items, nxt, page.limit)
 
 
 @router.get("/compare", response_model=Page[CompareRow],
@@ -42,14 +46,14 @@ def compare(
     disagree: Annotated[bool, Query(description="only questions where the runs disagree")] = False,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1)] = 20,
-) -> Page[CompareRow]:
+) -> Response:
     if limit > settings.page_max:
         raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
     evals = svc.resolve_evaluations(session, run_id, evaluation_id)
     shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
     rows, nxt = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor,
                                  limit=limit)
-    return Page[CompareRow](items=rows, next_cursor=nxt, limit=limit)
+    return page_response(CompareRow, rows, nxt, limit)
 
 
 @router.get("/compare/{example_id}", response_model=CompareRow,
@@ -61,7 +65,7 @@ def compare_one(
     evaluation_id: EvalIds = [],  # noqa: B006
     shots: Annotated[int | None, Query(ge=0)] = None,
     seed: Annotated[int | None, Query()] = None,
-) -> CompareRow:
+) -> Response:
     evals = svc.resolve_evaluations(session, run_id, evaluation_id)
     shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
     rows, _ = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=False, cursor=None, limit=1,
@@ -69,4 +73,4 @@ def compare_one(
     if not rows:
         raise ApiError(404, f"question {example_id} was not evaluated by evaluation {evals[0].id} "
                        f"at shots={shots}, seed={seed}", field="example_id")
-    return rows[0]
+    return Response(content=_ROW.dump_json(_ROW.validate_python(rows[0])), media_type="application/json")

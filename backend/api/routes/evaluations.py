@@ -2,17 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from backend.api.deps import PageDep, SessionDep
 from backend.api.errors import not_found
+from backend.api.responses import page_response
 from backend.models import Evaluation, Generation
+from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import Page
 from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationPublic
 from backend.services import lifecycle
 from backend.services.configs import eval_config
-from backend.services.pagination import keyset_page
+from backend.services.pagination import keyset_page, keyset_rows
 
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
 
@@ -65,18 +67,18 @@ def list_generations(
     shots: Annotated[int | None, Query()] = None,
     seed: Annotated[int | None, Query()] = None,
     correct: Annotated[bool | None, Query()] = None,
-) -> Page[GenerationPublic]:
-    if session.get(Evaluation, evaluation_id) is None:
+) -> Response:
+    if session.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
         raise not_found("evaluation", evaluation_id)
-    stmt = select(Generation).where(Generation.evaluation_id == evaluation_id)
+    stmt = select(*GENERATION_COLUMNS).where(Generation.evaluation_id == evaluation_id)
     if shots is not None:
         stmt = stmt.where(Generation.shots == shots)
     if seed is not None:
         stmt = stmt.where(Generation.seed == seed)
     if correct is not None:
         stmt = stmt.where(Generation.correct.is_(correct))
-    items, nxt = keyset_page(session, stmt, Generation.id, page.cursor, page.limit)
-    return Page[GenerationPublic](items=items, next_cursor=nxt, limit=page.limit)
+    items, nxt = keyset_rows(session, stmt, Generation.id, page.cursor, page.limit)
+    return page_response(GenerationPublic, items, nxt, page.limit)
 
 
 @router.post("/{evaluation_id}/cancel", response_model=EvaluationPublic)
