@@ -64,7 +64,7 @@ async def page_params(
         raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
     if cursor is None or cursor == "":
         return PageParams(None, limit)
-    if not cursor.isdigit():
+    if not cursor.isdigit() or int(cursor) >= 2**63:
         raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
     return PageParams(int(cursor), limit)
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aicd.errors import AICDError
@@ -70,6 +70,17 @@ def install(app: FastAPI) -> None:
         log.info("integrity error: %s", exc.orig)
         return JSONResponse(_body("conflicts with an existing record (duplicate name or missing reference)"),
                             status_code=409)
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        log.info("data error: %s", exc.orig)
+        first = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return JSONResponse(_body(f"a value is out of range or invalid for the database: {first}"), status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", exc.orig)
+        return JSONResponse(_body("the database is unavailable; try again shortly"), status_code=503)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

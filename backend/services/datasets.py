@@ -31,10 +31,22 @@ def parse_jsonl(filename: str, data: bytes) -> list[Example]:
         raise DataError(f"{safe}: no records (expected one JSON object per line)")
     seen: dict[str, int] = {}
     for lineno, ex in enumerate(examples, start=1):
+        if _has_nul(ex.model_dump()):
+            raise DataError(f"{safe}:{lineno}: contains a NUL character, which cannot be stored")
         if ex.id in seen:
             raise DataError(f"{safe}: duplicate id '{ex.id}' (records {seen[ex.id]} and {lineno})")
         seen[ex.id] = lineno
     return examples
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def guess_answer_kind(examples: list[Example]) -> str:

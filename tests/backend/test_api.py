@@ -246,3 +246,32 @@ def test_metric_points_are_idempotent(client: TestClient) -> None:
     assert [p["step"] for p in pts] == [1, 2]
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.run_id == run_id)) == 2
+
+
+def test_hostile_input_never_gives_500(client: TestClient, dataset_id: int) -> None:
+    big = "9" * 30
+    requests = [
+        ("GET", f"/api/v1/runs/{big}", None),
+        ("GET", "/api/v1/runs", {"params": {"cursor": big}}),
+        ("GET", f"/api/v1/evaluations/{2**40}/generations", None),
+        ("GET", "/api/v1/compare", {"params": {"run_id": [2**40]}}),
+        ("GET", "/api/v1/compare", {"params": {"run_id": [1], "shots": 2**40}}),
+        ("GET", "/api/v1/compare", {"params": {"run_id": [1], "cursor": "a\x00b"}}),
+        ("GET", "/api/v1/compare/a%00b", {"params": {"run_id": [1]}}),
+        ("POST", "/api/v1/runs", {"json": {"dataset_id": 2**40, "config": {}}}),
+        ("POST", "/api/v1/runs", {"json": {"dataset_id": dataset_id, "config": {"max_steps": 2**70}}}),
+        ("POST", "/api/v1/runs", {"json": {"config": None}}),
+        ("POST", "/api/v1/runs", {"json": [1, 2]}),
+        ("POST", "/api/v1/annotations", {"json": {"dataset_id": dataset_id, "config": {"teacher": "a\x00b"}}}),
+        ("POST", "/api/v1/datasets", {"files": {"file": ("n.jsonl", b'{"id":"a","question":"q\\u0000","answer":"1"}\n')},
+                                      "data": {"name": "nul"}}),
+        ("POST", "/api/v1/datasets", {"data": {"name": "nofile"}}),
+        ("POST", "/api/v1/datasets/import", {"json": {"name": "x", "source": "nope"}}),
+        ("DELETE", f"/api/v1/datasets/{2**40}", None),
+        ("GET", "/api/v1/artifacts/1/download", None),
+        ("GET", "/api/v1/files/" + "a" * 5000, None),
+    ]
+    for method, url, kwargs in requests:
+        resp = client.request(method, url, **(kwargs or {}))
+        assert 400 <= resp.status_code < 500, (method, url, resp.status_code, resp.text)
+        assert resp.json()["detail"]["message"], (url, resp.text)

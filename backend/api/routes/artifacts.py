@@ -22,11 +22,14 @@ def safe_path(root: Path, relative: str) -> Path:
     root = root.resolve()
     if "\x00" in relative:
         raise ApiError(400, "invalid path", field="path")
-    candidate = (root / relative.lstrip("/")).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise ApiError(400, "path escapes the artifact directory", field="path")
-    if not candidate.is_file():
-        raise ApiError(404, f"no file at {relative}", field="path")
+    try:
+        candidate = (root / relative.lstrip("/")).resolve()
+        if candidate != root and root not in candidate.parents:
+            raise ApiError(400, "path escapes the artifact directory", field="path")
+        if not candidate.is_file():
+            raise ApiError(404, f"no file at {relative[:200]}", field="path")
+    except OSError:  # name too long, permission denied, ...
+        raise ApiError(404, f"no file at {relative[:200]}", field="path") from None
     return candidate
 
 

@@ -49,6 +49,8 @@ def compare(
 ) -> Response:
     if limit > settings.page_max:
         raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
+    if cursor and "\x00" in cursor:
+        raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
     evals = svc.resolve_evaluations(session, run_id, evaluation_id)
     shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
     rows, nxt = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor,
@@ -66,6 +68,8 @@ def compare_one(
     shots: Annotated[int | None, Query(ge=0)] = None,
     seed: Annotated[int | None, Query()] = None,
 ) -> Response:
+    if "\x00" in example_id:
+        raise ApiError(422, "example_id contains a NUL character", field="example_id")
     evals = svc.resolve_evaluations(session, run_id, evaluation_id)
     shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
     rows, _ = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=False, cursor=None, limit=1,
