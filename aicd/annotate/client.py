@@ -191,7 +191,8 @@ class TeacherClient:
             )
         if exc.status_code == 404:
             return TeacherError(
-                f"unknown teacher model '{self.config.teacher}' at {self.base_url} ({detail})"
+                f"unknown teacher model '{self.config.teacher}' at {self.base_url} ({detail}); "
+                "check --teacher, and that --base-url ends in /v1"
             )
         return TeacherError(f"the teacher server at {self.base_url} refused the request ({detail})")
 

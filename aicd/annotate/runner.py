@@ -308,6 +308,7 @@ def _run_gold(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
                         source="gold",
                         text=golds[index].text,
                         finish_reason="stop",
+                        cost_usd=0.0,
                     )
                 )
             else:
