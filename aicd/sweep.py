@@ -1,0 +1,468 @@
+"""Sweeps: a YAML grid over TrainConfig fields (objective × ω schedule × shots × seed …) → train + evaluate
+each run → a Table-1-shaped results table (CSV + Markdown) and the paper's figures (PNG).
+
+Layout of `output_dir/name/`:
+  sweep.yaml                          the SweepConfig as run
+  runs/<run>/                         each training run (`aicd.train.train`, resumable)
+  evals/<run>/<dataset>/results.json  each evaluation (`aicd.evaluate.evaluate`), skipped when present
+  results.csv, results.md, fig1_accuracy_vs_omega.png, fig2_accuracy_vs_shots.png
+
+`plan_sweep` (no torch import) expands the grid so the API/UI can show what will run before anything does.
+Runs whose objective ignores ω (condgen: only the last rationale is weighted; lm: every token) are
+collapsed across ω/schedule values, so a grid `objective × omega` trains each baseline once.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aicd.config import EvalConfig, SweepConfig, TrainConfig, build_config, save_config
+from aicd.errors import AICDError
+
+if TYPE_CHECKING:
+    from aicd.evaluate import EvalResult
+    from aicd.train import TrainResult
+
+OMEGA_FREE = ("condgen", "lm")  # objectives whose loss does not depend on ω
+OMEGA_FIELDS = ("omega", "schedule", "weights")
+RESULTS_CSV = "results.csv"
+RESULTS_MD = "results.md"
+FIG1 = "fig1_accuracy_vs_omega.png"
+FIG2 = "fig2_accuracy_vs_shots.png"
+CSV_FIELDS = [
+    "objective",
+    "variant",
+    "schedule",
+    "omega",
+    "n_shots",
+    "dataset",
+    "shots",
+    "mean",
+    "std",
+    "std_over",
+    "n_runs",
+    "n_values",
+    "accuracies",
+    "runs",
+]
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One cell of the grid: its run name, the grid values that define it and the configs it will use."""
+
+    name: str
+    params: dict[str, Any]  # grid key -> value of this run (after collapsing ω for condgen/lm)
+    train: TrainConfig
+    evals: list[EvalConfig]  # one per evaluation dataset
+
+    @property
+    def run_dir(self) -> Path:
+        return self.train.run_dir
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary for the API/UI's "what will run" view."""
+        return {
+            "name": self.name,
+            "params": self.params,
+            "objective": self.train.objective,
+            "dataset": self.train.dataset,
+            "seed": self.train.seed,
+            "eval_datasets": [e.dataset for e in self.evals],
+            "shots": self.evals[0].shots if self.evals else [],
+            "eval_seeds": self.evals[0].seeds if self.evals else [],
+        }
+
+
+class SweepCallback:
+    """Progress hooks for the CLI/worker (no-ops by default; subclass what you need)."""
+
+    def on_plan(self, runs: list[PlannedRun]) -> None:
+        """The expanded grid, before anything runs."""
+
+    def on_run_start(self, index: int, run: PlannedRun) -> None:
+        """Run `index` (0-based) of the plan starts (training, then its evaluations)."""
+
+    def on_train_log(self, run: PlannedRun, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
+        """A training log line of the current run."""
+
+    def on_eval_progress(self, run: PlannedRun, dataset: str, done: int, total: int) -> None:
+        """Generation progress of the current evaluation."""
+
+    def on_run_end(self, index: int, run: PlannedRun, status: str) -> None:
+        """status: "done" (trained/evaluated now), "skipped" (results already existed) or "stopped"."""
+
+    def should_stop(self) -> bool:
+        """Polled during training and evaluation; True stops after the current step/batch (resumable)."""
+        return False
+
+
+@dataclass
+class SweepResult:
+    table_rows: list[dict[str, Any]]
+    csv_path: Path
+    md_path: Path
+    plots: list[Path]
+    runs: list[PlannedRun] = field(default_factory=list)
+    stopped: bool = False
+    sweep_dir: Path | None = None
+
+
+# ---------------------------------------------------------------- planning (no torch)
+
+
+def sweep_dir(config: SweepConfig) -> Path:
+    return Path(config.output_dir) / config.name
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "_".join(_slug(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value)
+    if "/" in text or text.endswith((".jsonl", ".json", ".csv")):  # a dataset path or hub id
+        text = Path(text.rstrip("/")).stem or text
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", text).strip("_") or "x"
+
+
+def _run_name(params: dict[str, Any]) -> str:
+    parts = []
+    for key, value in params.items():
+        parts.append(_slug(value) if key in ("objective", "dataset") else f"{key}{_slug(value)}")
+    return "-".join(parts) or "run"
+
+
+def _collapse(objective: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Grid values that do not change an ω-free objective's loss are dropped from its parameters."""
+    if objective in OMEGA_FREE:
+        return {k: v for k, v in params.items() if k not in OMEGA_FIELDS}
+    return params
+
+
+def dataset_label(dataset: str) -> str:
+    """A short column name for a dataset: its registry name, or the file/folder stem of a path."""
+    return _slug(dataset) if ("/" in dataset or "." in dataset) else dataset
+
+
+def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
+    """Every run of the grid with validated Train/Eval configs; ConfigError names the run and field.
+
+    Does not import torch and touches no files, so the API can call it to preview a sweep.
+    """
+    root = sweep_dir(config)
+    keys = list(config.grid)
+    combos = itertools.product(*(config.grid[k] for k in keys)) if keys else [()]
+    runs: list[PlannedRun] = []
+    seen: set[str] = set()
+    for values in combos:
+        params = dict(zip(keys, values, strict=True))
+        base = {**config.train, **params}
+        objective = str(base.get("objective", TrainConfig.model_fields["objective"].default))
+        params = _collapse(objective, params)
+        if objective in OMEGA_FREE:
+            base = {k: v for k, v in base.items() if k not in OMEGA_FIELDS or k in config.train}
+        name = _run_name(params)
+        if name in seen:
+            continue
+        seen.add(name)
+        train_cfg = build_config(
+            TrainConfig,
+            {**base, "name": name, "output_dir": str(root / "runs")},
+            source=f"sweep run '{name}'",
+        )
+        evals = []
+        for ds in config.eval_datasets or [train_cfg.dataset]:
+            data = {
+                "template": train_cfg.template.model_dump(),
+                "answer_kind": train_cfg.answer_kind,
+                **config.eval,
+                "model": str(train_cfg.run_dir / "final"),
+                "dataset": ds,
+                "output_dir": str(root / "evals" / name / dataset_label(ds)),
+            }
+            evals.append(build_config(EvalConfig, data, source=f"sweep run '{name}' eval on '{ds}'"))
+        runs.append(PlannedRun(name=name, params=params, train=train_cfg, evals=evals))
+    return runs
+
+
+# ---------------------------------------------------------------- running
+
+
+def _eval_done(out_dir: str | None) -> bool:
+    if not out_dir:
+        return False
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        return False
+    import json
+
+    try:
+        return not json.loads(path.read_text(encoding="utf-8")).get("stopped", False)
+    except (OSError, ValueError):
+        return False
+
+
+def run_sweep(
+    config: SweepConfig, *, callback: SweepCallback | None = None, resume: bool = True, progress: bool = True
+) -> SweepResult:
+    """Train and evaluate every planned run, then write the table and plots.
+
+    resume=True skips finished evaluations and resumes unfinished training runs from their checkpoints;
+    resume=False refuses to touch a sweep directory that already has run outputs. A callback whose
+    should_stop() turns True ends the sweep early (stopped=True); the table then covers finished runs.
+    """
+    from aicd.evaluate import EvalCallback, evaluate
+    from aicd.train import TrainCallback, train
+
+    callback = callback or SweepCallback()
+    runs = plan_sweep(config)
+    root = sweep_dir(config)
+    if not resume and (root / "runs").is_dir() and any((root / "runs").iterdir()):
+        raise AICDError(f"sweep directory {root} already has runs; resume it (--resume) or pick another name")
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(config, root / "sweep.yaml")
+    callback.on_plan(runs)
+
+    stopped = False
+    for index, run in enumerate(runs):
+        if all(_eval_done(e.output_dir) for e in run.evals):
+            callback.on_run_end(index, run, "skipped")
+            continue
+        callback.on_run_start(index, run)
+
+        class _TrainHook(TrainCallback):
+            total = 0
+
+            def on_start(self, total_steps: int, start_step: int) -> None:
+                self.total = total_steps
+
+            def on_log(self, step: int, metrics: dict[str, Any], _run: PlannedRun = run) -> None:
+                callback.on_train_log(_run, step, self.total, metrics)
+
+            def should_stop(self) -> bool:
+                return callback.should_stop()
+
+        result: TrainResult = train(run.train, callback=_TrainHook(), resume=True, progress=progress)
+        if result.stopped or result.final_dir is None:
+            stopped = True
+            callback.on_run_end(index, run, "stopped")
+            break
+        for ev in run.evals:
+            if _eval_done(ev.output_dir):
+                continue
+
+            class _EvalHook(EvalCallback):
+                def on_progress(
+                    self, done: int, total: int, _run: PlannedRun = run, _ds: str = ev.dataset
+                ) -> None:
+                    callback.on_eval_progress(_run, _ds, done, total)
+
+                def should_stop(self) -> bool:
+                    return callback.should_stop()
+
+            eval_cfg = ev.model_copy(update={"model": str(result.final_dir)})
+            outcome: EvalResult = evaluate(eval_cfg, callback=_EvalHook(), progress=progress)
+            if outcome.stopped:
+                stopped = True
+                break
+        callback.on_run_end(index, run, "stopped" if stopped else "done")
+        if stopped:
+            break
+    return write_report(config, runs, stopped=stopped)
+
+
+# ---------------------------------------------------------------- table and plots
+
+
+def _load_rows(run: PlannedRun) -> list[dict[str, Any]]:
+    """(dataset, shots, seed, accuracy) of each finished evaluation of `run`."""
+    import json
+
+    out = []
+    for ev in run.evals:
+        if not _eval_done(ev.output_dir):
+            continue
+        data = json.loads((Path(ev.output_dir) / "results.json").read_text(encoding="utf-8"))
+        for row in data["rows"]:
+            out.append(
+                {
+                    "dataset": dataset_label(ev.dataset),
+                    "shots": int(row["shots"]),
+                    "seed": int(row["seed"]),
+                    "accuracy": float(row["accuracy"]),
+                }
+            )
+    return out
+
+
+def _variant(run: PlannedRun) -> str:
+    """The grid values that distinguish runs of one objective, except seeds and the dataset."""
+    parts = [f"{k}={_slug(v)}" for k, v in run.params.items() if k not in ("objective", "seed", "dataset")]
+    return ", ".join(parts)
+
+
+def _std(values: Sequence[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
+    """One row per (objective, variant, dataset, shots): mean ± std of accuracy.
+
+    With several training seeds in a group, std is over training seeds (each run's accuracy averaged
+    over evaluation seeds); with one training seed, over evaluation seeds (demonstration draws).
+    """
+    groups: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        variant = _variant(run)
+        omega_free = run.train.objective in OMEGA_FREE
+        for row in _load_rows(run):
+            key = (run.train.objective, variant, row["dataset"], row["shots"])
+            g = groups.setdefault(
+                key,
+                {
+                    "objective": run.train.objective,
+                    "variant": variant,
+                    "schedule": "" if omega_free else run.train.schedule,
+                    "omega": None if omega_free else run.train.omega,
+                    "n_shots": run.train.n_shots,
+                    "dataset": row["dataset"],
+                    "shots": row["shots"],
+                    "per_run": {},
+                },
+            )
+            g["per_run"].setdefault(run.name, []).append(row["accuracy"])
+    table = []
+    for g in groups.values():
+        per_run = g.pop("per_run")
+        run_means = [statistics.fmean(v) for v in per_run.values()]
+        values = [a for v in per_run.values() for a in v]
+        if len(run_means) > 1:
+            std, over = _std(run_means), "train_seeds"
+        else:
+            std, over = _std(values), "eval_seeds"
+        table.append(
+            {
+                **g,
+                "mean": statistics.fmean(run_means),
+                "std": std,
+                "std_over": over,
+                "n_runs": len(run_means),
+                "n_values": len(values),
+                "accuracies": ";".join(f"{a:.4f}" for a in values),
+                "runs": ";".join(per_run),
+            }
+        )
+    order = {o: i for i, o in enumerate(("aicd", "condgen", "lm", "nocot"))}
+    table.sort(key=lambda r: (order.get(r["objective"], 9), r["variant"], r["dataset"], r["shots"]))
+    return table
+
+
+def _pct(mean: float, std: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    return row["objective"] + (f" ({row['variant']})" if row["variant"] else "")
+
+
+def table_markdown(table: Sequence[dict[str, Any]], title: str = "Results") -> str:
+    """Table 1 layout: rows are objectives (and grid variants), columns datasets, cells mean ± std (%)."""
+    lines = [
+        f"# {title}",
+        "",
+        "Accuracy (%) mean ± std. std is over training seeds when a row has several runs, else over "
+        "evaluation seeds (demonstration draws).",
+        "",
+    ]
+    if not table:
+        return "\n".join([*lines, "No finished evaluations yet.", ""])
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    for shots in sorted({r["shots"] for r in table}):
+        rows = [r for r in table if r["shots"] == shots]
+        labels = list(dict.fromkeys(_row_label(r) for r in rows))
+        cells = {(_row_label(r), r["dataset"]): _pct(r["mean"], r["std"]) for r in rows}
+        lines += [
+            f"## {shots}-shot",
+            "",
+            "| objective | " + " | ".join(datasets) + " |",
+            "|---|" + "---|" * len(datasets),
+        ]
+        for label in labels:
+            lines.append(f"| {label} | " + " | ".join(cells.get((label, d), "–") for d in datasets) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_table(table: Sequence[dict[str, Any]], out_dir: Path, title: str = "Results") -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / RESULTS_CSV, out_dir / RESULTS_MD
+    tmp = csv_path.with_suffix(".csv.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
+    tmp.replace(csv_path)
+    tmp = md_path.with_suffix(".md.tmp")
+    tmp.write_text(table_markdown(table, title), encoding="utf-8")
+    tmp.replace(md_path)
+    return csv_path, md_path
+
+
+def write_report(
+    config: SweepConfig, runs: Sequence[PlannedRun] | None = None, *, stopped: bool = False
+) -> SweepResult:
+    """(Re)build results.csv/.md and the figures from whatever evaluations have finished."""
+    from aicd.plots import plot_accuracy_vs_omega, plot_accuracy_vs_shots
+
+    runs = list(runs) if runs is not None else plan_sweep(config)
+    root = sweep_dir(config)
+    table = build_table(runs)
+    csv_path, md_path = write_table(table, root, title=f"Sweep {config.name}")
+    plots = [
+        p
+        for p in (plot_accuracy_vs_omega(table, root / FIG1), plot_accuracy_vs_shots(table, root / FIG2))
+        if p is not None
+    ]
+    return SweepResult(
+        table_rows=table,
+        csv_path=csv_path,
+        md_path=md_path,
+        plots=plots,
+        runs=runs,
+        stopped=stopped,
+        sweep_dir=root,
+    )
+
+
+def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
+    """Read a sweep YAML with `--set key=value` overrides.
+
+    Keys naming a sweep field (`name`, `output_dir`, `grid.*`, `train.*`, `eval.*`, `eval_datasets`) apply
+    as written; a key that is a grid axis pins that axis (`--set seed=1` → `grid.seed=[1]`); any other key
+    goes to the shared train section (`--set model=Qwen/Qwen2.5-0.5B` → `train.model=…`).
+    """
+    from aicd.config import apply_overrides, parse_override, read_yaml
+
+    data = read_yaml(path)
+    grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+    routed = []
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        if keys[0] in SweepConfig.model_fields:
+            routed.append(item)
+        elif len(keys) == 1 and keys[0] in grid:
+            data = apply_overrides(data, [])
+            data["grid"] = {**grid, keys[0]: value if isinstance(value, list) else [value]}
+            grid = data["grid"]
+        else:
+            routed.append(f"train.{item}")
+    return build_config(SweepConfig, data, routed, source=str(path))
