@@ -41,6 +41,7 @@ class JobContext:
         self.orphaned = threading.Event()  # the row no longer belongs to this attempt (reaped, resumed)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_beat: Any = None  # optional extra work on each beat (a sweep keeps its current run alive)
 
     def _where(self) -> tuple[Any, ...]:
         return (self.model.id == self.job_id, self.model.attempt == self.attempt)
@@ -69,6 +70,8 @@ class JobContext:
             self.orphaned.set()
         elif row[0]:
             self.cancelled.set()
+        if self.on_beat is not None:
+            self.on_beat()
 
     def _loop(self) -> None:
         interval = min(self.settings.heartbeat_interval_s, self.settings.cancel_poll_s)
@@ -93,6 +96,11 @@ class JobContext:
     def update(self, **values: Any) -> None:
         with session_scope() as s:
             s.execute(update(self.model).where(*self._where()).values(**values)
+                      .execution_options(synchronize_session=False))
+
+    def update_other(self, model: type, row_id: int, **values: Any) -> None:
+        with session_scope() as s:
+            s.execute(update(model).where(model.id == row_id).values(**values)
                       .execution_options(synchronize_session=False))
 
     def finish(self, status: str, error: str | None = None, **values: Any) -> None:

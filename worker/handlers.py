@@ -17,7 +17,7 @@ from sqlalchemy import update
 from aicd.errors import AICDError
 from backend.core.settings import get_settings
 from backend.db import session_scope
-from backend.models import AnnotationJob, Evaluation, JobStatus, Run, Sweep
+from backend.models import AnnotationJob, Dataset, Evaluation, JobStatus, Run, Sweep
 from worker import store
 from worker.context import JobContext
 
@@ -31,12 +31,17 @@ def _artifacts() -> Path:
 
 
 def _export_dataset(dataset_id: int) -> tuple[Path, list[Any]]:
-    """Write a stored dataset to <artifacts>/datasets/<id>.jsonl (so a run can be reproduced from the CLI)."""
+    """Write a stored dataset to <artifacts>/datasets/<id>/<name>.jsonl (so a run can be reproduced from the
+    CLI, and sweeps, which read files, can use it)."""
     from aicd.data.jsonl import write_examples
 
     with session_scope() as s:
+        dataset = s.get(Dataset, dataset_id)
+        if dataset is None:
+            raise AICDError(f"dataset {dataset_id} no longer exists")
         examples = store.load_examples(s, dataset_id)
-    path = _artifacts() / "datasets" / f"{dataset_id}.jsonl"
+        name = dataset.name
+    path = _artifacts() / "datasets" / str(dataset_id) / f"{name}.jsonl"
     write_examples(path, examples)
     return path, examples
 

@@ -99,8 +99,12 @@ class GenerationPublic(ORM):
 
 class SweepCreate(_In):
     name: str | None = Field(None, pattern=NAME_PATTERN)
+    dataset_id: int | None = Field(None, description="train every run on this stored dataset (sets train.dataset)")
+    eval_dataset_ids: list[int] | None = Field(None, description="evaluate every run on these stored datasets")
     config: dict[str, Any] = Field(
-        default_factory=dict, description="SweepConfig fields: train, eval, grid, eval_datasets"
+        default_factory=dict,
+        description="SweepConfig fields: train (shared TrainConfig fields), eval (shared EvalConfig fields), "
+        "grid (TrainConfig field -> list of values), eval_datasets. Stored datasets may be named `db:<id>`.",
     )
 
 

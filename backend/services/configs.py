@@ -122,9 +122,17 @@ def eval_config(session: Session, run_id: int | None, dataset_id: int | None, sh
 MAX_GRID = 512
 
 
-def sweep_config(name: str | None, config: dict[str, Any]) -> SweepConfig:
+def sweep_config(session: Session, name: str | None, config: dict[str, Any], dataset_id: int | None = None,
+                 eval_dataset_ids: list[int] | None = None) -> SweepConfig:
     data = dict(config)
     _no_server_fields(data)
+    if dataset_id is not None:
+        dataset_ref(session, dataset_id)
+        data["train"] = {**(data.get("train") or {}), "dataset": f"db:{dataset_id}"}
+    if eval_dataset_ids:
+        for ds_id in eval_dataset_ids:
+            dataset_ref(session, ds_id, "eval_dataset_ids")
+        data["eval_datasets"] = [f"db:{i}" for i in eval_dataset_ids]
     data["name"] = name or data.get("name") or f"sweep-{uuid.uuid4().hex[:8]}"
     data["output_dir"] = "sweeps"
     cfg = _validate(SweepConfig, data)
@@ -140,4 +148,10 @@ def sweep_config(name: str | None, config: dict[str, Any]) -> SweepConfig:
     ds = [train.get("dataset", "svamp")] + list(cfg.grid.get("dataset", [])) + list(cfg.eval_datasets or [])
     for value in ds:
         _check_builtin_dataset(value, "config.train.dataset")
+        if isinstance(value, str) and value.startswith("db:"):
+            ref = value[3:]
+            dataset_ref(session, int(ref) if ref.isdigit() else -1, "config.train.dataset")
+    from aicd.sweep import plan_sweep  # no torch: expands the grid and validates every run's configs
+
+    plan_sweep(cfg)
     return cfg

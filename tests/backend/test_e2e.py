@@ -193,3 +193,31 @@ def assert_resumed_from(run_id: int, ckpt: int, resumed_at: datetime) -> None:
     assert ckpt > 0
     assert all(created < resumed_at for step, created in rows if step <= ckpt)
     assert all(created > resumed_at for step, created in rows if step > ckpt)
+
+
+def test_sweep_runs_grid_and_fills_table(client: TestClient, gpu_worker: Worker) -> None:
+    train_id = client.post("/api/v1/datasets", files={"file": ("s.jsonl", arith_jsonl("train", 12))},
+                           data={"name": "sweep-train"}).json()["id"]
+    test_id = client.post("/api/v1/datasets", files={"file": ("st.jsonl", arith_jsonl("test", 6))},
+                          data={"name": "sweep-test"}).json()["id"]
+    bad = client.post("/api/v1/sweeps", json={"name": "bad-sweep", "dataset_id": train_id,
+                                             "config": {"grid": {"n_shots": [2, -1]}}})
+    assert bad.status_code == 422 and "n_shots" in bad.json()["detail"]["message"]
+    resp = client.post("/api/v1/sweeps", json={
+        "name": "e2e-sweep", "dataset_id": train_id, "eval_dataset_ids": [test_id],
+        "config": {"train": tiny_train_config(max_steps=3), "grid": {"objective": ["aicd", "nocot"]},
+                   "eval": {"shots": [0, 1], "seeds": [0], "max_new_tokens": 8, "batch_size": 8}}})
+    assert resp.status_code == 202, resp.text
+    sweep, seen = _watch(client, f"/api/v1/sweeps/{resp.json()['id']}")
+    assert sweep["status"] == "succeeded", (sweep, gpu_worker.tail())
+    assert sweep["progress_done"] == sweep["progress_total"] == 2
+    table = client.get(f"/api/v1/sweeps/{sweep['id']}/table").json()
+    assert {(r["objective"], r["shots"]) for r in table["rows"]} == {(o, k) for o in ("aicd", "nocot") for k in (0, 1)}
+    assert {"objective", "shots", "mean", "std"} <= set(table["columns"])
+    runs = client.get("/api/v1/runs", params={"sweep_id": sweep["id"]}).json()["items"]
+    assert sorted(r["status"] for r in runs) == ["succeeded", "succeeded"]
+    assert all([p["step"] for p in _steps(client, r["id"])] == [1, 2, 3] for r in runs)
+    rows = client.get("/api/v1/compare", params={"run_id": [r["id"] for r in runs], "shots": 1}).json()["items"]
+    assert len(rows) == 6 and all(len(r["entries"]) == 2 for r in rows)
+    arts = client.get("/api/v1/artifacts", params={"sweep_id": sweep["id"]}).json()["items"]
+    assert any(a["path"].endswith("results.md") for a in arts)

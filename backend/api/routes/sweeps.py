@@ -18,7 +18,7 @@ router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 @router.post("", status_code=202, response_model=SweepPublic,
              summary="Queue a sweep: the grid of runs (objective × ω × seed × ...) each evaluated at several shots")
 def create_sweep(body: SweepCreate, session: SessionDep) -> Sweep:
-    cfg = sweep_config(body.name, body.config)
+    cfg = sweep_config(session, body.name, body.config, body.dataset_id, body.eval_dataset_ids)
     if session.scalar(select(Sweep.id).where(Sweep.name == cfg.name)) is not None:
         raise ApiError(409, f"a sweep named '{cfg.name}' already exists", field="name")
     sweep = Sweep(name=cfg.name, config=cfg.model_dump(mode="json"))
