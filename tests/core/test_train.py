@@ -205,27 +205,69 @@ def test_accumulation_matches_a_direct_full_batch_gradient():
             torch.testing.assert_close(p.grad, g_full, rtol=1e-5, atol=1e-7)
 
 
-def test_lora_trains_adapters_and_saves_merged_weights(tmp_path):
+def test_lora_trains_adapters_saves_merged_weights_and_resumes(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from aicd.models import load_model_and_tokenizer
 
     spec = "tiny:llama?hidden_size=32&intermediate_size=64&num_attention_heads=2&num_key_value_heads=1"
-    cfg = _config(
-        tmp_path,
-        "lora",
-        model=spec,
-        max_steps=3,
-        lr=1e-2,
-        lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    examples = _examples(8)
+    result = train(
+        _config(tmp_path, "lora", model=spec, max_steps=3, lr=1e-2, lora=lora),
+        examples=examples,
+        progress=False,
     )
-    result = train(cfg, examples=_examples(8), progress=False)
     initial = load_model_and_tokenizer(spec, seed=0)[0].state_dict()
     merged = AutoModelForCausalLM.from_pretrained(result.final_dir).state_dict()
     assert set(merged) == set(initial)  # plain weights, no lora_A/lora_B keys
     changed = {k for k in initial if not torch.equal(initial[k], merged[k])}
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
     assert result.step == 3 and json.loads((result.final_dir / "train_done.json").read_text())["step"] == 3
+
+    cfg = _config(tmp_path, "lora-cut", model=spec, max_steps=3, lr=1e-2, lora=lora)
+    assert train(cfg, examples=examples, callback=StopAt(poll=3), progress=False).step == 1
+    assert (cfg.run_dir / "checkpoint-1" / "adapter_config.json").is_file()  # the adapter, not a full copy
+    resumed = train(cfg, examples=examples, resume=True, progress=False)
+    again = AutoModelForCausalLM.from_pretrained(resumed.final_dir).state_dict()
+    for key in merged:
+        torch.testing.assert_close(again[key], merged[key], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_ctrl_c_checkpoints_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from aicd.data.jsonl import write_examples
+
+    data = tmp_path / "train.jsonl"
+    write_examples(data, _examples(16))
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"name: sig\noutput_dir: {tmp_path / 'runs'}\nmodel: '{TINY}'\nn_shots: 3\ndataset: {data}\n"
+        "max_steps: 100000\nbatch_size: 2\nmicro_batch_size: 1\nlr: 1.0e-3\n"
+    )
+    metrics = tmp_path / "runs" / "sig" / "metrics.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aicd", "train", str(config), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (metrics.exists() and metrics.read_text().count("\n") >= 1) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in out and "Traceback" not in err
+    step = read_metrics(metrics)[-1]["step"]
+    assert (tmp_path / "runs" / "sig" / f"checkpoint-{step}" / "trainer_state.pt").is_file()
 
 
 @pytest.mark.parametrize(
