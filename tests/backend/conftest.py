@@ -190,6 +190,7 @@ def make_gpu_worker(stack_env: dict[str, str], worker_logs: Path) -> Iterator[An
         started.append(w)
         return w
 
+    make.started = started  # type: ignore[attr-defined]
     yield make
     for w in started:
         w.stop()

@@ -42,3 +42,26 @@ def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_
     assert run["step"] == run["total_steps"] == STEPS and run["attempt"] == 2
     assert [p["step"] for p in _steps(client, run_id)] == list(range(1, STEPS + 1))
     assert_resumed_from(run_id, ckpt, resumed_at)
+
+    # the same for an evaluation: killed mid-way, resumed; every chain stored exactly once
+    test_ds = client.post("/api/v1/datasets", files={"file": ("kt.jsonl", arith_jsonl("test", 8))},
+                          data={"name": "kill-test"}).json()["id"]
+    ev = client.post("/api/v1/evaluations", json={
+        "run_id": run_id, "dataset_id": test_ds, "shots_dataset_id": ds,
+        "config": {"shots": [0, 1, 2], "seeds": [0], "batch_size": 2, "max_new_tokens": 24}}).json()
+    worker = make_gpu_worker.started[-1]
+    ev = wait_for(client, f"/api/v1/evaluations/{ev['id']}",
+                  lambda b: b["progress_done"] >= 4 or b["status"] in TERMINAL, interval=0.05,
+                  what="evaluation progress")
+    assert ev["status"] == "running", ev
+    worker.kill()
+    lost = wait_for(client, f"/api/v1/evaluations/{ev['id']}", lambda b: b["status"] != "running", timeout=60,
+                    what="the reaper to notice the dead worker")
+    assert lost["status"] == "lost", lost
+    make_gpu_worker()
+    assert client.post(f"/api/v1/evaluations/{ev['id']}/resume").status_code == 202
+    done = _watch(client, f"/api/v1/evaluations/{ev['id']}")[0]
+    assert done["status"] == "succeeded", done
+    gens = client.get(f"/api/v1/evaluations/{ev['id']}/generations", params={"limit": 500}).json()["items"]
+    assert len(gens) == 24 == len({(g["example_id"], g["shots"], g["seed"]) for g in gens})
+    assert sum(r["n"] for r in done["rows"]) == 24
