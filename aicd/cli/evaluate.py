@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from aicd.errors import ConfigError
+from aicd.evaluate import EvalCallback
 
 
 def parse_int_list(value: str | None, option: str) -> list[int] | None:
@@ -116,9 +120,42 @@ def eval_command(
 
     from aicd.evaluate import evaluate
 
-    result = evaluate(cfg, progress=progress, device=device)
+    stop = _StopOnInterrupt()
+    with stop.installed():
+        result = evaluate(cfg, progress=progress, device=device, callback=stop)
     print_summary(result, title=f"{cfg.model} on {cfg.dataset}/{cfg.split} ({result.meta['answer_kind']})")
     typer.echo(f"saved {cfg.output_dir}/results.json and generations.jsonl ({len(result.items)} generations)")
+    if result.stopped:
+        typer.secho("interrupted: the table holds only the finished (shots, seed) pairs", err=True)
+        raise SystemExit(130)  # typer.Exit codes are lost in the non-standalone runner
+
+
+class _StopOnInterrupt(EvalCallback):
+    """First Ctrl-C: finish the current batch, then save what is done. Second Ctrl-C: stop at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def should_stop(self) -> bool:
+        return self.requested
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            typer.secho("\nstopping after the current batch (Ctrl-C again to abort)", err=True)
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def register(app: typer.Typer) -> None:

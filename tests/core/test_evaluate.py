@@ -435,3 +435,47 @@ def test_cli_runs_and_writes_results(tmp_path: Any) -> None:
     results = json.loads((out / "results.json").read_text())
     assert [(s["shots"], s["n_seeds"]) for s in results["summary"]] == [(0, 2), (1, 2)]
     assert len((out / "generations.jsonl").read_text().splitlines()) == 2 * 2 * 3
+
+
+def test_cli_ctrl_c_saves_partial_results(tmp_path: Any) -> None:
+    import signal
+    import time
+
+    data = tmp_path / "test.jsonl"
+    write_examples(data, _examples())
+    out = tmp_path / "eval"
+    cmd = [
+        sys.executable,
+        "-m",
+        "aicd",
+        "eval",
+        "--model",
+        "tiny:gpt2",
+        "--dataset",
+        str(data),
+        "--shots",
+        "0",
+        "--seeds",
+        "0",
+        "--batch-size",
+        "1",
+        "--max-new-tokens",
+        "24",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        buffer = ""
+        while "1/6" not in buffer and proc.poll() is None:  # the tqdm bar shows the first finished item
+            buffer += proc.stderr.read(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            time.sleep(0.1)
+    assert proc.returncode == 130, buffer + err
+    results = json.loads((out / "results.json").read_text())
+    assert results["stopped"] is True and results["rows"] == []
+    assert 1 <= len((out / "generations.jsonl").read_text().splitlines()) < 6
