@@ -26,12 +26,20 @@ from aicd.sweep import SweepCallback, SweepResult, run_sweep
 DEMO_SPEC = ArithSpec(min_steps=2, max_steps=3, max_operand=9, max_value=19, k=3)
 DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=128&intermediate_size=384&num_attention_heads=4"
 
-FULL = {"n_train": 2000, "n_test": 200, "max_steps": 300, "shots": [0, 2], "model": DEMO_MODEL}
+FULL = {
+    "n_train": 2000,
+    "n_test": 200,
+    "max_steps": 300,
+    "shots": [0, 2],
+    "model": DEMO_MODEL,
+    "max_new_tokens": 48,
+}
 QUICK = {
     "n_train": 64,
     "n_test": 8,
     "max_steps": 3,
     "shots": [0, 1],
+    "max_new_tokens": 12,
     "model": "tiny:llama?num_hidden_layers=1&hidden_size=32&intermediate_size=64&num_attention_heads=2",
 }
 
@@ -70,7 +78,7 @@ def demo_config(out: Path, *, quick: bool = False) -> SweepConfig:
             "shots": p["shots"],
             "seeds": [0],
             "template": template,
-            "max_new_tokens": 48,
+            "max_new_tokens": p["max_new_tokens"],
             "batch_size": 50,
             "max_length": 512,
         },
