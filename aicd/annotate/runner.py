@@ -231,7 +231,7 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
                 client.n_supported = False  # the server ignores n (e.g. Ollama): ask one by one from now on
             await asyncio.gather(*(ask([i]) for i in rest))
 
-    if len(missing) > 1 and client.n_supported is not False:
+    if len(missing) == 1 or client.n_supported is not False:
         await ask(missing)
     else:
         await asyncio.gather(*(ask([i]) for i in missing))
