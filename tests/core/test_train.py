@@ -68,7 +68,7 @@ def test_training_lowers_loss_and_changes_every_parameter(tmp_path):
     from aicd.objectives import episode_loss
 
     examples = _examples()
-    cfg = _config(tmp_path, "learn", max_steps=12, lr=1e-2)
+    cfg = _config(tmp_path, "learn", max_steps=12, lr=1e-2, warmup_ratio=0.25, min_lr_ratio=0.1)
     # the same initial weights that train() builds
     before, tok = load_model_and_tokenizer(cfg.model, seed=cfg.seed)
     initial = {k: v.clone() for k, v in before.state_dict().items()}
@@ -89,6 +89,9 @@ def test_training_lowers_loss_and_changes_every_parameter(tmp_path):
     assert [m["step"] for m in metrics] == list(range(1, 13))
     assert {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "real_token_frac"} <= set(metrics[0])
     assert all(0 < m["real_token_frac"] <= 1 and m["tokens_per_s"] > 0 for m in metrics)
+    lrs = [m["lr"] for m in metrics]  # linear warmup over 3 steps, then cosine down to min_lr_ratio·lr
+    assert lrs[:4] == pytest.approx([0.0, 1e-2 / 3, 2e-2 / 3, 1e-2])
+    assert all(a > b for a, b in zip(lrs[3:], lrs[4:], strict=False)) and lrs[-1] > 1e-3
     assert (result.final_dir / "config.yaml").is_file() and (result.run_dir / "config.yaml").is_file()
 
 
