@@ -227,6 +227,8 @@ def test_side_by_side_and_disagreements(client: TestClient) -> None:
     assert [r["example_id"] for r in dis["items"]] == ["q03", "q07"]
     one = client.get("/api/v1/compare/q07", params={"run_id": [a, b, c]}).json()
     assert [e["extracted"] for e in one["entries"]] == ["7", "70", "70"]
+    slash = _seed_evaluation("cmp-slash", {"set/train/1": "1"}, {"set/train/1": "1"})
+    assert client.get("/api/v1/compare/set/train/1", params={"run_id": [slash]}).json()["gold"] == "1"
     _assert_error(client.get("/api/v1/compare/nope", params={"run_id": [a, b]}), 404, "nope")
     _assert_error(client.get("/api/v1/compare", params={"run_id": [999999]}), 404, "run 999999")
 

@@ -15,7 +15,7 @@ from tests.backend.conftest import TERMINAL, Worker, arith_jsonl, tiny_train_con
 from tests.support.fake_teacher import start_fake_teacher
 
 pytestmark = pytest.mark.slow
-STEPS = 40
+STEPS = 24
 
 
 @pytest.fixture(scope="module")

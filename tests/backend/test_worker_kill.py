@@ -12,7 +12,7 @@ from tests.backend.conftest import TERMINAL, arith_jsonl, tiny_train_config, wai
 from tests.backend.test_e2e import _steps, _watch, assert_resumed_from
 
 pytestmark = pytest.mark.slow
-STEPS = 40
+STEPS = 24
 
 
 def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_worker) -> None:

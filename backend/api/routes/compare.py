@@ -58,7 +58,7 @@ def compare(
     return page_response(CompareRow, rows, nxt, limit)
 
 
-@router.get("/compare/{example_id}", response_model=CompareRow,
+@router.get("/compare/{example_id:path}", response_model=CompareRow,
             summary="One question across several runs: question, gold answer and each run's chain")
 def compare_one(
     example_id: str,
