@@ -15,21 +15,29 @@ from ui.client import ApiError  # noqa: E402
 from ui.components import plans  # noqa: E402
 from ui.components.common import STATUS_ICONS, api, page_guard, show_error  # noqa: E402
 
-st.set_page_config(page_title="AICD Workbench", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="AICD Workbench", page_icon=":material/science:", layout="wide")
 
 PAGES = {
     "Data": [
-        st.Page("pages/datasets.py", title="Datasets", icon="📂", url_path="datasets", default=True),
-        st.Page("pages/annotate.py", title="Annotate", icon="✍️", url_path="annotate"),
+        st.Page(
+            "views/datasets.py",
+            title="Datasets",
+            icon=":material/folder_open:",
+            url_path="datasets",
+            default=True,
+        ),
+        st.Page("views/annotate.py", title="Annotate", icon=":material/edit_note:", url_path="annotate"),
     ],
     "Experiments": [
-        st.Page("pages/schedule.py", title="ω schedule designer", icon="🎚️", url_path="schedule"),
-        st.Page("pages/launch.py", title="Launch", icon="🚀", url_path="launch"),
-        st.Page("pages/runs.py", title="Runs", icon="📈", url_path="runs"),
+        st.Page(
+            "views/schedule.py", title="ω schedule designer", icon=":material/tune:", url_path="schedule"
+        ),
+        st.Page("views/launch.py", title="Launch", icon=":material/rocket_launch:", url_path="launch"),
+        st.Page("views/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
     ],
     "Analysis": [
-        st.Page("pages/results.py", title="Results", icon="📊", url_path="results"),
-        st.Page("pages/compare.py", title="Compare chains", icon="🔍", url_path="compare"),
+        st.Page("views/results.py", title="Results", icon=":material/table_chart:", url_path="results"),
+        st.Page("views/compare.py", title="Compare chains", icon=":material/compare:", url_path="compare"),
     ],
 }
 
@@ -67,9 +75,8 @@ def comparisons() -> None:
             st.caption(f"evaluation of run #{run_id} not queued: {message}")
 
 
-if plans.plans():
-    with st.sidebar:
-        comparisons()
+with st.sidebar:  # always there: a comparison launched during this run shows up at the next tick
+    comparisons()
 
 with page_guard():
     page.run()

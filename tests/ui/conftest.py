@@ -204,11 +204,11 @@ def trained(backend: Backend, seeded: Seeded) -> Trained:
 
 
 def app_test(page: str | None = None, timeout: float = 60) -> AppTest:
-    """The real router (ui/app.py) switched to `pages/<page>.py` and run once."""
+    """The real router (ui/app.py) switched to `views/<page>.py` and run once."""
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()
     if page is not None:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         at.run()
     return at
 

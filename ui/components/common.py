@@ -41,12 +41,12 @@ def api() -> ApiClient:
 def show_error(exc: ApiError, what: str | None = None) -> None:
     prefix = f"{what}: " if what else ""
     if exc.unreachable:
-        st.error(f"**Backend unreachable.** {exc.message}", icon="🔌")
+        st.error(f"**Backend unreachable.** {exc.message}", icon=":material/power_off:")
     elif exc.status == 404:
-        st.warning(f"{prefix}{exc.message}", icon="🔍")
+        st.warning(f"{prefix}{exc.message}", icon=":material/search:")
     else:
         where = f" (field `{exc.field}`)" if exc.field else ""
-        st.error(f"{prefix}{exc.message}{where}", icon="🚫")
+        st.error(f"{prefix}{exc.message}{where}", icon=":material/block:")
 
 
 @contextmanager
@@ -143,9 +143,9 @@ def pick_dataset(
     if not items:
         st.info(
             "No datasets yet. Import a built-in one or upload a JSONL/CSV on the **Datasets** page.",
-            icon="📂",
+            icon=":material/folder_open:",
         )
-        st.page_link("pages/datasets.py", label="Go to Datasets", icon="📂")
+        st.page_link("views/datasets.py", label="Go to Datasets", icon=":material/folder_open:")
         st.stop()
     by_id = {d["id"]: d for d in items}
     options: list[int | None] = [*([None] if allow_none else []), *by_id]

@@ -14,7 +14,7 @@ from ui.components.upload import NONE, ROWNUM, guess, read_table, to_records
 
 
 def main() -> None:
-    st.title("📂 Datasets")
+    st.title("Datasets")
     client = c.api()
     base = c.base()
 
@@ -27,7 +27,7 @@ def main() -> None:
             st.info(
                 "No datasets yet: import a built-in one (GSM8K, SVAMP, MultiArith, StrategyQA) or upload your own "
                 "in the other tabs.",
-                icon="📭",
+                icon=":material/inbox:",
             )
         else:
             overview = pd.DataFrame(
@@ -57,13 +57,14 @@ def main() -> None:
             m4.metric("answer kind", ds["answer_kind"] or "?")
             if stats["questions"] == 0:
                 st.warning(
-                    "This dataset is empty: it has no questions to annotate, train or evaluate on.", icon="📭"
+                    "This dataset is empty: it has no questions to annotate, train or evaluate on.",
+                    icon=":material/inbox:",
                 )
             elif stats["rationales"] == 0:
                 st.warning(
                     "No rationales yet: AICD, CondGen and LM training need them. Annotate it on the "
                     "**Annotate** page (or train the no-CoT baseline).",
-                    icon="✍️",
+                    icon=":material/edit_note:",
                 )
             else:
                 src = pd.DataFrame(stats["by_model"])
@@ -111,7 +112,7 @@ def main() -> None:
                     },
                 )
             else:
-                st.info("No questions on this page.", icon="📭")
+                st.info("No questions on this page.", icon=":material/inbox:")
             prev_col, info_col, next_col = st.columns([1, 3, 1])
             if prev_col.button("◀ Previous", key="ds_prev", disabled=len(cursors) == 1):
                 cursors.pop()
@@ -143,7 +144,7 @@ def main() -> None:
             try:
                 table = read_table(file.name, file.getvalue())
             except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-                st.error(f"Cannot read {file.name}: {exc}", icon="🚫")
+                st.error(f"Cannot read {file.name}: {exc}", icon=":material/block:")
                 table = None
             if table is not None:
                 cols = [str(x) for x in table.columns]
@@ -172,7 +173,7 @@ def main() -> None:
                 try:
                     records = to_records(table, mapping, source, writer)
                 except (ValueError, KeyError) as exc:
-                    st.error(f"Field mapping: {exc}", icon="🚫")
+                    st.error(f"Field mapping: {exc}", icon=":material/block:")
                     records = []
                 if records:
                     st.dataframe(
@@ -195,7 +196,8 @@ def main() -> None:
                     if created:
                         c.clear_caches()
                         st.success(
-                            f"Stored **{created['name']}** with {created['n_examples']} questions.", icon="✅"
+                            f"Stored **{created['name']}** with {created['n_examples']} questions.",
+                            icon=":material/check_circle:",
                         )
 
     # ------------------------------------------------------------------------------------------------------ built-in
@@ -232,7 +234,8 @@ def main() -> None:
                 if created:
                     c.clear_caches()
                     st.success(
-                        f"Imported **{created['name']}**: {created['n_examples']} questions.", icon="✅"
+                        f"Imported **{created['name']}**: {created['n_examples']} questions.",
+                        icon=":material/check_circle:",
                     )
 
 

@@ -13,7 +13,7 @@ from ui.components import common as c
 
 
 def main() -> None:
-    st.title("📈 Runs")
+    st.title("Runs")
     client = c.api()
     base = c.base()
 
@@ -35,21 +35,28 @@ def main() -> None:
 
     def _job_state(job: dict[str, Any], what: str) -> None:
         if job["status"] == "failed":
-            st.error(f"This {what} failed: {job.get('error') or 'no reason given'}", icon="❌")
+            st.error(f"This {what} failed: {job.get('error') or 'no reason given'}", icon=":material/error:")
         elif job["status"] == "lost":
-            st.warning(f"{job.get('error') or 'The worker stopped responding.'}", icon="⚠️")
+            st.warning(f"{job.get('error') or 'The worker stopped responding.'}", icon=":material/warning:")
         elif job["status"] == "cancelled":
             reason = f" ({job['error']})" if job.get("error") else ""
-            st.info(f"This {what} was cancelled{reason}; resume continues where it stopped.", icon="⏹️")
+            st.info(
+                f"This {what} was cancelled{reason}; resume continues where it stopped.",
+                icon=":material/stop_circle:",
+            )
         elif job["status"] == "queued":
-            st.info(f"Queued: waiting for a worker (attempt {job['attempt']}).", icon="⏳")
+            st.info(
+                f"Queued: waiting for a worker (attempt {job['attempt']}).", icon=":material/hourglass_empty:"
+            )
 
     # ------------------------------------------------------------------------------------------------ runs
     with runs_tab:
         runs = c.runs(base)
         if not runs:
-            st.info("No training runs yet — start one on the **Launch** page.", icon="🚀")
-            st.page_link("pages/launch.py", label="Launch", icon="🚀")
+            st.info(
+                "No training runs yet — start one on the **Launch** page.", icon=":material/rocket_launch:"
+            )
+            st.page_link("views/launch.py", label="Launch", icon=":material/rocket_launch:")
         else:
             table = pd.DataFrame(
                 [
@@ -176,7 +183,7 @@ def main() -> None:
                             "seeds": [int(x) for x in seeds.split(",") if x.strip()],
                         }
                     except ValueError:
-                        st.error("shots and seeds are comma-separated integers", icon="🚫")
+                        st.error("shots and seeds are comma-separated integers", icon=":material/block:")
                         cfg = None
                     if limit:
                         cfg = {**(cfg or {}), "limit": limit} if cfg else None
@@ -192,7 +199,7 @@ def main() -> None:
                         )
                         if made:
                             c.clear_caches()
-                            st.success(f"Evaluation #{made['id']} queued.", icon="✅")
+                            st.success(f"Evaluation #{made['id']} queued.", icon=":material/check_circle:")
 
             with st.expander("Config"):
                 st.json(run["config"], expanded=False)
@@ -210,7 +217,10 @@ def main() -> None:
     with sweeps_tab:
         sweeps = c.sweeps(base)
         if not sweeps:
-            st.info("No sweeps yet — launch a comparison or a sweep on the **Launch** page.", icon="🚀")
+            st.info(
+                "No sweeps yet — launch a comparison or a sweep on the **Launch** page.",
+                icon=":material/rocket_launch:",
+            )
         else:
             by_sid = {s["id"]: s for s in sweeps}
             sid = st.selectbox(
@@ -260,7 +270,7 @@ def main() -> None:
     with evals_tab:
         evals = c.evaluations(base)
         if not evals:
-            st.info("No evaluations yet.", icon="🧮")
+            st.info("No evaluations yet.", icon=":material/calculate:")
         else:
             st.dataframe(
                 pd.DataFrame(

@@ -15,7 +15,7 @@ PAPER_PROMPT = "Question: {question} Hint: The answer should be {answer}. Answer
 
 
 def main() -> None:
-    st.title("✍️ Annotate")
+    st.title("Annotate")
     st.caption(
         "The paper's recipe: the teacher sees each training question with its gold answer as a hint and writes "
         "k step-by-step rationales at temperature 1.0; rationales reaching a wrong answer or mentioning the "
@@ -25,7 +25,7 @@ def main() -> None:
     ds = c.pick_dataset("Dataset to annotate", "ann_dataset")
     assert ds is not None
     if ds["n_examples"] == 0:
-        st.warning("This dataset is empty: there is nothing to annotate.", icon="📭")
+        st.warning("This dataset is empty: there is nothing to annotate.", icon=":material/inbox:")
         st.stop()
 
     st.session_state.setdefault("ann_template", PAPER_PROMPT)
@@ -135,7 +135,7 @@ def main() -> None:
     st.subheader("Annotation jobs")
     jobs = client.annotations(dataset_id=ds["id"])
     if not jobs:
-        st.info("No annotation job for this dataset yet.", icon="🕐")
+        st.info("No annotation job for this dataset yet.", icon=":material/schedule:")
         st.stop()
     by_id = {j["id"]: j for j in jobs}
     if st.session_state.get("ann_job") not in by_id:
@@ -193,9 +193,11 @@ def main() -> None:
         cc.metric("cost", "n/a" if cost is None else f"${cost:.4f}")
         d.metric("requests / retries", f"{report.get('requests', 0)} / {report.get('retries', 0)}")
         if job["status"] == "failed":
-            st.error(f"The annotation failed: {job.get('error') or 'no reason given'}", icon="❌")
+            st.error(
+                f"The annotation failed: {job.get('error') or 'no reason given'}", icon=":material/error:"
+            )
         elif job["status"] == "lost":
-            st.warning(job.get("error") or "The worker stopped responding.", icon="⚠️")
+            st.warning(job.get("error") or "The worker stopped responding.", icon=":material/warning:")
         if report:
             _filters(report)
             if report.get("failures"):

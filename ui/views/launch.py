@@ -22,7 +22,7 @@ MODES = {
 
 
 def main() -> None:
-    st.title("🚀 Launch")
+    st.title("Launch")
     client = c.api()
     base = c.base()
     mode = (
@@ -36,10 +36,10 @@ def main() -> None:
         try:
             values = [int(x) for x in re.split(r"[,\s]+", text.strip()) if x]
         except ValueError:
-            st.error(f"{field}: expected comma-separated integers, got '{text}'", icon="🚫")
+            st.error(f"{field}: expected comma-separated integers, got '{text}'", icon=":material/block:")
             return None
         if not values:
-            st.error(f"{field}: give at least one value", icon="🚫")
+            st.error(f"{field}: give at least one value", icon=":material/block:")
             return None
         return values
 
@@ -47,7 +47,7 @@ def main() -> None:
         try:
             values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
         except ValueError:
-            st.error(f"{field}: expected comma-separated numbers, got '{text}'", icon="🚫")
+            st.error(f"{field}: expected comma-separated numbers, got '{text}'", icon=":material/block:")
             return None
         return values or None
 
@@ -59,7 +59,9 @@ def main() -> None:
         configs = c.shipped_configs(base)
         sweeps = [x for x in configs if x["kind"] == "sweep"]
         if not sweeps:
-            st.info("No shipped sweep configs were found under `configs/` on the server.", icon="📭")
+            st.info(
+                "No shipped sweep configs were found under `configs/` on the server.", icon=":material/inbox:"
+            )
             st.stop()
         by_name = {x["name"]: x for x in sweeps}
         name = st.selectbox("Config", list(by_name), key="launch_shipped")
@@ -86,9 +88,10 @@ def main() -> None:
             if made:
                 c.clear_caches()
                 st.success(
-                    f"Sweep #{made['id']} **{made['name']}** queued — follow it on the Runs page.", icon="✅"
+                    f"Sweep #{made['id']} **{made['name']}** queued — follow it on the Runs page.",
+                    icon=":material/check_circle:",
                 )
-                st.page_link("pages/runs.py", label="Runs", icon="📈")
+                st.page_link("views/runs.py", label="Runs", icon=":material/monitoring:")
         st.stop()
 
     # ------------------------------------------------------------------------------------------------ data
@@ -106,13 +109,13 @@ def main() -> None:
     assert train_ds is not None
     stats = c.dataset_stats(base, train_ds["id"])
     if stats["questions"] == 0:
-        st.warning(f"**{train_ds['name']}** is empty: there is nothing to train on.", icon="📭")
+        st.warning(f"**{train_ds['name']}** is empty: there is nothing to train on.", icon=":material/inbox:")
         st.stop()
     if stats["rationales"] == 0:
         st.warning(
             f"**{train_ds['name']}** has no rationales yet: only the no-CoT objective can train on it. "
             "Annotate it first for AICD / CondGen / LM.",
-            icon="✍️",
+            icon=":material/edit_note:",
         )
 
     # ------------------------------------------------------------------------------------------------ student
@@ -241,7 +244,7 @@ def main() -> None:
         for s in (train_seeds if mode == "sweep" else [seed])
     ]
     if not plan_rows:
-        st.info("Pick at least one objective / ω / seed.", icon="☝️")
+        st.info("Pick at least one objective / ω / seed.", icon=":material/touch_app:")
         st.stop()
     st.dataframe(pd.DataFrame(plan_rows), hide_index=True)
     generations = len(plan_rows) * len(eval_cfg["shots"]) * len(eval_cfg["seeds"]) * n_questions
@@ -276,7 +279,7 @@ def main() -> None:
             made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
             if made:
                 c.clear_caches()
-                st.success(f"Sweep #{made['id']} **{made['name']}** queued.", icon="✅")
+                st.success(f"Sweep #{made['id']} **{made['name']}** queued.", icon=":material/check_circle:")
         else:
             created = []
             for row, obj in zip(plan_rows, [r["objective"] for r in plan_rows], strict=True):
@@ -299,9 +302,11 @@ def main() -> None:
                     f"Queued {len(created)} run(s): "
                     + ", ".join(f"#{i}" for i in created)
                     + (". Each is evaluated as soon as it finishes." if eval_ds else "."),
-                    icon="✅",
+                    icon=":material/check_circle:",
                 )
-                st.page_link("pages/runs.py", label="Follow them on the Runs page", icon="📈")
+                st.page_link(
+                    "views/runs.py", label="Follow them on the Runs page", icon=":material/monitoring:"
+                )
 
     if plans.plans():
         st.divider()

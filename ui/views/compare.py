@@ -33,7 +33,7 @@ def compare_rows(
 
 
 def main() -> None:
-    st.title("🔍 Compare chains")
+    st.title("Compare chains")
     base = c.base()
 
     evaluations = [
@@ -47,9 +47,9 @@ def main() -> None:
         st.info(
             "Nothing to compare yet: chains appear once trained runs have been evaluated. Launch a comparison "
             "(it evaluates every run when it finishes) or evaluate runs on the Runs page.",
-            icon="🧮",
+            icon=":material/calculate:",
         )
-        st.page_link("pages/launch.py", label="Launch a comparison", icon="🚀")
+        st.page_link("views/launch.py", label="Launch a comparison", icon=":material/rocket_launch:")
         st.stop()
     runs = {r["id"]: r for r in c.runs(base)}
     names = {d["id"]: d["name"] for d in c.datasets(base)}
@@ -72,7 +72,7 @@ def main() -> None:
         ):
             latest[ev["run_id"]] = ev
     options = [rid for rid in latest if rid in runs]
-    default = options[:4]
+    default = sorted(options[:4])  # the newest runs, oldest first (a comparison in launch order)
     chosen = b.multiselect(
         "Runs (2–4)",
         options,
@@ -82,7 +82,7 @@ def main() -> None:
         format_func=lambda rid: c.run_label(runs[rid]),
     )
     if not chosen:
-        st.info("Pick at least one run (two to four to compare).", icon="☝️")
+        st.info("Pick at least one run (two to four to compare).", icon=":material/touch_app:")
         st.stop()
     evs = [latest[rid] for rid in chosen]
     labels = [runs[rid]["name"] for rid in chosen]
@@ -94,7 +94,7 @@ def main() -> None:
     seed = b.selectbox("Seed", seed_options, key="cmp_seed")
     rows = compare_rows(base, tuple(e["id"] for e in evs), int(shots), int(seed))
     if not rows:
-        st.info(f"No chains at {shots} shots, seed {seed} for these runs yet.", icon="🕐")
+        st.info(f"No chains at {shots} shots, seed {seed} for these runs yet.", icon=":material/schedule:")
         st.stop()
 
     # --------------------------------------------------------------------------------------------- filters
@@ -138,7 +138,7 @@ def main() -> None:
     m[len(chosen)].metric("agree", f"{sum(r['agree'] for r in rows) / len(rows):.0%}")
     m[len(chosen) + 1].metric("shown", f"{len(shown)} / {len(rows)}")
     if not shown:
-        st.info("No question matches these filters.", icon="🔍")
+        st.info("No question matches these filters.", icon=":material/search:")
         st.stop()
 
     # --------------------------------------------------------------------------------------------- paging

@@ -19,7 +19,7 @@ SCHEDULES = {
 
 
 def main() -> None:
-    st.title("🎚️ ω schedule designer")
+    st.title("ω schedule designer")
     st.caption(
         "AICD trains on n-shot episodes with L = −Σᵢ ωᵢ · log p(yᵢ | x₁, y₁, …, xᵢ). The paper uses ω = 0.1 for the "
         "earlier shots and 1 for the last (n = 4 for math, 6 for commonsense)."
@@ -63,7 +63,7 @@ def main() -> None:
 
     st.session_state["schedule_choice"] = {**body, "objective": objective}
     if st.button("Use this schedule in Launch ▶", key="sched_use"):
-        st.switch_page("pages/launch.py")
+        st.switch_page("views/launch.py")
 
     st.subheader("One real episode")
     ds = c.pick_dataset(
@@ -81,7 +81,7 @@ def main() -> None:
         )
     except ApiError as exc:
         if exc.status == 422:
-            st.warning(f"No episode to show for **{ds['name']}**: {exc.message}", icon="📭")
+            st.warning(f"No episode to show for **{ds['name']}**: {exc.message}", icon=":material/inbox:")
         else:
             c.show_error(exc, "episode")
         st.stop()

@@ -10,7 +10,7 @@ from ui.components import results as res
 
 
 def main() -> None:
-    st.title("📊 Results")
+    st.title("Results")
     base = c.base()
 
     evaluations = [e for e in c.evaluations(base) if e["status"] == "succeeded" and e.get("rows")]
@@ -18,9 +18,9 @@ def main() -> None:
         st.info(
             "No finished evaluations yet. Launch a comparison or a sweep; results appear here as soon as the "
             "evaluations finish.",
-            icon="🧮",
+            icon=":material/calculate:",
         )
-        st.page_link("pages/launch.py", label="Launch", icon="🚀")
+        st.page_link("views/launch.py", label="Launch", icon=":material/rocket_launch:")
         st.stop()
     names = {d["id"]: d["name"] for d in c.datasets(base)}
     df = res.accuracy_frame(evaluations, c.runs(base), names)
@@ -40,7 +40,7 @@ def main() -> None:
     chosen = b.multiselect("Datasets", datasets, default=datasets, key="res_datasets")
     df = df[df["dataset"].isin(chosen)]
     if df.empty:
-        st.info("Nothing to show for this selection.", icon="🔍")
+        st.info("Nothing to show for this selection.", icon=":material/search:")
         st.stop()
     shot_values = sorted(df["shots"].unique())
     shots = cc.selectbox("Shots for the table", shot_values, index=0, key="res_shots")
@@ -71,7 +71,9 @@ def main() -> None:
     st.subheader("Fig. 1 — accuracy vs ω")
     aicd = df[(df["objective"] == "AICD") & df["omega"].notna()]
     if aicd["omega"].nunique() < 2:
-        st.info("Fig. 1 needs AICD runs with at least two ω values (launch an ω sweep).", icon="🎚️")
+        st.info(
+            "Fig. 1 needs AICD runs with at least two ω values (launch an ω sweep).", icon=":material/tune:"
+        )
     else:
         omega_shots = st.selectbox("at shots", sorted(aicd["shots"].unique()), key="res_omega_shots")
         by_omega = res.summarize(aicd[aicd["shots"] == omega_shots], ["dataset", "omega"])
