@@ -85,12 +85,21 @@ def _examples(session: SessionDep, dataset_id: int, limit: int) -> list[Any]:
     if session.get(Dataset, dataset_id) is None:
         raise not_found("dataset", dataset_id)
     rows = session.scalars(
-        select(Example).where(Example.dataset_id == dataset_id).order_by(Example.position)
-        .options(selectinload(Example.rationales)).limit(limit)
+        select(Example)
+        .where(Example.dataset_id == dataset_id)
+        .order_by(Example.position)
+        .options(selectinload(Example.rationales))
+        .limit(limit)
     )
-    return [Record(id=r.ext_id, question=r.question, answer=r.answer,
-                   rationales=[RationaleRecord(text=x.text, source=x.source, model=x.model) for x in r.rationales])
-            for r in rows]
+    return [
+        Record(
+            id=r.ext_id,
+            question=r.question,
+            answer=r.answer,
+            rationales=[RationaleRecord(text=x.text, source=x.source, model=x.model) for x in r.rationales],
+        )
+        for r in rows
+    ]
 
 
 @router.post("/episode", summary="One real training episode of a stored dataset with each span's ω weight")
@@ -106,17 +115,29 @@ def preview_episode(body: EpisodeIn, session: SessionDep) -> dict[str, Any]:
     except ValueError as exc:
         raise ApiError(422, str(exc), field="dataset_id") from None
     shots = episodes[body.index % len(episodes)]
-    shown = weights[len(weights) - len(shots):]  # fewer examples than n: the last ω's belong to the shots kept
+    # with fewer examples than n, the last ω's belong to the shots that were kept
+    shown = weights[len(weights) - len(shots) :]
     try:
-        ep = build_episode(_tokenizer(), shots, body.objective, shown, template=body.template,
-                           max_length=body.max_length)
+        ep = build_episode(
+            _tokenizer(), shots, body.objective, shown, template=body.template, max_length=body.max_length
+        )
     except EpisodeTooLong as exc:
         raise ApiError(422, str(exc), field="max_length") from None
-    spans = [{"start": s.start, "end": s.end, "kind": s.kind, "shot": s.shot, "weight": s.weight, "text": s.text}
-             for s in ep.spans]
-    return {"weights": weights, "n_tokens": len(ep.input_ids), "n_shots": ep.n_shots, "n_dropped": ep.n_dropped,
-            "weighted_tokens": sum(1 for w in ep.loss_weights if w > 0), "total_weight": sum(ep.loss_weights),
-            "spans": spans, "tokenizer": "byte-level (ByT5, as the tiny students)", "n_episodes": len(episodes)}
+    spans = [
+        {"start": s.start, "end": s.end, "kind": s.kind, "shot": s.shot, "weight": s.weight, "text": s.text}
+        for s in ep.spans
+    ]
+    return {
+        "weights": weights,
+        "n_tokens": len(ep.input_ids),
+        "n_shots": ep.n_shots,
+        "n_dropped": ep.n_dropped,
+        "weighted_tokens": sum(1 for w in ep.loss_weights if w > 0),
+        "total_weight": sum(ep.loss_weights),
+        "spans": spans,
+        "tokenizer": "byte-level (ByT5, as the tiny students)",
+        "n_episodes": len(episodes),
+    }
 
 
 @router.post("/prompt", summary="The teacher prompt a template gives for a real question of a dataset")
@@ -125,16 +146,28 @@ def preview_prompt(body: PromptIn, session: SessionDep) -> dict[str, Any]:
 
     if session.get(Dataset, body.dataset_id) is None:
         raise not_found("dataset", body.dataset_id)
-    row = session.scalars(select(Example).where(Example.dataset_id == body.dataset_id)
-                          .order_by(Example.position).offset(body.index).limit(1)).first()
+    row = session.scalars(
+        select(Example)
+        .where(Example.dataset_id == body.dataset_id)
+        .order_by(Example.position)
+        .offset(body.index)
+        .limit(1)
+    ).first()
     if row is None:
-        raise ApiError(422, f"dataset {body.dataset_id} has no example at position {body.index}", field="index")
+        raise ApiError(
+            422, f"dataset {body.dataset_id} has no example at position {body.index}", field="index"
+        )
     try:
         cfg = AnnotateConfig(prompt_template=body.prompt_template, system_prompt=body.system_prompt)
     except ValidationError as exc:
         raise ApiError(422, format_validation_error(exc), field="prompt_template") from None
-    return {"example_id": row.ext_id, "question": row.question, "answer": row.answer,
-            "system_prompt": cfg.system_prompt, "prompt": cfg.render(row.question, row.answer)}
+    return {
+        "example_id": row.ext_id,
+        "question": row.question,
+        "answer": row.answer,
+        "system_prompt": cfg.system_prompt,
+        "prompt": cfg.render(row.question, row.answer),
+    }
 
 
 @router.get("/datasets/{dataset_id}/stats", summary="Questions, and rationales by source and by writer")
@@ -143,16 +176,29 @@ def dataset_stats(dataset_id: int, session: SessionDep) -> dict[str, Any]:
     if dataset is None:
         raise not_found("dataset", dataset_id)
     in_ds = Rationale.example_id.in_(select(Example.id).where(Example.dataset_id == dataset_id))
-    by_source = dict(session.execute(select(Rationale.source, func.count()).where(in_ds)
-                                     .group_by(Rationale.source)).all())
-    by_model = [{"source": s, "model": m or "", "rationales": n} for s, m, n in session.execute(
-        select(Rationale.source, Rationale.model, func.count()).where(in_ds)
-        .group_by(Rationale.source, Rationale.model)).all()]
+    by_source = dict(
+        session.execute(select(Rationale.source, func.count()).where(in_ds).group_by(Rationale.source)).all()
+    )
+    by_model = [
+        {"source": s, "model": m or "", "rationales": n}
+        for s, m, n in session.execute(
+            select(Rationale.source, Rationale.model, func.count())
+            .where(in_ds)
+            .group_by(Rationale.source, Rationale.model)
+        ).all()
+    ]
     with_rationale = session.scalar(select(func.count(func.distinct(Rationale.example_id))).where(in_ds)) or 0
-    questions = session.scalar(select(func.count()).select_from(Example)
-                               .where(Example.dataset_id == dataset_id)) or 0
-    return {"dataset_id": dataset_id, "questions": questions, "with_rationale": with_rationale,
-            "rationales": sum(by_source.values()), "by_source": by_source, "by_model": by_model}
+    questions = (
+        session.scalar(select(func.count()).select_from(Example).where(Example.dataset_id == dataset_id)) or 0
+    )
+    return {
+        "dataset_id": dataset_id,
+        "questions": questions,
+        "with_rationale": with_rationale,
+        "rationales": sum(by_source.values()),
+        "by_source": by_source,
+        "by_model": by_model,
+    }
 
 
 @router.get("/builtins", summary="Built-in datasets that /datasets/import accepts")
@@ -163,8 +209,10 @@ def builtins() -> list[dict[str, Any]]:
         import aicd.data.synthetic  # noqa: F401  (registers "arith")
     except ImportError:
         pass
-    return [{"name": i.name, "answer_kind": i.answer_kind, "n_shots": i.n_shots, "description": i.description}
-            for i in sorted(loaders.DATASETS.values(), key=lambda i: i.name)]
+    return [
+        {"name": i.name, "answer_kind": i.answer_kind, "n_shots": i.n_shots, "description": i.description}
+        for i in sorted(loaders.DATASETS.values(), key=lambda i: i.name)
+    ]
 
 
 def _config_kind(data: dict[str, Any]) -> str | None:
@@ -182,7 +230,9 @@ def _config_kind(data: dict[str, Any]) -> str | None:
 
 
 @router.get("/configs", summary="Shipped experiment configs (configs/*.yaml): Table 1, Fig. 1, Fig. 2, ...")
-def shipped_configs(kind: Annotated[str | None, Query(description="sweep | train")] = None) -> list[dict[str, Any]]:
+def shipped_configs(
+    kind: Annotated[str | None, Query(description="sweep | train")] = None,
+) -> list[dict[str, Any]]:
     out = []
     for folder in (ROOT / "configs", ROOT / "aicd" / "configs"):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
@@ -193,6 +243,7 @@ def shipped_configs(kind: Annotated[str | None, Query(description="sweep | train
             found = _config_kind(data) if isinstance(data, dict) else None
             if found is None or (kind and found != kind) or any(c["name"] == path.stem for c in out):
                 continue
-            out.append({"name": path.stem, "path": str(path.relative_to(ROOT)), "kind": found, "config": data})
+            out.append(
+                {"name": path.stem, "path": str(path.relative_to(ROOT)), "kind": found, "config": data}
+            )
     return out
-
