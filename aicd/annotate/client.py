@@ -120,17 +120,31 @@ class ClientStats:
     errors: dict[str, int] = field(default_factory=dict)
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = set()
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(exc))
+        exc = nxt
+
+
 def describe_error(exc: BaseException, secret: str | None) -> str:
     """A one-line, key-free description of a request error."""
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
         detail = body.get("message") if isinstance(body.get("message"), str) else exc.message
         msg = f"HTTP {exc.status_code}: {_SDK_PREFIX.sub('', str(detail))}"
-    elif isinstance(exc, openai.APITimeoutError):
-        msg = "request timed out"
-    elif isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        msg = f"connection error: {cause or exc}"
+    elif isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        root = _root_cause(exc)
+        if isinstance(root, OSError) and not isinstance(root, TimeoutError):
+            # a refused connection or unknown host (the aiohttp transport reports these as timeouts)
+            msg = f"connection error: {root}"
+        elif isinstance(exc, openai.APITimeoutError):
+            msg = "request timed out"
+        else:
+            msg = f"connection error: {exc.__cause__ or exc}"
     else:
         msg = f"{type(exc).__name__}: {exc}"
     return redact(" ".join(msg.split()), secret)
