@@ -191,6 +191,17 @@ def test_fatal_errors_raise_before_anything_is_written(teacher, tmp_path: Path) 
     with pytest.raises(TeacherError, match="rejected the API key") as err:
         annotate(_config(base_url, api_key="sk-wrong-key-123"), make_examples(3), JsonlSink(path))
     assert "sk-wrong-key-123" not in str(err.value)
-    with pytest.raises(TeacherError, match="cannot reach"):
+    with pytest.raises(TeacherError, match=r"cannot reach .*connection error"):
         annotate(_config("http://127.0.0.1:9/v1"), make_examples(3), JsonlSink(path))
     assert not path.exists()
+
+
+def test_a_request_that_hangs_past_every_retry_is_stored_as_a_timeout(teacher) -> None:
+    base_url, server = teacher
+    server.options.hang_rate = 1.0
+    server.options.hang_s = 5.0
+    sink = MemorySink()
+    report = annotate(_config(base_url, k=1, timeout=0.3, max_retries=1), make_examples(2), sink)
+    assert report.ok == 0 and report.failed == 2
+    assert [f.error for f in sink.failures] == ["request timed out"] * 2
+    assert server.faults() == {"hang": 4}  # each item: first try + one retry
