@@ -294,9 +294,13 @@ class TeacherClient:
                     response = await self._once(prompt, n)
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
             raise self._fatal(exc) from None
-        except openai.BadRequestError:
+        except openai.BadRequestError as exc:
             if n > 1 and self.config.n_mode == "auto":
                 raise NSupportError() from None
+            exc.attempts = attempts  # type: ignore[attr-defined]
+            raise
+        except Exception as exc:
+            exc.attempts = attempts  # type: ignore[attr-defined]  # stored with the failure record
             raise
         if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
             raise BadResponse(f"the server's reply has no 'choices' list: {str(response)[:200]}")

@@ -223,7 +223,7 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
                 return  # stopped mid-retry: not a failure, the next run asks again
             error = describe_error(exc, run.secret)
             for index in indices:
-                run.fail(ex.id, index, error, attempts=cfg.max_retries + 1 if is_retryable(exc) else 1)
+                run.fail(ex.id, index, error, attempts=getattr(exc, "attempts", 1))
             return
         rest = keep(indices, completion)
         if rest:

@@ -92,6 +92,7 @@ def test_item_failing_after_last_retry_is_recorded_and_retried_on_resume(teacher
     assert "HTTP 500" in report.failures[0]["error"]
     failed = [r for r in read_raw(path) if r.status == "failed"]
     assert sorted(r.sample_index for r in failed) == [0, 1, 2] and all(r.error for r in failed)
+    assert {r.attempts for r in failed} == {3}
     assert (
         sum(1 for r in server.requests if r.question and r.question.startswith("Item 3:")) == 3
     )  # 1 + 2 retries
