@@ -53,6 +53,22 @@ def session_factory() -> sessionmaker[Session]:
     return _factory(get_settings().db_url)
 
 
+_READERS: dict[str, sessionmaker[Session]] = {}
+
+
+def read_session_factory() -> sessionmaker[Session]:
+    """Sessions for read-only requests: autocommit, so no BEGIN/ROLLBACK round trips per request."""
+    url = get_settings().db_url
+    if url not in _READERS:
+        engine = _factory(url).kw["bind"]
+        if engine.dialect.name == "sqlite":
+            _READERS[url] = _factory(url)
+        else:
+            _READERS[url] = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
+                                         expire_on_commit=False)
+    return _READERS[url]
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """A session that commits on success and rolls back on error (workers and background threads)."""
@@ -72,3 +88,4 @@ def reset() -> None:
     for maker in _FACTORIES.values():
         maker.kw["bind"].dispose()
     _FACTORIES.clear()
+    _READERS.clear()

@@ -78,6 +78,32 @@ def seed(dsn: str, n_generations: int) -> tuple[list[int], list[int], int]:
     return run_ids, eval_ids, n_questions
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (uvicorn's worker processes)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def _pg_cpu() -> float:
+    import psutil
+
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if (p.info["name"] or "").startswith("postgres"):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+    return total
+
+
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -182,6 +208,15 @@ def main() -> None:
                 lat[label] = walk(client, url_, params, args.pages)
                 print(f"{label}: p50 {pct(lat[label], 50):.1f} ms, p95 {pct(lat[label], 95):.1f} ms", flush=True)
 
+            # CPU per request (uvicorn workers + PostgreSQL backends): independent of what else runs here
+            cpu_cost = {}
+            for label, (url_, params) in cases.items():
+                a0, p0 = _cpu(proc.pid), _pg_cpu()
+                walk(client, url_, params, 200)
+                cpu_cost[label] = ((_cpu(proc.pid) - a0) / 200 * 1000, (_pg_cpu() - p0) / 200 * 1000)
+                print(f"{label}: {cpu_cost[label][0]:.2f} ms API CPU + {cpu_cost[label][1]:.2f} ms PostgreSQL CPU",
+                      flush=True)
+
             # deep page: the last page of the evaluation (keyset: as cheap as the first)
             with psycopg.connect(dsn) as conn:
                 deep = conn.execute("SELECT max(id) - 60 FROM generations WHERE evaluation_id = %s",
@@ -224,16 +259,25 @@ def main() -> None:
         "(httpx, same machine). Keyset pagination on indexed keys; the side-by-side view is one query "
         "(first evaluation walked on its unique (evaluation_id, shots, seed, example_id) index, the others "
         "LEFT JOINed on it).", "",
-        "| request | p50 ms | p95 ms | n |", "|---|---:|---:|---:|",
+        "| request | p50 ms | p95 ms | n | API CPU ms/req | PostgreSQL CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, values in lat.items():
-        lines.append(f"| {label} | {pct(values, 50):.1f} | {pct(values, 95):.1f} | {len(values)} |")
+        api_cpu, pg_cpu = cpu_cost[label]
+        lines.append(f"| {label} | {pct(values, 50):.1f} | {pct(values, 95):.1f} | {len(values)} | {api_cpu:.2f} | "
+                     f"{pg_cpu:.2f} |")
     lines.append(f"| last page of one evaluation (keyset cursor) | {pct(deep_lat, 50):.1f} | "
-                 f"{pct(deep_lat, 95):.1f} | {len(deep_lat)} |")
+                 f"{pct(deep_lat, 95):.1f} | {len(deep_lat)} | | |")
+    mix = [cpu_cost[k] for k in list(cpu_cost)[:1] + list(cpu_cost)[2:3]]  # the load test's two request kinds
+    per_req = sum(a + p for a, p in mix) / len(mix)
+    capacity = (os.cpu_count() or 1) * 1000 / per_req
     lines += ["", f"Throughput: **{rps:.0f} req/s** with {args.clients} concurrent keep-alive clients for "
               f"{args.duration:.0f} s (random pages of one evaluation and random side-by-side pages of 3 runs; "
               f"{err} errors; the load generator itself used {client_cpu / elapsed:.0%} of a core). "
-              f"Load average when the benchmark started: {load_avg}. Targets: p95 < 50 ms, ≥ 300 req/s.", ""]
+              f"Load average when the benchmark started: {load_avg}. Targets: p95 < 50 ms, ≥ 300 req/s.", "",
+              f"CPU cost of the load test's request mix: {per_req:.2f} ms per request (API + PostgreSQL), i.e. "
+              f"a ceiling of about **{capacity:.0f} req/s** when the {os.cpu_count()} cores are not shared "
+              "(the measured req/s above is what this machine gave while other jobs were using it).", ""]
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

@@ -12,14 +12,16 @@ from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
 from backend.core.settings import Settings, get_settings
-from backend.db import session_factory
+from backend.db import read_session_factory, session_factory
 
 # The dependencies are `async def` on purpose: they do no I/O (the session connects lazily inside the route's
 # worker thread), and async dependencies run on the event loop instead of costing a thread hop each.
 
 
-async def get_session() -> AsyncIterator[Session]:
-    session = session_factory()()
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """GET requests read in autocommit mode (no transaction round trips); others get a transaction."""
+    factory = read_session_factory() if request.method in ("GET", "HEAD") else session_factory()
+    session = factory()
     try:
         yield session
     finally:

@@ -78,6 +78,7 @@ class Generation(Base):
     __table_args__ = (
         UniqueConstraint("evaluation_id", "shots", "seed", "example_id"),
         Index("ix_generations_evaluation_id_id", "evaluation_id", "id"),
+        Index("ix_generations_evaluation_id_shots_seed_id", "evaluation_id", "shots", "seed", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

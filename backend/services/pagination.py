@@ -28,7 +28,9 @@ def keyset_rows(session: Session, stmt: Select[Any], id_col: Any, cursor: int | 
     if cursor is not None:
         stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
     stmt = stmt.order_by(id_col.desc() if desc else id_col.asc()).limit(limit + 1)
-    rows = [dict(r) for r in session.execute(stmt).mappings()]
+    result = session.execute(stmt)
+    keys = list(result.keys())
+    rows = [dict(zip(keys, r, strict=True)) for r in result.all()]  # much cheaper than .mappings()
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (str(rows[-1]["id"]) if more and rows else None)
