@@ -81,7 +81,9 @@ def weighted_nll(logits: torch.Tensor, input_ids: torch.Tensor, loss_weights: to
     targets = input_ids[:, 1:]
     weights = loss_weights[:, 1:].to(torch.float32)
     rows, cols = torch.nonzero(weights > 0, as_tuple=True)
-    picked = logits[:, :-1][rows, cols].float()  # [K, V]
+    # rows of the flattened logits: index_select's backward is a cheap index_add, unlike 2-D indexing's
+    width = logits.shape[1]
+    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, rows * width + cols).float()  # [K, V]
     nll = torch.nn.functional.cross_entropy(picked, targets[rows, cols], reduction="none")
     out = torch.zeros(logits.shape[0], dtype=torch.float32, device=logits.device)
     return out.index_add(0, rows, nll * weights[rows, cols])
