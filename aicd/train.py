@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aicd.batching import group_steps, make_batches, padded_tokens
+from aicd.batching import group_steps, make_batches
 from aicd.checkpoint import (
     DONE_FILE,
     FINAL_DIR,
@@ -82,11 +82,6 @@ class EpochPlan:
     episodes: list[Episode]
     steps: list[list[list[int]]]
     skipped: int  # episodes whose final shot alone exceeds max_length
-
-    def real_token_fraction(self) -> float:
-        lengths = [len(ep) for ep in self.episodes]
-        mbs = [mb for step in self.steps for mb in step]
-        return sum(lengths) / max(1, padded_tokens(lengths, mbs))
 
 
 @dataclass
@@ -325,8 +320,11 @@ def train(
 ) -> TrainResult:
     """Train `config.model` on `examples` (default: `config.dataset`) and write `config.run_dir`.
 
+    Steps: `max_steps` if set (more or fewer epochs as needed), else ceil(epochs × steps per epoch); an
+    epoch has one episode per usable example and a step `batch_size` episodes (the last one may be short).
     resume=True continues from the newest checkpoint (same step, optimizer, scheduler, data order and RNG)
-    and drops metrics.jsonl lines after it; with no checkpoint it starts from scratch.
+    and drops metrics.jsonl lines after it; with no checkpoint it starts from scratch, and a finished run
+    (final/ written) is returned as is. Raises AICDError subclasses for bad input, before writing anything.
     """
     import torch
     from tqdm.auto import tqdm
