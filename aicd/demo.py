@@ -23,16 +23,16 @@ from aicd.data.synthetic import ArithSpec, generate
 from aicd.errors import ConfigError
 from aicd.sweep import SweepCallback, SweepResult, run_sweep
 
-DEMO_SPEC = ArithSpec(min_steps=2, max_steps=3, max_operand=9, max_value=19, k=3)
-DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=128&intermediate_size=384&num_attention_heads=4"
+DEMO_SPEC = ArithSpec(min_steps=2, max_steps=3, max_operand=9, max_value=9, k=3)
+DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
 
 FULL = {
     "n_train": 2000,
-    "n_test": 200,
+    "n_test": 150,
     "max_steps": 300,
-    "shots": [0, 2],
+    "shots": [0, 1],
     "model": DEMO_MODEL,
-    "max_new_tokens": 48,
+    "max_new_tokens": 60,
 }
 QUICK = {
     "n_train": 64,
@@ -61,7 +61,7 @@ def demo_config(out: Path, *, quick: bool = False) -> SweepConfig:
             "schedule": "paper",
             "omega": 0.1,
             "template": template,
-            "lr": 3e-3,
+            "lr": 1e-2,
             "warmup_ratio": 0.05,
             "weight_decay": 0.0,
             "batch_size": 8,

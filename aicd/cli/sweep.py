@@ -61,12 +61,19 @@ def demo_command(
     quick: bool = typer.Option(False, "--quick", help="a much smaller run that only checks the pipeline"),
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
     """Offline demo: AICD vs condgen, lm and nocot on synthetic multi-step arithmetic, tiny student on CPU."""
+    import time
+
     from aicd.demo import run_demo
 
-    result = run_demo(out, quick=quick, resume=resume, threads=threads)
+    start = time.perf_counter()
+    result = run_demo(
+        out, quick=quick, resume=resume, threads=threads, callback=_EchoCallback(), progress=progress
+    )
     typer.echo(result.md_path.read_text(encoding="utf-8"))
+    typer.echo(f"demo took {time.perf_counter() - start:.0f} s")
     typer.echo("wrote " + ", ".join(str(p) for p in [result.csv_path, result.md_path, *result.plots]))
 
 
