@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 BASELINE_STYLE = {"condgen": "--", "lm": ":", "nocot": "-."}
+BASELINE_COLOR = {"condgen": "tab:red", "lm": "tab:green", "nocot": "tab:gray"}
 
 
 def _figure(n_panels: int) -> tuple[Any, list[Any]]:
@@ -68,12 +69,16 @@ def plot_accuracy_vs_omega(table: Sequence[dict[str, Any]], path: str | Path) ->
                     capsize=3,
                     label=f"{label}, {shots}-shot",
                 )
-        for r in table:  # ω-free baselines and nocot variants as reference lines
+        base_shots = sorted({r["shots"] for r in table if r["dataset"] == ds})
+        for r in table:  # ω-free baselines and nocot variants as reference lines (fainter = fewer shots)
             if r["dataset"] == ds and r["objective"] != "aicd":
+                alpha = 0.4 + 0.6 * (base_shots.index(r["shots"]) + 1) / len(base_shots)
                 line = ax.axhline(
                     100 * r["mean"],
                     linestyle=BASELINE_STYLE.get(r["objective"], "--"),
-                    linewidth=1,
+                    linewidth=1.2,
+                    alpha=alpha,
+                    color=BASELINE_COLOR.get(r["objective"]),
                     label=f"{_label(r)}, {r['shots']}-shot",
                 )
                 if r["std"] > 0:
@@ -81,7 +86,7 @@ def plot_accuracy_vs_omega(table: Sequence[dict[str, Any]], path: str | Path) ->
                         100 * (r["mean"] - r["std"]),
                         100 * (r["mean"] + r["std"]),
                         color=line.get_color(),
-                        alpha=0.1,
+                        alpha=0.08,
                     )
         ax.set_title(ds)
         ax.set_xlabel("ω (weight of earlier rationales)")
