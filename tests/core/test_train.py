@@ -147,11 +147,13 @@ def test_resume_of_a_finished_run_does_nothing_and_fresh_run_refuses_existing_di
     from aicd.errors import AICDError
 
     examples = _examples(8)
-    cfg = _config(tmp_path, "once", max_steps=2)
+    cfg = _config(tmp_path, "once", max_steps=3, save_every=1, keep_checkpoints=2)
     first = train(cfg, examples=examples, progress=False)
+    assert sorted(p.name for p in cfg.run_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    assert not list(cfg.run_dir.glob(".tmp-*"))  # atomic writes leave no temp folders
     again = train(cfg, examples=examples, resume=True, progress=False)
     assert (again.step, again.total_steps, again.stopped) == (first.step, first.total_steps, False)
-    assert len(read_metrics(cfg.run_dir / "metrics.jsonl")) == 2
+    assert len(read_metrics(cfg.run_dir / "metrics.jsonl")) == 3
     with pytest.raises(AICDError, match="already has outputs"):
         train(cfg, examples=examples, progress=False)
 
