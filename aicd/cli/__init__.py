@@ -25,7 +25,9 @@ _register()
 def main() -> None:
     """Entry point: user errors print one line and exit 2; Ctrl-C exits 130 without a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns (not raises) typer.Exit codes in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except AICDError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
