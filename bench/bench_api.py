@@ -256,7 +256,8 @@ def main() -> None:
         f"`python bench/bench_api.py` — {total:,} generations in PostgreSQL 15 ({N_RUNS} runs × 1 evaluation × "
         f"{n_questions} questions × {len(SHOTS)} shot counts × {len(SEEDS)} seeds), `uvicorn backend.main:app "
         f"--workers {args.workers}` on loopback, {os.cpu_count()} CPU cores shared with the load generator "
-        "on the same machine (aiohttp for throughput, httpx for latencies). Keyset pagination on indexed keys; the side-by-side view is one query "
+        "on the same machine (aiohttp for throughput, httpx for latencies). Keyset pagination on indexed keys; "
+        "the side-by-side view is one query "
         "(first evaluation walked on its unique (evaluation_id, shots, seed, example_id) index, the others "
         "LEFT JOINed on it).", "",
         "| request | p50 ms | p95 ms | n | API CPU ms/req | PostgreSQL CPU ms/req |",
