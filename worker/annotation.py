@@ -86,7 +86,7 @@ def annotate(ctx: JobContext) -> None:
     stored = _store_rationales(job.dataset_id, job.id, report.examples)
     summary = {**report.model_dump(mode="json"), "rationales_stored": stored}
     if report.stopped:
-        ctx.finish(ctx.stopped_status(), "cancelled by request" if ctx.cancelled.is_set() else None, report=summary)
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message(), report=summary)
     elif report.failed:
         ctx.finish(JobStatus.failed, f"{report.failed} samples failed (resume to retry them)", report=summary)
     else:

@@ -7,10 +7,21 @@ worker with `-Q cpu`; the settings (acks_late, prefetch 1, routes) are shared wi
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_shutting_down
 
 from backend.core.settings import get_settings
 from backend.jobs import celery_config
+from worker.context import SHUTDOWN
 
 app = Celery("aicd", include=["worker.tasks"])
 app.conf.update(celery_config(get_settings()))
+
+
+@worker_shutting_down.connect
+def _stop_running_job(**_: Any) -> None:
+    """Warm shutdown (SIGTERM, `docker stop`): the running job checkpoints within seconds and ends `failed`
+    (resumable) instead of being killed mid-step when the grace period runs out."""
+    SHUTDOWN.set()

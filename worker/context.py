@@ -22,6 +22,8 @@ from backend.models.base import utcnow
 log = logging.getLogger("worker")
 
 CLAIMABLE = (JobStatus.queued.value, JobStatus.lost.value)
+SHUTDOWN = threading.Event()
+"""Set when the worker process is asked to stop (SIGTERM): running jobs checkpoint and end as `failed`."""
 
 
 def worker_name() -> str:
@@ -91,7 +93,7 @@ class JobContext:
             self._thread.join(timeout=10)
 
     def should_stop(self) -> bool:
-        return self.cancelled.is_set() or self.orphaned.is_set()
+        return self.cancelled.is_set() or self.orphaned.is_set() or SHUTDOWN.is_set()
 
     def update(self, **values: Any) -> None:
         with session_scope() as s:
@@ -115,5 +117,15 @@ class JobContext:
             return s.scalar(select(self.model).where(self.model.id == self.job_id))
 
     def stopped_status(self) -> str:
-        """What a job that stopped early becomes: cancelled if asked to, else lost (someone else owns it)."""
-        return JobStatus.cancelled.value if self.cancelled.is_set() else JobStatus.lost.value
+        """What a job that stopped early becomes: cancelled if asked to, failed (resumable) if its worker is
+        shutting down, else lost (another attempt owns it)."""
+        if self.cancelled.is_set():
+            return JobStatus.cancelled.value
+        return JobStatus.failed.value if SHUTDOWN.is_set() else JobStatus.lost.value
+
+    def stopped_message(self) -> str | None:
+        if self.cancelled.is_set():
+            return "cancelled by request"
+        if SHUTDOWN.is_set():
+            return "worker shut down; resume to continue from the last checkpoint"
+        return None

@@ -110,8 +110,7 @@ def _train(ctx: JobContext) -> None:
     resume = config.run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
     result = train(config, examples=examples, callback=Callback(), resume=resume, progress=False)
     if result.stopped:
-        ctx.finish(ctx.stopped_status(), "cancelled by request" if ctx.cancelled.is_set() else
-                   "stopped: this attempt no longer owns the run", step=result.step)
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message(), step=result.step)
         return
     with session_scope() as s:
         final = result.final_dir or config.run_dir / "final"
@@ -181,7 +180,7 @@ def _evaluate(ctx: JobContext) -> None:
 
     result = evaluate(config, examples=examples, shot_examples=shot_examples, callback=Callback(), progress=False)
     if result.stopped:
-        ctx.finish(ctx.stopped_status(), "cancelled by request" if ctx.cancelled.is_set() else None,
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message(),
                    rows=result.rows, summary=result.summary)
         return
     with session_scope() as s:

@@ -117,7 +117,7 @@ def sweep(ctx: JobContext) -> None:
     with session_scope() as s:
         store.register_artifacts(s, root, [Path(p) for p in files], "sweep", sweep_id=sweep_id)
     if result.stopped:
-        ctx.finish(ctx.stopped_status(), "cancelled by request" if ctx.cancelled.is_set() else None,
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message(),
                    table_rows=rows, outputs=outputs)
     else:
         ctx.finish(JobStatus.succeeded, table_rows=rows, outputs=outputs)

@@ -25,6 +25,7 @@ def test_services_and_dependencies() -> None:
     devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
     assert "deploy" not in services["worker-cpu"]
+    assert services["worker-gpu"]["stop_grace_period"]  # time to checkpoint on `docker stop`
 
 
 def test_commands_are_the_ones_tests_run() -> None:

@@ -65,3 +65,24 @@ def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_
     gens = client.get(f"/api/v1/evaluations/{ev['id']}/generations", params={"limit": 500}).json()["items"]
     assert len(gens) == 24 == len({(g["example_id"], g["shots"], g["seed"]) for g in gens})
     assert sum(r["n"] for r in done["rows"]) == 24
+
+
+def test_sigterm_checkpoints_and_run_resumes(client: TestClient, make_gpu_worker) -> None:
+    """A warm shutdown (SIGTERM, `docker stop`) stops the job at once with a checkpoint; it ends `failed`
+    (resumable), not `running`, and a new worker finishes it."""
+    worker = make_gpu_worker()
+    ds = client.post("/api/v1/datasets", files={"file": ("term.jsonl", arith_jsonl("train", 12))},
+                     data={"name": "term-train"}).json()["id"]
+    cfg = tiny_train_config(max_steps=40, save_every=0)  # no periodic checkpoint: the stop writes one
+    run_id = client.post("/api/v1/runs", json={"name": "term-run", "dataset_id": ds, "config": cfg}).json()["id"]
+    wait_for(client, f"/api/v1/runs/{run_id}", lambda b: b["step"] >= 3 or b["status"] in TERMINAL,
+             interval=0.05, what="training progress")
+    worker.stop()  # SIGTERM, then waits for the process to exit
+    run = client.get(f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "failed" and "shut down" in run["error"], (run, worker.tail())
+    assert 3 <= run["checkpoint_step"] == run["step"] < 40
+    make_gpu_worker()
+    assert client.post(f"/api/v1/runs/{run_id}/resume").status_code == 202
+    run = _watch(client, f"/api/v1/runs/{run_id}")[0]
+    assert run["status"] == "succeeded" and run["step"] == 40, run
+    assert [p["step"] for p in _steps(client, run_id)] == list(range(1, 41))
