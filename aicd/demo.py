@@ -1,15 +1,17 @@
 """`aicd demo`: the whole method end to end on a laptop CPU with no network.
 
-A tiny byte-level student (`tiny:llama`, trained from scratch) learns synthetic multi-step arithmetic word
-problems (`aicd.data.synthetic`) under each objective — aicd, condgen, lm, nocot — and is evaluated
-0-shot and 2-shot with greedy decoding. It is an ordinary sweep (`aicd.sweep.run_sweep`), so it writes the
-same Table-1-style results.csv/.md and figures as a paper-scale sweep.
+A tiny byte-level student (`tiny:llama`, 2 layers, d=64, trained from scratch) learns synthetic 3-step
+arithmetic word problems (`aicd.data.synthetic`) under each objective — aicd, condgen, lm, nocot — and is
+evaluated 0-shot and 1-shot with greedy decoding. It is an ordinary sweep (`aicd.sweep.run_sweep`), so it
+writes the same Table-1-style results.csv/.md and figures as a paper-scale sweep.
 
-Why these settings: every character is a token for the byte-level student, so questions are short and the
-template is `Q: …\\nA: …`; episodes hold 2 shots; the learning rate is far above the paper's 7e-6 because the
-student starts from random weights and has a few hundred steps. The problems chain 2–3 additions and
-subtractions, so `nocot` must compute the result in one go while the CoT objectives write one small
-step at a time.
+Why these settings: every character is a token for the byte-level student, so questions are short, the
+template is `Q: …\nA: …` and episodes hold 2 shots. The questions use the fixed-width layout (same-length
+words, single digits) so that every number sits at a fixed offset: a from-scratch student can learn to
+find numbers by position within a few hundred steps, while content-based copying (induction heads) did not
+emerge in that budget in our runs. One rationale per question (k=1) keeps the layout of the target fixed
+too. The learning rate (1e-2) is far above the paper's 7e-6 because the student starts from random weights.
+`nocot` must compute a±b±c±d in one go; the CoT objectives write one single-digit step at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from aicd.data.synthetic import ArithSpec, generate
 from aicd.errors import ConfigError
 from aicd.sweep import SweepCallback, SweepResult, run_sweep
 
-DEMO_SPEC = ArithSpec(min_steps=2, max_steps=3, max_operand=9, max_value=9, k=3)
+DEMO_SPEC = ArithSpec(min_steps=3, max_steps=3, max_operand=9, max_value=9, k=1, fixed_width=True)
 DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
 
 FULL = {
@@ -44,9 +46,9 @@ QUICK = {
 }
 
 
-def demo_config(out: Path, *, quick: bool = False) -> SweepConfig:
+def demo_config(out: Path, *, quick: bool = False, steps: int | None = None) -> SweepConfig:
     """The demo's sweep: the four objectives on the generated data in `out/arith/`."""
-    p = QUICK if quick else FULL
+    p = {**(QUICK if quick else FULL), **({"max_steps": steps} if steps else {})}
     out = Path(out)
     if not out.name or out.name in (".", ".."):
         raise ConfigError(f"--out: give a folder name, got '{out}'")
@@ -103,6 +105,7 @@ def run_demo(
     resume: bool = False,
     threads: int | None = 2,
     callback: SweepCallback | None = None,
+    steps: int | None = None,
     progress: bool = True,
 ) -> SweepResult:
     """Generate the data, run the four-objective sweep, and return its table/plots."""
@@ -111,7 +114,7 @@ def run_demo(
     if threads:
         torch.set_num_threads(threads)
     out = Path(out)
-    config = demo_config(out, quick=quick)
+    config = demo_config(out, quick=quick, steps=steps)
     write_demo_data(out, quick=quick)
     return run_sweep(config, callback=callback, resume=resume, progress=progress)
 

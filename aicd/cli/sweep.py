@@ -61,6 +61,9 @@ def demo_command(
     quick: bool = typer.Option(False, "--quick", help="a much smaller run that only checks the pipeline"),
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
+    steps: int = typer.Option(
+        None, "--steps", min=1, help="optimizer steps per objective (default 300; quick 3)"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
     """Offline demo: AICD vs condgen, lm and nocot on synthetic multi-step arithmetic, tiny student on CPU."""

@@ -63,6 +63,16 @@ SUB = ["loses {n}", "sells {n}", "gives away {n}", "uses {n}", "drops {n}"]
 START = ["{name} has {n} {obj}", "{name} owns {n} {obj}", "{name} starts with {n} {obj}"]
 ASK = ["How many {obj} now?", "How many {obj} are left?", "How many does {name} have?"]
 
+# Fixed-width variants: every name, object and verb has the same length and numbers are single digits, so
+# each number sits at a fixed offset. A byte-level student trained from scratch for a few hundred steps can
+# then find the numbers by position; it cannot yet learn content-based copying (induction) in that budget.
+FW_NAMES = [n for n in NAMES if len(n) == 3]
+FW_OBJECTS = ["pens", "eggs", "cups", "hats", "toys", "cars", "mugs", "keys", "buns", "figs"]
+FW_ADD = ["finds {n}", "makes {n}", "earns {n}", "grabs {n}"]
+FW_SUB = ["loses {n}", "sells {n}", "drops {n}", "gives {n}"]
+FW_START = ["{name} has {n} {obj}", "{name} got {n} {obj}"]
+FW_ASK = ["How many now?", "What is left?"]
+
 SPLITS = {"train": "train", "test": "test", "dev": "test", "validation": "test", "val": "test"}
 DEFAULT_SIZES = {"train": 2000, "test": 300}
 TEST_BUCKETS = 5  # a question is a test question iff hash(question) % 100 < TEST_BUCKETS
@@ -77,6 +87,15 @@ class ArithSpec:
     max_operand: int = 9
     max_value: int = 19
     k: int = 3
+    fixed_width: bool = False  # same-length words, ", " joins, single digits (needs max_value <= 9)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ValueError(
+                f"steps: need 1 <= min_steps <= max_steps, got {self.min_steps}..{self.max_steps}"
+            )
+        if self.fixed_width and self.max_value > 9:
+            raise ValueError("fixed_width needs single-digit values (max_value <= 9)")
 
 
 def _steps(rng: random.Random, spec: ArithSpec) -> tuple[int, list[tuple[str, int]]]:
@@ -101,6 +120,13 @@ def _question(rng: random.Random, name: str, obj: str, start: int, ops: list[tup
     head = rng.choice(START).format(name=name, n=start, obj=obj)
     body = ", ".join([head, *clauses[:-1]]) + " and " + clauses[-1]
     return f"{body}. {rng.choice(ASK).format(obj=obj, name=name)}"
+
+
+def _question_fixed(rng: random.Random, name: str, obj: str, start: int, ops: list[tuple[str, int]]) -> str:
+    """`Ann has 5 pens, finds 3, loses 2, grabs 4. How many now?` with every number at a fixed offset."""
+    clauses = [rng.choice(FW_ADD if op == "+" else FW_SUB).format(n=n) for op, n in ops]
+    head = rng.choice(FW_START).format(name=name, n=start, obj=obj)
+    return ", ".join([head, *clauses]) + ". " + rng.choice(FW_ASK)
 
 
 def _chain(start: int, ops: list[tuple[str, int]]) -> list[tuple[int, str, int, int]]:
@@ -130,6 +156,10 @@ def make_example(rng: random.Random, idx: str, spec: ArithSpec = ArithSpec()) ->
 
 
 def _draw(rng: random.Random, spec: ArithSpec) -> tuple[str, int, list[tuple[str, int]]]:
+    if spec.fixed_width:
+        name, obj = rng.choice(FW_NAMES), rng.choice(FW_OBJECTS)
+        start, ops = _steps(rng, spec)
+        return _question_fixed(rng, name, obj, start, ops), start, ops
     name, obj = rng.choice(NAMES), rng.choice(OBJECTS)
     start, ops = _steps(rng, spec)
     return _question(rng, name, obj, start, ops), start, ops

@@ -71,3 +71,15 @@ def test_registered_as_arith_dataset():
 def test_bad_split_is_a_clear_error():
     with pytest.raises(ValueError, match="split"):
         generate("nonsense", 3)
+
+
+def test_fixed_width_layout_puts_every_number_at_the_same_offset():
+    spec = ArithSpec(min_steps=3, max_steps=3, max_value=9, k=1, fixed_width=True)
+    examples = generate("train", 300, seed=0, spec=spec)
+    assert len({len(ex.question) for ex in examples}) == 1
+    offsets = {tuple(i for i, ch in enumerate(ex.question) if ch.isdigit()) for ex in examples}
+    assert len(offsets) == 1 and len(next(iter(offsets))) == 4
+    for ex in examples:
+        assert int(ex.answer) == _evaluate_question(ex.question) and 0 <= int(ex.answer) <= 9
+    with pytest.raises(ValueError, match="max_value"):
+        ArithSpec(fixed_width=True, max_value=19)
