@@ -24,7 +24,7 @@ def test_quick_demo_runs_end_to_end_and_cli_resumes(tmp_path, repo_root):
     assert all(0.0 <= r["mean"] <= 1.0 for r in result.table_rows)
     assert len(read_examples(out / "arith" / "train.jsonl")) == 64
     test = read_examples(out / "arith" / "test.jsonl")
-    assert len(test) == 8 and all(len(ex.rationales) == 3 for ex in test)
+    assert len(test) == 8 and all(len(ex.rationales) == 1 for ex in test)
     assert result.md_path == out / "results.md" and "| lm |" in result.md_path.read_text()
     assert sorted(p.name for p in result.plots) == [
         "fig1_accuracy_vs_omega.png",
