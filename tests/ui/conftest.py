@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,49 +160,174 @@ def seeded(backend: Backend) -> Seeded:
     return Seeded(train, test, bare)
 
 
-@dataclass
-class Trained:
-    runs: list[dict[str, Any]]  # succeeded, each with a succeeded evaluation on the test set
-    evaluations: list[dict[str, Any]]
-    failed: dict[str, Any]  # an AICD run on data without rationales: fails with a message
+@pytest.fixture(scope="session")
+def failed_run(backend: Backend, seeded: Seeded) -> dict[str, Any]:
+    """An AICD run on data without rationales: the worker fails it with a message (created through HTTP)."""
+    api = backend.client
+    run = api.create_run({**TINY_TRAIN, "objective": "aicd"}, name="seed-fails", dataset_id=seeded.bare["id"])
+    return run
+
+
+def job_ended(get: Callable[[int], dict[str, Any]], job_id: int) -> dict[str, Any] | None:
+    job = get(job_id)
+    return job if job["status"] in ("succeeded", "failed", "cancelled", "lost") else None
+
+
+# ------------------------------------------------------------------------------------------ the browser
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OBJECTIVES = ["aicd", "condgen", "lm", "nocot"]
+COMPARISON = "browser-cmp"
 
 
 @pytest.fixture(scope="session")
-def trained(backend: Backend, seeded: Seeded) -> Trained:
-    """Two tiny runs (AICD, no-CoT) evaluated on the test sample, and one run that fails: all through HTTP."""
-    api = backend.client
-    runs = [
-        api.create_run({**TINY_TRAIN, "objective": obj}, name=f"seed-{obj}", dataset_id=seeded.train["id"])
-        for obj in ("aicd", "nocot")
-    ]
-    failed = api.create_run(
-        {**TINY_TRAIN, "objective": "aicd"}, name="seed-fails", dataset_id=seeded.bare["id"]
-    )
-
-    def ended(run_id: int) -> dict[str, Any] | None:
-        run = api.run(run_id)
-        return run if run["status"] in ("succeeded", "failed", "cancelled", "lost") else None
-
-    done = [wait_until(lambda r=r: ended(r["id"]), 300, f"run {r['name']}") for r in runs]
-    for run in done:
-        assert run["status"] == "succeeded", (run, backend.log_tail())
-    evals = [
-        api.create_evaluation(
-            TINY_EVAL, run_id=r["id"], dataset_id=seeded.test["id"], shots_dataset_id=seeded.train["id"]
+def ui_server(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run ui/app.py` on a free port, talking to the test backend."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("ui") / "streamlit.log"
+    env = {**os.environ, "AICD_API_URL": backend.url}
+    env.pop("AICD_API_TOKEN", None)
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(REPO / "ui" / "app.py"),
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        for r in done
-    ]
+    url = f"http://127.0.0.1:{port}"
 
-    def eval_ended(ev_id: int) -> dict[str, Any] | None:
-        ev = api.evaluation(ev_id)
-        return ev if ev["status"] in ("succeeded", "failed", "cancelled", "lost") else None
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text(errors="replace")[-3000:])
+        try:
+            return httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
-    evals = [wait_until(lambda e=e: eval_ended(e["id"]), 300, f"evaluation {e['id']}") for e in evals]
-    for ev in evals:
-        assert ev["status"] == "succeeded", (ev, backend.log_tail())
-    failed = wait_until(lambda: ended(failed["id"]), 300, "the failing run")
-    assert failed["status"] == "failed", failed
-    return Trained(done, evals, failed)
+    wait_until(up, 120, "the Streamlit UI")
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def settle(page: Any) -> None:
+    """Let Streamlit finish the rerun a widget change started."""
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
+
+
+def choose(page: Any, label: str, option: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
+    page.get_by_role("option", name=re.compile(re.escape(option))).first.click()
+    settle(page)
+
+
+def fill(page: Any, label: str, value: object) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    settle(page)
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"browser-{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium under Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install Debian's chromium (apt-get install chromium chromium-driver)"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        except Exception:
+            for context in browser.contexts:  # what the page showed when the test gave up
+                for i, page in enumerate(context.pages):
+                    screenshot(page, f"failure-{i}")
+            raise
+        finally:
+            browser.close()
+
+
+@dataclass
+class Comparison:
+    runs: list[dict[str, Any]]  # one per objective, succeeded
+    evaluations: list[dict[str, Any]]  # one per run, succeeded, on the test sample
+    summary: str  # what the Launch page said would run
+
+
+@pytest.fixture(scope="session")
+def comparison(backend: Backend, seeded: Seeded, ui_server: str, failed_run: dict[str, Any]) -> Comparison:
+    """A tiny comparison of the four objectives launched by clicking through the Launch page in Chromium; the
+    session's sidebar tracker queues each run's evaluation when it ends. The data of the runs/results/compare
+    tests and of the browser test."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(f"{ui_server}/launch")
+        page.get_by_label("max steps (0 = no cap)").wait_for()
+        choose(page, "Train on", seeded.train["name"])
+        choose(page, "Evaluate on", seeded.test["name"])
+        for label, value in [
+            ("n shots per episode", 2),
+            ("learning rate", "1e-3"),
+            ("max steps (0 = no cap)", 2),
+            ("batch size (episodes)", 2),
+            ("micro batch", 2),
+            ("max tokens per episode", 512),
+            ("shots", "0, 1"),
+            ("evaluation seeds", "0"),
+            ("questions (0 = all)", 3),
+            ("max new tokens", 24),
+            ("Name", COMPARISON),
+        ]:
+            fill(page, label, value)
+        summary = page.get_by_test_id("stMarkdown").filter(has_text="training run(s)").inner_text()
+        screenshot(page, "launch")
+        page.get_by_role("button", name="Launch", exact=True).click()
+        page.get_by_text("Queued 4 run(s)").wait_for()
+        page.get_by_test_id("stSidebar").get_by_text(re.compile(rf"{COMPARISON}.*— done")).wait_for(
+            timeout=600_000
+        )
+        screenshot(page, "launched")
+    api = backend.client
+    runs = sorted(
+        (api.run(r["id"]) for r in api.runs() if r["name"].startswith(f"{COMPARISON}-")),
+        key=lambda r: r["id"],
+    )
+    evaluations = [e for r in runs for e in api.evaluations(run_id=r["id"])]
+    return Comparison(runs, evaluations, summary)
 
 
 def app_test(page: str | None = None, timeout: float = 60) -> AppTest:

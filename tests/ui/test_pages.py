@@ -12,11 +12,12 @@ from tests.support.fake_teacher import start_fake_teacher
 from tests.ui.conftest import (
     REPO,
     Backend,
+    Comparison,
     Seeded,
-    Trained,
     app_test,
     backend_env,
     free_port,
+    job_ended,
     no_traceback,
     texts,
     wait_until,
@@ -290,34 +291,39 @@ def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seed
 # ------------------------------------------------------------------------------------------ runs
 
 
-def test_runs_page_curves_evaluations_and_a_failed_run(ui_env: Backend, trained: Trained) -> None:
+def test_runs_page_curves_evaluations_and_a_failed_run(
+    ui_env: Backend, comparison: Comparison, failed_run: dict
+) -> None:
     at = app_test("runs")
-    aicd = next(r for r in trained.runs if r["config"]["objective"] == "aicd")
+    aicd = next(r for r in comparison.runs if r["config"]["objective"] == "aicd")
     at.selectbox(key="runs_pick").set_value(aicd["id"]).run()
     no_traceback(at)
     shown = texts(at)
-    assert "seed-aicd" in shown and "succeeded" in shown
+    assert aicd["name"] in shown and "succeeded" in shown
     specs = [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
     curve = next(s for s in specs if s["layout"]["title"]["text"] == "training loss")
     assert len(curve["data"][0]["x"]) == len(ui_env.client.metrics(aicd["id"])) > 0
     assert any("accuracy (%) by shots" in s["layout"]["title"]["text"] for s in specs)
 
-    at.selectbox(key="runs_pick").set_value(trained.failed["id"]).run()
+    failed = wait_until(lambda: job_ended(ui_env.client.run, failed_run["id"]), 300, "the failing run")
+    assert failed["status"] == "failed" and "rationale" in failed["error"], failed
+    at.selectbox(key="runs_pick").set_value(failed["id"]).run()
     no_traceback(at)
     errors = [e.value for e in at.error]
-    assert any(e.startswith("This run failed:") and trained.failed["error"] in e for e in errors), errors
-    assert at.button(key=f"runs_resume_{trained.failed['id']}")  # a failed run can be resumed
+    assert any(e.startswith("This run failed:") and failed["error"] in e for e in errors), errors
+    assert at.button(key=f"runs_resume_{failed['id']}")  # a failed run can be resumed
 
 
 # ------------------------------------------------------------------------------------------ results
 
 
-def test_results_table_figures_and_exports(ui_env: Backend, trained: Trained) -> None:
+def test_results_table_figures_and_exports(ui_env: Backend, comparison: Comparison) -> None:
     at = app_test("results")
+    at.text_input(key="res_filter").set_value("browser-cmp").run()
     no_traceback(at)
     table = at.dataframe[0].value
-    assert list(table.index) == ["AICD", "no-CoT"] and list(table.columns) == ["svamp-test"]
-    ev = next(e for e in trained.evaluations if e["run_id"] == trained.runs[0]["id"])
+    assert list(table.index) == ["AICD", "CondGen", "LM", "no-CoT"] and list(table.columns) == ["svamp-test"]
+    ev = next(e for e in comparison.evaluations if e["run_id"] == comparison.runs[0]["id"])
     acc = 100 * next(r["accuracy"] for r in ev["rows"] if r["shots"] == 0)
     assert table.loc["AICD", "svamp-test"] == f"{acc:.1f} ± 0.0"
     codes = [c.value for c in at.code]
@@ -335,12 +341,13 @@ def test_results_table_figures_and_exports(ui_env: Backend, trained: Trained) ->
 # ------------------------------------------------------------------------------------------ compare
 
 
-def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, trained: Trained) -> None:
+def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, comparison: Comparison) -> None:
     at = app_test("compare")
     at.selectbox(key="cmp_dataset").set_value("svamp-test").run()
-    at.multiselect(key="cmp_runs").set_value([r["id"] for r in trained.runs]).run()
+    picked = [r for r in comparison.runs if r["config"]["objective"] in ("aicd", "nocot")]
+    at.multiselect(key="cmp_runs").set_value([r["id"] for r in picked]).run()
     no_traceback(at)
-    rows = ui_env.client.compare(run_ids=[r["id"] for r in trained.runs], shots=0, seed=0)["items"]
+    rows = ui_env.client.compare(run_ids=[r["id"] for r in picked], shots=0, seed=0)["items"]
     assert len(rows) == 3
     shown = texts(at)
     for row in rows:
@@ -356,6 +363,13 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, trained
     no_traceback(at)
     n_dis = sum(not r["agree"] for r in rows)
     assert f"{n_dis} / {len(rows)}" in texts(at)
+
+    at.selectbox(key="cmp_filter").set_value("A right, B wrong").run()
+    at.selectbox(key="cmp_a").set_value(1).run()
+    at.selectbox(key="cmp_b").set_value(0).run()
+    no_traceback(at)
+    n_ab = sum(r["entries"][1]["correct"] is True and r["entries"][0]["correct"] is False for r in rows)
+    assert f"shown {n_ab} / {len(rows)}" in texts(at).replace("\n", " ")
 
     at.selectbox(key="cmp_filter").set_value("all questions").run()
     word = rows[0]["question"].split()[2]

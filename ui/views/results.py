@@ -26,7 +26,7 @@ def main() -> None:
     df = res.accuracy_frame(evaluations, c.runs(base), names)
 
     sweeps = {s["id"]: s["name"] for s in c.sweeps(base)}
-    a, b, cc = st.columns(3)
+    a, f, b, cc = st.columns(4)
     scope_options = [None, *sorted(x for x in df["sweep_id"].dropna().unique())]
     scope = a.selectbox(
         "Runs",
@@ -36,6 +36,9 @@ def main() -> None:
     )
     if scope is not None:
         df = df[df["sweep_id"] == scope]
+    pattern = f.text_input("Run names containing", key="res_filter", placeholder="e.g. a comparison's name")
+    if pattern:
+        df = df[df["run"].str.contains(pattern, case=False, regex=False)]
     datasets = sorted(df["dataset"].unique())
     chosen = b.multiselect("Datasets", datasets, default=datasets, key="res_datasets")
     df = df[df["dataset"].isin(chosen)]
