@@ -383,3 +383,62 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
     at.text_input(key="cmp_search").set_value("").run()
     at.segmented_control(key="cmp_size").set_value(5).run()
     assert "page 1 of 1" in texts(at)
+
+
+def _cancel_sweep(api, sweep_id: int) -> None:
+    if api.sweep(sweep_id)["status"] in ("queued", "running"):
+        api.job_action("sweeps", sweep_id, "cancel")
+
+
+def test_launch_an_omega_by_seed_sweep(ui_env: Backend, seeded: Seeded) -> None:
+    api = ui_env.client
+    at = app_test("launch")
+    at.segmented_control(key="launch_mode").set_value("sweep").run()
+    select_dataset(at, "launch_train_ds", seeded.train)
+    select_dataset(at, "launch_eval_ds", seeded.test)
+    at.number_input(key="launch_max_steps").set_value(1).run()
+    at.text_input(key="launch_sweep_omegas").set_value("0, 0.5, 1").run()
+    at.text_input(key="launch_sweep_seeds").set_value("0, 1").run()
+    at.text_input(key="launch_name").set_value("ui-sweep").run()
+    no_traceback(at)
+    assert "6 training run(s)" in texts(at)
+    plan = at.dataframe[0].value
+    assert sorted(zip(plan["ω"], plan["seed"], strict=True)) == [
+        (w, s) for w in (0.0, 0.5, 1.0) for s in (0, 1)
+    ]
+    at.button(key="launch_go").click().run()
+    no_traceback(at)
+    sweep = next(s for s in api.sweeps() if s["name"] == "ui-sweep")
+    try:
+        cfg = sweep["config"]
+        assert cfg["grid"] == {"objective": ["aicd"], "omega": [0.0, 0.5, 1.0], "seed": [0, 1]}
+        assert cfg["train"]["dataset"] == f"db:{seeded.train['id']}" and cfg["train"]["max_steps"] == 1
+        assert cfg["eval_datasets"] == [f"db:{seeded.test['id']}"]
+        assert any("ui-sweep" in s.value for s in at.success)
+    finally:
+        _cancel_sweep(api, sweep["id"])
+
+
+def test_launch_a_shipped_paper_config(ui_env: Backend) -> None:
+    api = ui_env.client
+    shipped = {c["name"]: c for c in api.shipped_configs() if c["kind"] == "sweep"}
+    assert {"table1-svamp", "fig1-omega", "fig2-shots"} <= set(shipped)
+    at = app_test("launch")
+    at.segmented_control(key="launch_mode").set_value("shipped").run()
+    at.selectbox(key="launch_shipped").set_value("fig1-omega").run()
+    no_traceback(at)
+    grid = shipped["fig1-omega"]["config"]["grid"]
+    n_runs = 1
+    for values in grid.values():
+        n_runs *= len(values)
+    assert f"**{n_runs} training runs**" in texts(at) or f"{n_runs} training runs" in texts(at)
+    assert any("omega:" in c.value for c in at.code)
+    at.text_input(key="launch_shipped_name").set_value("ui-fig1").run()
+    at.button(key="launch_shipped_go").click().run()
+    no_traceback(at)
+    sweep = next(s for s in api.sweeps() if s["name"] == "ui-fig1")
+    try:
+        assert sweep["config"]["grid"] == grid
+        assert any("ui-fig1" in s.value for s in at.success)
+    finally:
+        _cancel_sweep(api, sweep["id"])

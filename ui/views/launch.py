@@ -231,7 +231,7 @@ def main() -> None:
         {
             "run": f"{name}-{obj}"
             if mode == "compare"
-            else (f"{name}-w{w:g}-s{s}" if mode == "sweep" else name),
+            else (f"{name}: ω={w:g}, seed {s}" if mode == "sweep" else name),
             "objective": c.OBJECTIVE_LABELS[obj],
             "ω": w if obj == "aicd" else None,
             "seed": s,
@@ -269,12 +269,9 @@ def main() -> None:
         if mode == "sweep":
             cfg = {
                 "train": {**train_cfg, "dataset": f"db:{train_ds['id']}", "objective": objectives[0]},
-                "eval": {
-                    **eval_cfg,
-                    "dataset": f"db:{eval_ds['id']}",
-                    "shots_dataset": f"db:{train_ds['id']}",
-                },
-                "grid": {"omega": omegas, "seed": train_seeds},
+                "eval": eval_cfg,  # demonstrations come from the evaluated data itself
+                "eval_datasets": [f"db:{eval_ds['id']}"],
+                "grid": {"objective": objectives, "omega": omegas, "seed": train_seeds},
             }
             made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
             if made:
