@@ -133,3 +133,76 @@ def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_up_on_postgres_and_redis_runs_a_job_with_celery_workers(tmp_path: Path) -> None:
+    """Configured with AICD_DATABASE_URL and AICD_REDIS_URL: migrations on Postgres, two Celery workers."""
+    import uuid
+
+    import psycopg
+
+    db = f"aicd_ui_up_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    api_port = free_port()
+    env = backend_env(
+        tmp_path,
+        AICD_DATABASE_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}",
+        AICD_REDIS_URL="redis://127.0.0.1:6379/13",
+        AICD_REDIS_PREFIX=f"{db}:",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aicd", "up", "--api-port", str(api_port), "--no-ui", "--grace", "30"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = Output(proc)
+    pids: dict[str, str] = {}
+    try:
+        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
+        assert proc.poll() is None, out.text
+        assert "worker  Celery on redis://127.0.0.1:6379/13" in out.text and "postgresql" in out.text
+        pids = dict(re.findall(r"([\w-]+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+        assert set(pids) == {"api", "worker-gpu", "worker-cpu"}
+        url = f"http://127.0.0.1:{api_port}"
+        assert httpx.get(f"{url}/health", timeout=5).json()["database"] == "postgresql"
+        ds = httpx.post(
+            f"{url}/api/v1/datasets/import", json={"name": "s", "source": "svamp", "limit": 8}
+        ).json()
+        run = httpx.post(
+            f"{url}/api/v1/runs",
+            json={
+                "name": "r",
+                "dataset_id": ds["id"],
+                "config": {
+                    "model": "tiny:gpt2",
+                    "max_steps": 1,
+                    "batch_size": 2,
+                    "micro_batch_size": 2,
+                    "max_length": 512,
+                    "n_shots": 2,
+                },
+            },
+        ).json()
+        done = wait_until(
+            lambda: (
+                (r := httpx.get(f"{url}/api/v1/runs/{run['id']}").json())["status"]
+                not in ("queued", "running")
+                and r
+            ),
+            240,
+            "the run on the Celery worker",
+        )
+        assert done["status"] == "succeeded" and done["worker"], done
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=90)
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    assert code == 0, out.text
+    for name, pid in pids.items():
+        assert not _alive(int(pid)), f"{name} (pid {pid}) still running"
