@@ -1,0 +1,96 @@
+"""The UI's helper endpoints (backend/api/routes/preview.py) over real HTTP, and that they never pull torch into
+the API process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from aicd.objectives import omega_weights
+from tests.ui.conftest import REPO, Backend, Seeded, backend_env
+from ui.client import ApiError
+
+
+@pytest.mark.parametrize("schedule", ["paper", "constant", "linear", "exponential"])
+def test_schedule_preview_is_the_core_schedule(backend: Backend, schedule: str) -> None:
+    got = backend.client.preview_schedule({"n_shots": 5, "schedule": schedule, "omega": 0.2})
+    assert got["weights"] == pytest.approx(omega_weights(schedule, 5, omega=0.2))
+
+
+def test_schedule_preview_names_the_bad_field(backend: Backend) -> None:
+    with pytest.raises(ApiError) as info:
+        backend.client.preview_schedule({"n_shots": 3, "schedule": "custom", "weights": [0.5, 1.0]})
+    assert info.value.status == 422 and info.value.field == "weights" and "n_shots=3" in info.value.message
+
+
+def test_episode_preview_spans_carry_the_schedule_weights(backend: Backend, seeded: Seeded) -> None:
+    got = backend.client.preview_episode(
+        {
+            "dataset_id": seeded.train["id"],
+            "n_shots": 3,
+            "schedule": "custom",
+            "weights": [0.0, 0.5, 1.0],
+            "objective": "aicd",
+            "seed": 1,
+        }
+    )
+    targets = [s for s in got["spans"] if s["kind"] == "target"]
+    assert [s["weight"] for s in targets] == [0.0, 0.5, 1.0]
+    assert all(s["weight"] == 0.0 for s in got["spans"] if s["kind"] == "prompt")
+    assert got["spans"][0]["text"].startswith("Question: ")
+    assert got["n_tokens"] == got["spans"][-1]["end"]  # byte-level: spans tile the episode
+    assert got["total_weight"] == pytest.approx(
+        sum(s["weight"] * (s["end"] - s["start"]) for s in got["spans"])
+    )
+    condgen = backend.client.preview_episode(
+        {"dataset_id": seeded.train["id"], "n_shots": 3, "objective": "condgen", "seed": 1}
+    )
+    assert [s["weight"] for s in condgen["spans"] if s["kind"] == "target"] == [0.0, 0.0, 1.0]
+    with pytest.raises(ApiError) as info:  # no rationales to build an AICD episode from
+        backend.client.preview_episode({"dataset_id": seeded.bare["id"], "n_shots": 2})
+    assert info.value.status == 422 and "rationale" in info.value.message
+
+
+def test_prompt_preview_and_dataset_stats(backend: Backend, seeded: Seeded) -> None:
+    api = backend.client
+    first = api.examples(seeded.train["id"], limit=2)["items"][1]
+    got = api.preview_prompt(
+        {"dataset_id": seeded.train["id"], "index": 1, "prompt_template": "Q: {question} (answer {answer})"}
+    )
+    assert got["prompt"] == f"Q: {first['question']} (answer {first['answer']})"
+    with pytest.raises(ApiError) as info:
+        api.preview_prompt({"dataset_id": seeded.train["id"], "prompt_template": "Q: {question}"})
+    assert info.value.status == 422 and "{answer}" in info.value.message
+    stats = api.dataset_stats(seeded.train["id"])
+    items = api.examples(seeded.train["id"], limit=100)["items"]
+    assert stats["questions"] == len(items) == 24
+    assert stats["rationales"] == sum(len(e["rationales"]) for e in items) == sum(stats["by_source"].values())
+    assert stats["with_rationale"] == sum(bool(e["rationales"]) for e in items)
+    assert api.dataset_stats(seeded.bare["id"])["rationales"] == 0
+
+
+def test_previews_never_import_torch_into_the_api(tmp_path) -> None:
+    code = """
+import sys
+from fastapi.testclient import TestClient
+from backend.main import app
+with TestClient(app) as c:
+    ds = c.post("/api/v1/datasets/import", json={"name": "s", "source": "svamp", "limit": 6}).json()
+    r = c.post("/api/v1/preview/episode", json={"dataset_id": ds["id"], "n_shots": 2})
+    assert r.status_code == 200, r.text
+    assert c.post("/api/v1/preview/schedule", json={"n_shots": 2}).status_code == 200
+    assert c.get("/api/v1/preview/configs").status_code == 200
+print([m for m in ("torch", "worker") if m in sys.modules])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=backend_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
