@@ -164,11 +164,11 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
     seen: set[str] = set()
     for values in combos:
         params = dict(zip(keys, values, strict=True))
-        base = {**config.train, **params}
-        objective = str(base.get("objective", TrainConfig.model_fields["objective"].default))
+        objective = str(
+            {**config.train, **params}.get("objective", TrainConfig.model_fields["objective"].default)
+        )
         params = _collapse(objective, params)
-        if objective in OMEGA_FREE:
-            base = {k: v for k, v in base.items() if k not in OMEGA_FIELDS or k in config.train}
+        base = {**config.train, **params}
         name = _run_name(params)
         if name in seen:
             continue
