@@ -31,7 +31,7 @@ DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=19
 FULL = {
     "n_train": 2000,
     "n_test": 150,
-    "max_steps": 300,
+    "max_steps": 800,
     "shots": [0, 1],
     "model": DEMO_MODEL,
     "max_new_tokens": 60,

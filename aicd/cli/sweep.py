@@ -62,7 +62,7 @@ def demo_command(
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
     steps: int = typer.Option(
-        None, "--steps", min=1, help="optimizer steps per objective (default 300; quick 3)"
+        None, "--steps", min=1, help="optimizer steps per objective (default 800; quick 3)"
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
