@@ -7,9 +7,9 @@ writes the same Table-1-style results.csv/.md and figures as a paper-scale sweep
 
 Why these settings: every character is a token for the byte-level student, so questions are short, the
 template is `Q: …\nA: …` and episodes hold 2 shots. The questions use the fixed-width layout (same-length
-words, single digits) so that every number sits at a fixed offset: a from-scratch student can learn to
-find numbers by position within a few hundred steps, while content-based copying (induction heads) did not
-emerge in that budget in our runs. One rationale per question (k=1) keeps the layout of the target fixed
+words, single digits) so that every number sits at a fixed offset. The student sits on a plateau (it writes
+the format but does not yet copy numbers out of the question) for ~500 steps; 1,000 steps of 16 episodes get
+past it in about 85 s per objective on 2 cores (bench/results/demo.md). One rationale per question (k=1) keeps the layout of the target fixed
 too. The learning rate (1e-2) is far above the paper's 7e-6 because the student starts from random weights.
 `nocot` must compute a±b±c±d in one go; the CoT objectives write one single-digit step at a time.
 """
@@ -29,9 +29,10 @@ DEMO_SPEC = ArithSpec(min_steps=3, max_steps=3, max_operand=9, max_value=9, k=1,
 DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
 
 FULL = {
-    "n_train": 2000,
+    "n_train": 4000,
     "n_test": 150,
-    "max_steps": 800,
+    "max_steps": 1000,
+    "batch_size": 16,
     "shots": [0, 1],
     "model": DEMO_MODEL,
     "max_new_tokens": 60,
@@ -40,6 +41,7 @@ QUICK = {
     "n_train": 64,
     "n_test": 8,
     "max_steps": 3,
+    "batch_size": 8,
     "shots": [0, 1],
     "max_new_tokens": 12,
     "model": "tiny:llama?num_hidden_layers=1&hidden_size=32&intermediate_size=64&num_attention_heads=2",
@@ -66,8 +68,8 @@ def demo_config(out: Path, *, quick: bool = False, steps: int | None = None) -> 
             "lr": 1e-2,
             "warmup_ratio": 0.05,
             "weight_decay": 0.0,
-            "batch_size": 8,
-            "micro_batch_size": 8,
+            "batch_size": p["batch_size"],
+            "micro_batch_size": p["batch_size"],
             "max_steps": p["max_steps"],
             "max_length": 512,
             "reduction": "token",
