@@ -120,7 +120,7 @@ def _atomic_write(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------------------------- generation
 
 
-def _encode_prompt(tokenizer: Any, prompt: str | Sequence[int]) -> list[int]:
+def encode_prompt(tokenizer: Any, prompt: str | Sequence[int]) -> list[int]:
     """Token ids of a prompt; strings get BOS (when the tokenizer has one) like training episodes."""
     if not isinstance(prompt, str):
         return list(prompt)
@@ -128,7 +128,7 @@ def _encode_prompt(tokenizer: Any, prompt: str | Sequence[int]) -> list[int]:
     return ([bos] if bos is not None else []) + list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids: set[int] = set()
     for value in (
         getattr(tokenizer, "eos_token_id", None),
@@ -254,9 +254,9 @@ def iter_generate(
     """
     import torch
 
-    encoded = [_encode_prompt(tokenizer, p) for p in prompts]
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     was_training = getattr(model, "training", False)
     model.eval()
     try:

@@ -10,23 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-
-def _encode(tokenizer: Any, prompt: str) -> list[int]:
-    bos = getattr(tokenizer, "bos_token_id", None)
-    return ([bos] if bos is not None else []) + list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    ids: set[int] = set()
-    for value in (
-        getattr(tokenizer, "eos_token_id", None),
-        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
-    ):
-        if isinstance(value, int):
-            ids.add(value)
-        elif value is not None:
-            ids.update(int(v) for v in value)
-    return sorted(ids)
+from aicd.evaluate import encode_prompt, eos_ids
 
 
 def sample_continuations(
@@ -42,8 +26,8 @@ def sample_continuations(
     """One sampled continuation per prompt: (text, finish_reason, prompt_tokens, completion_tokens)."""
     import torch
 
-    encoded = [_encode(tokenizer, p) for p in prompts]
-    eos = _eos_ids(model, tokenizer)
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    eos = sorted(eos_ids(model, tokenizer))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos[0] if eos else 0)
     width = max(len(ids) for ids in encoded)
     input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], dtype=torch.long)

@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -22,10 +23,10 @@ def _describe(err: ValidationError) -> str:
     return f"field '{field}': {first['msg']}"
 
 
-def iter_examples(path: str | Path) -> Iterator[Example]:
-    """Yield records; a bad line raises DataError naming the file, line and field."""
+def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line; DataError names the file and line."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"{path}: file not found")
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -41,10 +42,16 @@ def iter_examples(path: str | Path) -> Iterator[Example]:
                 raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object")
-            try:
-                yield Example.model_validate(obj)
-            except ValidationError as exc:
-                raise DataError(f"{path}:{lineno}: {_describe(exc)}") from None
+            yield lineno, obj
+
+
+def iter_examples(path: str | Path) -> Iterator[Example]:
+    """Yield records; a bad line raises DataError naming the file, line and field."""
+    for lineno, obj in iter_json_objects(path):
+        try:
+            yield Example.model_validate(obj)
+        except ValidationError as exc:
+            raise DataError(f"{path}:{lineno}: {_describe(exc)}") from None
 
 
 def read_examples(path: str | Path) -> list[Example]:

@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aicd.data import sources
-from aicd.data.jsonl import read_examples
+from aicd.data.jsonl import iter_json_objects, read_examples
 from aicd.data.record import AnswerKind, Example, Rationale
 from aicd.errors import DataError
 
@@ -117,27 +117,6 @@ def _read_json_list(path: Path) -> list[Any]:
     return data
 
 
-def _iter_jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line; DataError names the line."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, obj
-
-
 def _split_name(split: str) -> str:
     key = SPLIT_ALIASES.get(split.lower()) if isinstance(split, str) else None
     if key is None:
@@ -170,7 +149,7 @@ def load_gsm8k(split: str = "train", *, data_dir: str | Path | None = None, seed
     path = data_root(data_dir) / "gsm8k" / f"{split}.jsonl"
     return [
         sources.gsm8k_example(obj, f"gsm8k/{split}/{i}", f"{path}:{lineno}")
-        for i, (lineno, obj) in enumerate(_iter_jsonl(path))
+        for i, (lineno, obj) in enumerate(iter_json_objects(path))
     ]
 
 
@@ -341,7 +320,7 @@ def _generic_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     """(where, row) of a .jsonl / .json list / .csv file."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return [(f"{path}:{lineno}", obj) for lineno, obj in _iter_jsonl(path)]
+        return [(f"{path}:{lineno}", obj) for lineno, obj in iter_json_objects(path)]
     if suffix == ".json":
         return [(f"{path} record {i}", obj) for i, obj in enumerate(_read_json_list(path))]
     if suffix == ".csv":
