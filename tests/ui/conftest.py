@@ -75,7 +75,12 @@ class Backend:
 
 
 def backend_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    # no AICD_* setting leaks in from the environment (or from other test areas' session fixtures)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CLEAN_ENV and not (k.startswith("AICD_") and k != "AICD_DATA_DIR")
+    }
     env.update(
         {
             "AICD_HOME": str(home),
