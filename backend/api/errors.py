@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,9 @@ from aicd.errors import AICDError
 
 log = logging.getLogger("backend")
 
+
+
+T = TypeVar("T")
 
 class ApiError(HTTPException):
     """Raise with a status, a message and optionally the offending field."""
@@ -29,6 +32,14 @@ class ApiError(HTTPException):
 
 def not_found(kind: str, ident: object) -> ApiError:
     return ApiError(404, f"{kind} {ident} not found", field=f"{kind}_id")
+
+
+def get_or_404(session: Any, model: type[T], ident: object, kind: str) -> T:
+    """`session.get(model, ident)`, or the API's 404 naming the resource: the lookup every route shares."""
+    obj = session.get(model, ident)
+    if obj is None:
+        raise not_found(kind, ident)
+    return obj
 
 
 def _body(message: str, field: str | None = None, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from aicd.config import format_validation_error
 from backend.api.deps import PageDep, SessionDep
-from backend.api.errors import ApiError, not_found
+from backend.api.errors import ApiError, get_or_404
 from backend.models import AnnotationJob, Dataset
 from backend.schemas.common import Page
 from backend.schemas.jobs import AnnotationCreate, AnnotationPublic
@@ -62,9 +62,7 @@ def list_annotations(session: SessionDep, page: PageDep,
 
 
 def _get(session: SessionDep, job_id: int) -> AnnotationJob:
-    job = session.get(AnnotationJob, job_id)
-    if job is None:
-        raise not_found("annotation", job_id)
+    job = get_or_404(session, AnnotationJob, job_id, "annotation")
     return job
 
 

@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from backend.api.deps import PageDep, SessionDep, SettingsDep
-from backend.api.errors import ApiError, not_found
+from backend.api.errors import ApiError, get_or_404
 from backend.models import Artifact
 from backend.schemas.common import Page
 from backend.schemas.jobs import ArtifactPublic
@@ -51,9 +51,7 @@ def list_artifacts(session: SessionDep, page: PageDep,
 
 @router.get("/artifacts/{artifact_id}/download", response_class=FileResponse, summary="Download one artifact")
 def download_artifact(artifact_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
-    art = session.get(Artifact, artifact_id)
-    if art is None:
-        raise not_found("artifact", artifact_id)
+    art = get_or_404(session, Artifact, artifact_id, "artifact")
     path = safe_path(settings.artifacts, art.path)
     return FileResponse(path, filename=path.name)
 

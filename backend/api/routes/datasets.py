@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from aicd.errors import DataError
 from backend.api.deps import PageDep, SessionDep, SettingsDep
-from backend.api.errors import ApiError, not_found
+from backend.api.errors import ApiError, get_or_404
 from backend.models import Dataset, Example
 from backend.schemas.common import Page
 from backend.schemas.datasets import NAME_PATTERN, DatasetImport, DatasetPublic, ExamplePublic
@@ -66,9 +66,7 @@ def list_datasets(session: SessionDep, page: PageDep) -> Page[DatasetPublic]:
 
 @router.get("/{dataset_id}", response_model=DatasetPublic)
 def get_dataset(dataset_id: int, session: SessionDep) -> Dataset:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
+    dataset = get_or_404(session, Dataset, dataset_id, "dataset")
     return dataset
 
 

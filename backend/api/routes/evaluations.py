@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from backend.api.deps import PageDep, SessionDep
-from backend.api.errors import not_found
+from backend.api.errors import get_or_404, not_found
 from backend.api.responses import page_response
 from backend.models import Evaluation, Generation
 from backend.models.jobs import GENERATION_COLUMNS
@@ -46,9 +46,7 @@ def list_evaluations(session: SessionDep, page: PageDep,
 
 
 def get_eval_or_404(session: SessionDep, evaluation_id: int) -> Evaluation:
-    ev = session.get(Evaluation, evaluation_id)
-    if ev is None:
-        raise not_found("evaluation", evaluation_id)
+    ev = get_or_404(session, Evaluation, evaluation_id, "evaluation")
     return ev
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import selectinload
 
 from aicd.config import SweepConfig, TemplateConfig, TrainConfig, format_validation_error
 from backend.api.deps import SessionDep
-from backend.api.errors import ApiError, not_found
+from backend.api.errors import ApiError, get_or_404
 from backend.models import Dataset, Example, Rationale
 
 router = APIRouter(prefix="/preview", tags=["preview"])
@@ -82,8 +82,7 @@ def _examples(session: SessionDep, dataset_id: int, limit: int) -> list[Any]:
     from aicd.data.record import Example as Record
     from aicd.data.record import Rationale as RationaleRecord
 
-    if session.get(Dataset, dataset_id) is None:
-        raise not_found("dataset", dataset_id)
+    get_or_404(session, Dataset, dataset_id, "dataset")
     rows = session.scalars(
         select(Example)
         .where(Example.dataset_id == dataset_id)
@@ -144,8 +143,7 @@ def preview_episode(body: EpisodeIn, session: SessionDep) -> dict[str, Any]:
 def preview_prompt(body: PromptIn, session: SessionDep) -> dict[str, Any]:
     from aicd.annotate.config import AnnotateConfig
 
-    if session.get(Dataset, body.dataset_id) is None:
-        raise not_found("dataset", body.dataset_id)
+    get_or_404(session, Dataset, body.dataset_id, "dataset")
     row = session.scalars(
         select(Example)
         .where(Example.dataset_id == body.dataset_id)
@@ -172,9 +170,7 @@ def preview_prompt(body: PromptIn, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/datasets/{dataset_id}/stats", summary="Questions, and rationales by source and by writer")
 def dataset_stats(dataset_id: int, session: SessionDep) -> dict[str, Any]:
-    dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise not_found("dataset", dataset_id)
+    get_or_404(session, Dataset, dataset_id, "dataset")
     in_ds = Rationale.example_id.in_(select(Example.id).where(Example.dataset_id == dataset_id))
     by_source = dict(
         session.execute(select(Rationale.source, func.count()).where(in_ds).group_by(Rationale.source)).all()

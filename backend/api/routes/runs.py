@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from backend.api.deps import PageDep, SessionDep
-from backend.api.errors import ApiError, not_found
+from backend.api.errors import ApiError, get_or_404
 from backend.models import MetricPoint, Run
 from backend.schemas.common import Page
 from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
@@ -45,9 +45,7 @@ def list_runs(session: SessionDep, page: PageDep,
 
 
 def get_run_or_404(session: SessionDep, run_id: int) -> Run:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise not_found("run", run_id)
+    run = get_or_404(session, Run, run_id, "run")
     return run
 
 

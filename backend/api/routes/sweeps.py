@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from backend.api.deps import PageDep, SessionDep
-from backend.api.errors import ApiError, not_found
+from backend.api.errors import ApiError, get_or_404
 from backend.models import Sweep
 from backend.schemas.common import Page
 from backend.schemas.jobs import SweepCreate, SweepPublic, SweepTable
@@ -35,9 +35,7 @@ def list_sweeps(session: SessionDep, page: PageDep) -> Page[SweepPublic]:
 
 
 def _get(session: SessionDep, sweep_id: int) -> Sweep:
-    sweep = session.get(Sweep, sweep_id)
-    if sweep is None:
-        raise not_found("sweep", sweep_id)
+    sweep = get_or_404(session, Sweep, sweep_id, "sweep")
     return sweep
 
 
