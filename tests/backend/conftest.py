@@ -77,7 +77,7 @@ def stack_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "AICD_ARTIFACT_DIR": str(tmp_path_factory.mktemp("artifacts")),
         "AICD_AUTO_MIGRATE": "false",
         "AICD_HEARTBEAT_INTERVAL_S": "0.5",
-        "AICD_CANCEL_POLL_S": "0.5",
+        "AICD_CANCEL_POLL_S": "0.2",
         "AICD_HEARTBEAT_TIMEOUT_S": "8",
         "AICD_REAPER_INTERVAL_S": "1",
         "AICD_MAX_UPLOAD_BYTES": str(256 * 1024),

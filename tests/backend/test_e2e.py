@@ -15,7 +15,7 @@ from tests.backend.conftest import TERMINAL, Worker, arith_jsonl, tiny_train_con
 from tests.support.fake_teacher import start_fake_teacher
 
 pytestmark = pytest.mark.slow
-STEPS = 24
+STEPS = 200  # long enough that a cancel (polled every 0.2 s) always lands mid-run, even on a fast machine
 
 
 @pytest.fixture(scope="module")
