@@ -277,8 +277,8 @@ def main() -> None:
               f"Load average when the benchmark started: {load_avg}. Targets: p95 < 50 ms, ≥ 300 req/s.", "",
               f"The CPU columns are measured one request at a time (API worker processes + PostgreSQL backends); "
               f"the load test's mix costs {per_req:.2f} ms of CPU per sequential request. This machine has "
-              f"{os.cpu_count()} cores that other jobs were using during the run (see the load average), so "
-              "latency and req/s vary by about ±30 % between runs.", ""]
+              f"{os.cpu_count()} cores shared with whatever else runs on it (see the load average): with other "
+              "jobs busy on the same cores, req/s and latency are several times worse.", ""]
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

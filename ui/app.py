@@ -55,28 +55,27 @@ with st.sidebar:
 
 
 @st.fragment(run_every=3)
-def comparisons() -> None:
-    """Comparisons launched in this session: progress, and their evaluations queued as runs finish."""
-    for plan in plans.plans():
-        if plan.get("done"):
+def launched() -> None:
+    """Comparisons launched in this session: each run's status and how many runs are trained and evaluated."""
+    for item in plans.launched():
+        if item["status"] in plans.ENDED:
+            st.caption(f"**{item['name']}** — " + ("done" if item["status"] == "succeeded" else item["status"]))
             continue
         try:
-            state = plans.advance(client, plan)
+            sweep, runs = plans.refresh(client, item)
         except ApiError as exc:
             show_error(exc)
             return
-        plan["done"] = plans.finished(plan, state)
-        icons = " ".join(
-            STATUS_ICONS.get(run["status"], "•") + (STATUS_ICONS.get(ev["status"], "") if ev else "")
-            for run, ev in state.values()
-        )
-        st.caption(f"**{plan['name']}** {icons}" + (" — done" if plan["done"] else ""))
-        for run_id, message in plan["errors"].items():
-            st.caption(f"evaluation of run #{run_id} not queued: {message}")
+        icons = " ".join(STATUS_ICONS.get(run["status"], "•") for run in runs)
+        done = sweep["progress_done"]
+        total = sweep["progress_total"] or len(runs) or "?"
+        ended = sweep["status"] in plans.ENDED
+        tail = (" — done" if sweep["status"] == "succeeded" else f" — {sweep['status']}") if ended else ""
+        st.caption(f"**{sweep['name']}** {icons} {done}/{total} trained and evaluated{tail}")
 
 
 with st.sidebar:  # always there: a comparison launched during this run shows up at the next tick
-    comparisons()
+    launched()
 
 with page_guard():
     page.run()

@@ -22,11 +22,17 @@ from worker.context import JobContext
 from worker.handlers import _db_id, _export_dataset
 
 
-def _resolve_datasets(config: dict[str, Any]) -> dict[str, Any]:
-    """Replace `db:<id>` dataset references by exported JSONL paths."""
+def _resolve_datasets(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Replace `db:<id>` dataset references (training, grid, evaluation and demonstration data) by exported
+    JSONL paths; also return path -> dataset id, so the mirrored runs and evaluations keep their dataset."""
+    ids: dict[str, int] = {}
 
     def path(ref: Any) -> Any:
-        return str(_export_dataset(dataset_id)[0]) if (dataset_id := _db_id(ref)) is not None else ref
+        if (dataset_id := _db_id(ref)) is None:
+            return ref
+        exported = str(_export_dataset(dataset_id)[0])
+        ids[exported] = dataset_id
+        return exported
 
     config = dict(config)
     train = dict(config.get("train") or {})
@@ -39,7 +45,11 @@ def _resolve_datasets(config: dict[str, Any]) -> dict[str, Any]:
     config["grid"] = grid
     if config.get("eval_datasets"):
         config["eval_datasets"] = [path(v) for v in config["eval_datasets"]]
-    return config
+    evaluation = dict(config.get("eval") or {})
+    if evaluation.get("shots_dataset"):
+        evaluation["shots_dataset"] = path(evaluation["shots_dataset"])
+    config["eval"] = evaluation
+    return config, ids
 
 
 def _relative(root: Path, path: str | Path) -> str:
@@ -57,7 +67,8 @@ def sweep(ctx: JobContext) -> None:
     row: Sweep = ctx.load()
     sweep_id, sweep_name = row.id, row.name
     root = get_settings().artifacts
-    config = SweepConfig.model_validate(_resolve_datasets({**row.config, "output_dir": str(root / "sweeps")}))
+    resolved, dataset_ids = _resolve_datasets({**row.config, "output_dir": str(root / "sweeps")})
+    config = SweepConfig.model_validate(resolved)
     run_ids: dict[str, int] = {}
     current: dict[str, int | None] = {"run": None}
 
@@ -75,7 +86,8 @@ def sweep(ctx: JobContext) -> None:
                     existing = s.scalar(select(Run).where(Run.name == name))
                     if existing is None:
                         existing = Run(name=name, sweep_id=sweep_id, config=planned.train.model_dump(mode="json"),
-                                       run_dir=_relative(root, planned.run_dir))
+                                       run_dir=_relative(root, planned.run_dir),
+                                       dataset_id=dataset_ids.get(str(planned.train.dataset)))
                         s.add(existing)
                         s.flush()
                     run_ids[planned.name] = existing.id
@@ -100,7 +112,7 @@ def sweep(ctx: JobContext) -> None:
             rid = run_ids[run.name]
             final = JobStatus.cancelled if status == "stopped" else JobStatus.succeeded
             if final == JobStatus.succeeded:
-                _import_evaluations(root, rid, run, EvalResult)
+                _import_evaluations(root, rid, run, EvalResult, dataset_ids)
             with session_scope() as s:
                 s.execute(update(Run).where(Run.id == rid).values(status=final, finished_at=utcnow()))
             current["run"] = None
@@ -129,7 +141,8 @@ def ctx_worker() -> str:
     return worker_name()
 
 
-def _import_evaluations(root: Path, run_id: int, run: Any, result_cls: Any) -> None:
+def _import_evaluations(root: Path, run_id: int, run: Any, result_cls: Any,
+                        dataset_ids: dict[str, int]) -> None:
     """Each finished evaluation of a sweep run → an evaluations row and its generations (idempotent)."""
     for ev in run.evals:
         out = Path(ev.output_dir)
@@ -141,6 +154,7 @@ def _import_evaluations(root: Path, run_id: int, run: Any, result_cls: Any) -> N
             row = s.scalar(select(Evaluation).where(Evaluation.run_id == run_id, Evaluation.output_dir == rel))
             if row is None:
                 row = Evaluation(run_id=run_id, config=ev.model_dump(mode="json"), output_dir=rel,
+                                 dataset_id=dataset_ids.get(str(ev.dataset)),
                                  status=JobStatus.succeeded, started_at=utcnow(), finished_at=utcnow())
                 s.add(row)
                 s.flush()

@@ -145,12 +145,16 @@ def sweep_config(session: Session, name: str | None, config: dict[str, Any], dat
     for combo in combos:  # every run of the grid must be a valid TrainConfig
         point = dict(zip(keys, combo, strict=True))
         _validate(TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train")
-    ds = [train.get("dataset", "svamp")] + list(cfg.grid.get("dataset", [])) + list(cfg.eval_datasets or [])
-    for value in ds:
-        _check_builtin_dataset(value, "config.train.dataset")
+    refs = [("config.train.dataset", train.get("dataset", "svamp"))]
+    refs += [("config.grid.dataset", v) for v in cfg.grid.get("dataset", [])]
+    refs += [("config.eval_datasets", v) for v in cfg.eval_datasets or []]
+    if cfg.eval.get("shots_dataset") is not None:
+        refs.append(("config.eval.shots_dataset", cfg.eval["shots_dataset"]))
+    for field, value in refs:
+        _check_builtin_dataset(value, field)
         if isinstance(value, str) and value.startswith("db:"):
             ref = value[3:]
-            dataset_ref(session, int(ref) if ref.isdigit() else -1, "config.train.dataset")
+            dataset_ref(session, int(ref) if ref.isdigit() else -1, field)
     from aicd.sweep import plan_sweep  # no torch: expands the grid and validates every run's configs
 
     plan_sweep(cfg)

@@ -203,10 +203,14 @@ def test_sweep_runs_grid_and_fills_table(client: TestClient, gpu_worker: Worker)
     bad = client.post("/api/v1/sweeps", json={"name": "bad-sweep", "dataset_id": train_id,
                                              "config": {"grid": {"n_shots": [2, -1]}}})
     assert bad.status_code == 422 and "n_shots" in bad.json()["detail"]["message"]
+    eval_cfg = {"shots": [0, 1], "seeds": [0], "max_new_tokens": 8, "batch_size": 8}
+    bad = client.post("/api/v1/sweeps", json={"name": "bad-sweep", "dataset_id": train_id, "config": {
+        "grid": {"objective": ["aicd"]}, "eval": {**eval_cfg, "shots_dataset": "db:999999"}}})
+    assert bad.status_code == 404 and bad.json()["detail"]["field"] == "config.eval.shots_dataset", bad.text
     resp = client.post("/api/v1/sweeps", json={
         "name": "e2e-sweep", "dataset_id": train_id, "eval_dataset_ids": [test_id],
         "config": {"train": tiny_train_config(max_steps=3), "grid": {"objective": ["aicd", "nocot"]},
-                   "eval": {"shots": [0, 1], "seeds": [0], "max_new_tokens": 8, "batch_size": 8}}})
+                   "eval": {**eval_cfg, "shots_dataset": f"db:{train_id}"}}})
     assert resp.status_code == 202, resp.text
     sweep, seen = _watch(client, f"/api/v1/sweeps/{resp.json()['id']}")
     assert sweep["status"] == "succeeded", (sweep, gpu_worker.tail())
@@ -216,6 +220,10 @@ def test_sweep_runs_grid_and_fills_table(client: TestClient, gpu_worker: Worker)
     assert {"objective", "shots", "mean", "std"} <= set(table["columns"])
     runs = client.get("/api/v1/runs", params={"sweep_id": sweep["id"]}).json()["items"]
     assert sorted(r["status"] for r in runs) == ["succeeded", "succeeded"]
+    assert {r["dataset_id"] for r in runs} == {train_id}  # mirrored runs keep the stored dataset they used
+    evals = [e for r in runs for e in client.get("/api/v1/evaluations", params={"run_id": r["id"]}).json()["items"]]
+    assert len(evals) == 2 and {e["dataset_id"] for e in evals} == {test_id}
+    assert all(e["config"]["shots_dataset"].endswith("sweep-train.jsonl") for e in evals)  # demos from train data
     assert all([p["step"] for p in _steps(client, r["id"])] == [1, 2, 3] for r in runs)
     rows = client.get("/api/v1/compare", params={"run_id": [r["id"] for r in runs], "shots": 1}).json()["items"]
     assert len(rows) == 6 and all(len(r["entries"]) == 2 for r in rows)

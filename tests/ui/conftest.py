@@ -294,9 +294,9 @@ class Comparison:
 
 @pytest.fixture(scope="session")
 def comparison(backend: Backend, seeded: Seeded, ui_server: str, failed_run: dict[str, Any]) -> Comparison:
-    """A tiny comparison of the four objectives launched by clicking through the Launch page in Chromium; the
-    session's sidebar tracker queues each run's evaluation when it ends. The data of the runs/results/compare
-    tests and of the browser test."""
+    """A tiny comparison of the four objectives launched by clicking through the Launch page in Chromium (one
+    sweep job on the server trains and evaluates each run); the sidebar follows it until done. The data of the
+    runs/results/compare tests and of the browser test."""
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.set_default_timeout(60_000)
@@ -328,7 +328,7 @@ def comparison(backend: Backend, seeded: Seeded, ui_server: str, failed_run: dic
         screenshot(page, "launched")
     api = backend.client
     runs = sorted(
-        (api.run(r["id"]) for r in api.runs() if r["name"].startswith(f"{COMPARISON}-")),
+        (api.run(r["id"]) for r in api.runs() if r["name"].startswith(f"{COMPARISON}.")),
         key=lambda r: r["id"],
     )
     evaluations = [e for r in runs for e in api.evaluations(run_id=r["id"])]

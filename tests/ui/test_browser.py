@@ -44,7 +44,7 @@ def test_browser_launches_a_comparison_and_compares_chains(
         page.get_by_test_id("stSidebarNav").get_by_text("Compare chains", exact=True).click()
         choose(page, "Dataset", "svamp-test")
         page.get_by_text(re.compile("gold answer")).first.wait_for()
-        headers = [page.get_by_text(re.compile(rf"{COMPARISON}-{objective} →")) for objective in OBJECTIVES]
+        headers = [page.get_by_text(re.compile(rf"{COMPARISON}\.{objective} →")) for objective in OBJECTIVES]
         assert [h.count() for h in headers] == [3] * 4  # each run's verdict on each of the 3 questions
         assert page.locator(".aicd-chain").count() == 4 * 3
         screenshot(page, "compare")

@@ -277,15 +277,17 @@ def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seed
     at.selectbox(key="launch_schedule").set_value("paper").run()
     at.button(key="launch_go").click().run()
     no_traceback(at)
-    made = [r for r in api.runs() if r["name"].startswith("ui-cmp-")]
-    assert sorted(r["config"]["objective"] for r in made) == ["aicd", "condgen", "lm", "nocot"]
-    assert {r["config"]["max_steps"] for r in made} == {1} and {r["dataset_id"] for r in made} == {
-        seeded.train["id"]
-    }
-    assert any("Queued 4 run(s)" in s.value for s in at.success)
-    for run in made:  # keep the shared backend free for the other tests
-        if api.run(run["id"])["status"] in ("queued", "running"):
-            api.job_action("runs", run["id"], "cancel")
+    assert any("Queued 4 run(s) as sweep" in s.value for s in at.success), [s.value for s in at.success]
+    # one sweep job over the objectives, trained and evaluated on the server (not by this browser session)
+    sweep = next(s for s in api.sweeps() if s["name"] == "ui-cmp")
+    cfg = sweep["config"]
+    assert cfg["grid"] == {"objective": ["aicd", "condgen", "lm", "nocot"]}
+    assert cfg["train"]["dataset"] == f"db:{seeded.train['id']}" and cfg["train"]["max_steps"] == 1
+    assert cfg["eval_datasets"] == [f"db:{seeded.test['id']}"]
+    assert cfg["eval"]["shots_dataset"] == f"db:{seeded.train['id']}" and cfg["eval"]["shots"] == [0, 1]
+    assert at.session_state["launched_sweeps"][-1]["id"] == sweep["id"]
+    if api.sweep(sweep["id"])["status"] in ("queued", "running"):  # keep the shared backend free for the others
+        api.job_action("sweeps", sweep["id"], "cancel")
 
 
 # ------------------------------------------------------------------------------------------ runs

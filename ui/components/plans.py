@@ -1,8 +1,8 @@
-"""Comparisons launched from this browser session: runs whose evaluation is queued as soon as each finishes.
+"""Comparisons and evaluated runs launched from this browser session, followed in the sidebar.
 
-A comparison is N training runs (one per objective) on the same data and seed; each is evaluated with the
-same settings. The plan lives in the session; `advance` (called by a sidebar fragment on every page) queues
-the evaluation of every finished run of a plan that has none yet, so nothing has to be clicked.
+The work itself runs on the server: a comparison (one training run per objective on the same data and seed,
+each evaluated with the same settings) is submitted as one sweep job over the objectives, so closing the tab
+or the browser changes nothing. The session only remembers which sweeps it launched, to show their progress.
 """
 
 from __future__ import annotations
@@ -11,59 +11,39 @@ from typing import Any
 
 import streamlit as st
 
-from ui.client import ApiClient, ApiError
+from ui.client import ApiClient
 
-PLANS_KEY = "comparison_plans"
-
-
-def plans() -> list[dict[str, Any]]:
-    return st.session_state.setdefault(PLANS_KEY, [])
+LAUNCHED_KEY = "launched_sweeps"
+ENDED = ("succeeded", "failed", "cancelled", "lost")
 
 
-def add_plan(name: str, run_ids: list[int], eval_body: dict[str, Any]) -> None:
-    plans().append({"name": name, "run_ids": run_ids, "eval": eval_body, "evaluations": {}, "errors": {}})
+def launched() -> list[dict[str, Any]]:
+    return st.session_state.setdefault(LAUNCHED_KEY, [])
 
 
-def advance(client: ApiClient, plan: dict[str, Any]) -> dict[str, Any]:
-    """Queue evaluations for finished runs; return {run_id: (run, evaluation or None)} for display."""
-    state: dict[str, Any] = {}
-    for run_id in plan["run_ids"]:
-        run = client.run(run_id)
-        ev_id = plan["evaluations"].get(str(run_id))
-        ev = None
-        if ev_id is None and run["status"] == "succeeded":
-            existing = client.evaluations(run_id=run_id, max_items=1)
-            if existing:
-                ev = existing[0]
-            else:
-                try:
-                    ev = client.create_evaluation(
-                        plan["eval"]["config"],
-                        run_id=run_id,
-                        dataset_id=plan["eval"].get("dataset_id"),
-                        shots_dataset_id=plan["eval"].get("shots_dataset_id"),
-                    )
-                except ApiError as exc:
-                    if exc.unreachable:
-                        raise
-                    plan["errors"][str(run_id)] = exc.message
-            if ev is not None:
-                plan["evaluations"][str(run_id)] = ev["id"]
-        elif ev_id is not None:
-            ev = client.evaluation(ev_id)
-        state[str(run_id)] = (run, ev)
-    return state
+def remember(sweep: dict[str, Any]) -> None:
+    launched().append({"id": sweep["id"], "name": sweep["name"], "status": sweep["status"]})
 
 
-def finished(plan: dict[str, Any], state: dict[str, Any]) -> bool:
-    """Every run ended, and every succeeded run's evaluation ended (or could not be queued)."""
-    for run_id, (run, ev) in state.items():
-        if run["status"] in ("queued", "running"):
-            return False
-        if (
-            run["status"] == "succeeded"
-            and run_id not in plan["errors"]
-            and (ev is None or ev["status"] in ("queued", "running"))
-        ):
-            return False
-    return True
+def sweep_body(
+    train_cfg: dict[str, Any],
+    objectives: list[str],
+    train_dataset_id: int,
+    eval_cfg: dict[str, Any],
+    eval_dataset_id: int,
+) -> dict[str, Any]:
+    """A sweep config that trains one run per objective and evaluates each on `eval_dataset_id`, drawing the
+    k-shot demonstrations from the training data (as a stand-alone evaluation of each run would)."""
+    return {
+        "train": {**train_cfg, "dataset": f"db:{train_dataset_id}", "objective": objectives[0]},
+        "eval": {**eval_cfg, "shots_dataset": f"db:{train_dataset_id}"},
+        "eval_datasets": [f"db:{eval_dataset_id}"],
+        "grid": {"objective": list(objectives)},
+    }
+
+
+def refresh(client: ApiClient, item: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The sweep and its runs as the server sees them now; remembers the status so ended ones stop polling."""
+    sweep = client.sweep(item["id"])
+    item["status"] = sweep["status"]
+    return sweep, client.runs(sweep_id=item["id"])

@@ -229,8 +229,8 @@ def main() -> None:
 
     plan_rows = [
         {
-            "run": f"{name}-{obj}"
-            if mode == "compare"
+            "run": f"{name}.{obj}"
+            if mode == "compare" or eval_ds
             else (f"{name}: ω={w:g}, seed {s}" if mode == "sweep" else name),
             "objective": c.OBJECTIVE_LABELS[obj],
             "ω": w if obj == "aicd" else None,
@@ -261,11 +261,6 @@ def main() -> None:
     )
 
     if st.button("Launch", key="launch_go", type="primary"):
-        eval_body = {
-            "config": eval_cfg,
-            "dataset_id": eval_ds["id"] if eval_ds else None,
-            "shots_dataset_id": train_ds["id"],
-        }
         if mode == "sweep":
             cfg = {
                 "train": {**train_cfg, "dataset": f"db:{train_ds['id']}", "objective": objectives[0]},
@@ -277,43 +272,35 @@ def main() -> None:
             if made:
                 c.clear_caches()
                 st.success(f"Sweep #{made['id']} **{made['name']}** queued.", icon=":material/check_circle:")
-        else:
-            created = []
-            for row, obj in zip(plan_rows, [r["objective"] for r in plan_rows], strict=True):
-                objective = {v: k for k, v in c.OBJECTIVE_LABELS.items()}[obj]
-                made = c.attempt(
-                    client.create_run,
-                    {**train_cfg, "objective": objective},
-                    name=row["run"],
-                    dataset_id=train_ds["id"],
-                    what=f"launch {row['run']}",
-                )
-                if made is None:
-                    break
-                created.append(made["id"])
-            if created:
+        elif eval_ds:  # train then evaluate, on the server: one sweep job over the objectives
+            cfg = plans.sweep_body(train_cfg, objectives, train_ds["id"], eval_cfg, eval_ds["id"])
+            made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
+            if made:
                 c.clear_caches()
-                if eval_ds:
-                    plans.add_plan(name, created, eval_body)
+                plans.remember(made)
                 st.success(
-                    f"Queued {len(created)} run(s): "
-                    + ", ".join(f"#{i}" for i in created)
-                    + (". Each is evaluated as soon as it finishes." if eval_ds else "."),
+                    f"Queued {len(plan_rows)} run(s) as sweep #{made['id']} **{made['name']}**: each run is "
+                    "evaluated on the server as soon as it is trained (closing this tab does not stop it).",
                     icon=":material/check_circle:",
                 )
-                st.page_link(
-                    "views/runs.py", label="Follow them on the Runs page", icon=":material/monitoring:"
-                )
+        else:
+            made = c.attempt(
+                client.create_run,
+                {**train_cfg, "objective": objectives[0]},
+                name=name,
+                dataset_id=train_ds["id"],
+                what=f"launch {name}",
+            )
+            if made:
+                c.clear_caches()
+                st.success(f"Queued run #{made['id']} **{made['name']}**.", icon=":material/check_circle:")
+        st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
 
-    if plans.plans():
+    if plans.launched():
         st.divider()
         st.subheader("Launched from this session")
-        for plan in plans.plans():
-            st.markdown(
-                f"**{plan['name']}** · runs "
-                + ", ".join(f"#{i}" for i in plan["run_ids"])
-                + (" · ✅ finished" if plan.get("done") else " · in progress")
-            )
+        for item in plans.launched():
+            st.markdown(f"**{item['name']}** · sweep #{item['id']} · {item['status']}")
 
 
 c.guarded(main)
