@@ -27,7 +27,9 @@ class TemplateConfig(_Strict):
     """How a shot is rendered; the paper's `Question: {x}\\nAnswer: {y}` joined by a blank line."""
 
     question_prefix: str = Field("Question: ", description="text before each question")
-    answer_prefix: str = Field("\nAnswer:", description="text between question and answer; the target starts after it")
+    answer_prefix: str = Field(
+        "\nAnswer:", description="text between question and answer; the target starts after it"
+    )
     separator: str = Field("\n\n", description="text between shots")
 
 
@@ -43,7 +45,9 @@ class ScheduleConfig(_Strict):
 
     n_shots: int = Field(4, gt=0, description="shots per training episode (paper: 4 math, 6 commonsense)")
     schedule: ScheduleName = Field("paper", description="how ω_1..ω_n are chosen")
-    omega: float = Field(0.1, ge=0, description="ω of earlier shots (paper/constant) or the start of linear/exponential")
+    omega: float = Field(
+        0.1, ge=0, description="ω of earlier shots (paper/constant) or the start of linear/exponential"
+    )
     weights: list[float] | None = Field(None, description="explicit ω_1..ω_n for schedule=custom")
 
     @model_validator(mode="after")
@@ -57,7 +61,9 @@ class ScheduleConfig(_Strict):
 class TrainConfig(ScheduleConfig):
     """One distillation run. Defaults follow the paper (AdamW, lr 7e-6, cosine, ≤10 epochs)."""
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9_.\-]+$", description="run name; outputs go to output_dir/name")
+    name: str = Field(
+        "run", pattern=r"^[A-Za-z0-9_.\-]+$", description="run name; outputs go to output_dir/name"
+    )
     output_dir: str = Field("runs", description="parent folder of the run directory")
     model: str = Field("tiny:gpt2", description="HF hub id, local path, or tiny:<arch> (gpt2|llama)")
     dataset: str = Field("svamp", description="built-in dataset name or path to an annotated JSONL")
@@ -76,9 +82,13 @@ class TrainConfig(ScheduleConfig):
     adam_betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float | None = Field(1.0, gt=0)
     batch_size: int = Field(8, gt=0, description="episodes per optimizer step (global batch)")
-    micro_batch_size: int = Field(4, gt=0, description="episodes per forward pass; batch_size/micro_batch_size = accumulation")
+    micro_batch_size: int = Field(
+        4, gt=0, description="episodes per forward pass; batch_size/micro_batch_size = accumulation"
+    )
     batching: Literal["length_grouped", "naive"] = "length_grouped"
-    reduction: Literal["sum", "token"] = Field("sum", description="sum: Eq. 1 per episode; token: per weighted token")
+    reduction: Literal["sum", "token"] = Field(
+        "sum", description="sum: Eq. 1 per episode; token: per weighted token"
+    )
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
@@ -104,7 +114,9 @@ class EvalConfig(_Strict):
     model: str = Field(..., description="checkpoint path, HF hub id, or tiny:<arch>")
     dataset: str = Field("svamp", description="built-in dataset name or path to a JSONL")
     split: str = "test"
-    shots_dataset: str | None = Field(None, description="where k-shot demonstrations come from (default: dataset)")
+    shots_dataset: str | None = Field(
+        None, description="where k-shot demonstrations come from (default: dataset)"
+    )
     shots_split: str = "train"
     shots: list[int] = Field(default_factory=lambda: [0])
     seeds: list[int] = Field(default_factory=lambda: [0])
@@ -113,7 +125,9 @@ class EvalConfig(_Strict):
     template: TemplateConfig = Field(default_factory=TemplateConfig)
     batch_size: int = Field(16, gt=0)
     max_new_tokens: int = Field(256, gt=0)
-    max_length: int = Field(2048, gt=16, description="prompt + generation budget; earliest shots are dropped first")
+    max_length: int = Field(
+        2048, gt=16, description="prompt + generation budget; earliest shots are dropped first"
+    )
     output_dir: str | None = Field(None, description="where results.json and generations.jsonl are written")
 
     @model_validator(mode="after")
@@ -129,9 +143,15 @@ class SweepConfig(_Strict):
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.\-]+$")
     output_dir: str = "runs"
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run")
-    eval: dict[str, Any] = Field(default_factory=dict, description="EvalConfig fields shared by every evaluation")
-    grid: dict[str, list[Any]] = Field(default_factory=dict, description="TrainConfig field -> values; the product is run")
-    eval_datasets: list[str] | None = Field(None, description="evaluate each run on these (default: the train dataset)")
+    eval: dict[str, Any] = Field(
+        default_factory=dict, description="EvalConfig fields shared by every evaluation"
+    )
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="TrainConfig field -> values; the product is run"
+    )
+    eval_datasets: list[str] | None = Field(
+        None, description="evaluate each run on these (default: the train dataset)"
+    )
 
     @model_validator(mode="after")
     def _check_grid(self) -> SweepConfig:
@@ -199,7 +219,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_config(cls: type[C], data: dict[str, Any], overrides: list[str] | None = None, source: str = "config") -> C:
+def build_config(
+    cls: type[C], data: dict[str, Any], overrides: list[str] | None = None, source: str = "config"
+) -> C:
     """Validate a dict (+ overrides) into `cls`; errors become one ConfigError naming each field."""
     try:
         return cls.model_validate(apply_overrides(data, overrides))

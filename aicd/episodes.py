@@ -82,8 +82,14 @@ def _target_weight(objective: str, i: int, n: int, weights: Sequence[float]) -> 
     return float(weights[i])  # aicd, nocot (answers), lm (overridden below)
 
 
-def _assemble(tokenizer: Any, shots: Sequence[Shot], objective: str, weights: Sequence[float],
-              template: TemplateConfig, cache: dict[str, list[int]] | None) -> Episode:
+def _assemble(
+    tokenizer: Any,
+    shots: Sequence[Shot],
+    objective: str,
+    weights: Sequence[float],
+    template: TemplateConfig,
+    cache: dict[str, list[int]] | None,
+) -> Episode:
     ids: list[int] = []
     w: list[float] = []
     spans: list[Span] = []

@@ -6,8 +6,14 @@ from typing import Any
 
 TINY_DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2": {"n_layer": 2, "n_embd": 128, "n_head": 4, "n_positions": 2048},
-    "llama": {"num_hidden_layers": 2, "hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 4,
-              "num_key_value_heads": 2, "max_position_embeddings": 2048},
+    "llama": {
+        "num_hidden_layers": 2,
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+    },
 }
 
 
@@ -21,7 +27,9 @@ def parse_tiny(spec: str) -> tuple[str, dict[str, Any]]:
     arch, _, query = body.partition("?")
     arch = arch or "gpt2"
     if arch not in TINY_DEFAULTS:
-        raise ValueError(f"model: unknown tiny architecture '{arch}' (choose from {', '.join(TINY_DEFAULTS)})")
+        raise ValueError(
+            f"model: unknown tiny architecture '{arch}' (choose from {', '.join(TINY_DEFAULTS)})"
+        )
     overrides: dict[str, Any] = {}
     for item in filter(None, query.split("&")):
         key, _, raw = item.partition("=")
@@ -50,8 +58,12 @@ def build_tiny_model(spec: str, tokenizer: Any, seed: int = 0) -> Any:
 
     arch, overrides = parse_tiny(spec)
     kwargs = {**TINY_DEFAULTS[arch], **overrides}
-    ids = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.eos_token_id,
-           "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    ids = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     config = GPT2Config(**ids, **kwargs) if arch == "gpt2" else LlamaConfig(**ids, **kwargs)
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config)
@@ -68,7 +80,9 @@ def load_tokenizer(spec: str) -> Any:
     return tok
 
 
-def load_model_and_tokenizer(spec: str, *, seed: int = 0, dtype: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+def load_model_and_tokenizer(
+    spec: str, *, seed: int = 0, dtype: Any = None, **kwargs: Any
+) -> tuple[Any, Any]:
     """(model, tokenizer) for a hub id, a local checkpoint directory, or a `tiny:` spec.
 
     Raises AICDError with a readable message when a hub id cannot be fetched (e.g. offline).

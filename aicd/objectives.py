@@ -52,7 +52,9 @@ def omega_weights(
         return [1.0] if n == 1 else [omega ** ((n - 1 - i) / (n - 1)) for i in range(n)]
     if schedule == "custom":
         raise ValueError("weights must be given for schedule=custom")
-    raise ValueError(f"schedule must be one of paper, constant, linear, exponential, custom; got '{schedule}'")
+    raise ValueError(
+        f"schedule must be one of paper, constant, linear, exponential, custom; got '{schedule}'"
+    )
 
 
 def collate_episodes(episodes: Sequence[Episode], pad_id: int = 0) -> dict[str, torch.Tensor]:
@@ -92,11 +94,19 @@ def weighted_nll(logits: torch.Tensor, input_ids: torch.Tensor, loss_weights: to
 def batch_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass; returns (Σ w·nll per episode [B], Σ w per episode [B])."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return weighted_nll(logits, batch["input_ids"], batch["loss_weights"]), batch["loss_weights"][:, 1:].sum(1)
+    return weighted_nll(logits, batch["input_ids"], batch["loss_weights"]), batch["loss_weights"][:, 1:].sum(
+        1
+    )
 
 
-def reduce_loss(nll: torch.Tensor, weight: torch.Tensor, reduction: Reduction, *, n_episodes: int | None = None,
-                total_weight: float | None = None) -> torch.Tensor:
+def reduce_loss(
+    nll: torch.Tensor,
+    weight: torch.Tensor,
+    reduction: Reduction,
+    *,
+    n_episodes: int | None = None,
+    total_weight: float | None = None,
+) -> torch.Tensor:
     """Normalise summed NLL. Pass the global batch's totals when accumulating over micro-batches
     so that the accumulated gradient equals the full-batch one (transformers #34191)."""
     if reduction == "sum":
@@ -107,7 +117,9 @@ def reduce_loss(nll: torch.Tensor, weight: torch.Tensor, reduction: Reduction, *
     raise ValueError(f"reduction must be 'sum' or 'token', got '{reduction}'")
 
 
-def episode_loss(model: torch.nn.Module, episodes: Sequence[Episode], reduction: Reduction = "sum") -> torch.Tensor:
+def episode_loss(
+    model: torch.nn.Module, episodes: Sequence[Episode], reduction: Reduction = "sum"
+) -> torch.Tensor:
     """The AICD loss of a batch of episodes in one forward pass.
 
     "sum": Σ_t w_t·(−log p) per episode, averaged over episodes (Eq. 1 exactly).

@@ -64,8 +64,9 @@ def read_session_factory() -> sessionmaker[Session]:
         if engine.dialect.name == "sqlite":
             _READERS[url] = _factory(url)
         else:
-            _READERS[url] = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
-                                         expire_on_commit=False)
+            _READERS[url] = sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
     return _READERS[url]
 
 

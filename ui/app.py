@@ -59,7 +59,9 @@ def launched() -> None:
     """Comparisons launched in this session: each run's status and how many runs are trained and evaluated."""
     for item in plans.launched():
         if item["status"] in plans.ENDED:
-            st.caption(f"**{item['name']}** — " + ("done" if item["status"] == "succeeded" else item["status"]))
+            st.caption(
+                f"**{item['name']}** — " + ("done" if item["status"] == "succeeded" else item["status"])
+            )
             continue
         try:
             sweep, runs = plans.refresh(client, item)

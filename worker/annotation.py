@@ -29,22 +29,37 @@ class DBSink:
         from aicd.annotate import AnnotationRecord
 
         with session_scope() as s:
-            rows = s.scalars(select(AnnotationRecordRow.record).where(
-                AnnotationRecordRow.dataset_id == self.dataset_id, AnnotationRecordRow.status == "ok"))
+            rows = s.scalars(
+                select(AnnotationRecordRow.record).where(
+                    AnnotationRecordRow.dataset_id == self.dataset_id, AnnotationRecordRow.status == "ok"
+                )
+            )
             return [AnnotationRecord.model_validate(r) for r in rows]
 
     def existing_keys(self) -> set[tuple[str, int, str, str]]:
         return {r.key for r in self.existing_records()}
 
     def _row(self, record: Any) -> dict[str, Any]:
-        return {"dataset_id": self.dataset_id, "annotation_job_id": self.job_id, "question_id": record.question_id,
-                "sample_index": record.sample_index, "writer": record.teacher, "prompt_hash": record.prompt_hash,
-                "status": record.status, "record": record.model_dump(mode="json")}
+        return {
+            "dataset_id": self.dataset_id,
+            "annotation_job_id": self.job_id,
+            "question_id": record.question_id,
+            "sample_index": record.sample_index,
+            "writer": record.teacher,
+            "prompt_hash": record.prompt_hash,
+            "status": record.status,
+            "record": record.model_dump(mode="json"),
+        }
 
     def write(self, record: Any) -> None:
         with session_scope() as s:  # an ok sample replaces an earlier failure of the same key
-            store.upsert(s, AnnotationRecordRow, [self._row(record)], list(KEY),
-                         ["status", "record", "annotation_job_id"])
+            store.upsert(
+                s,
+                AnnotationRecordRow,
+                [self._row(record)],
+                list(KEY),
+                ["status", "record", "annotation_job_id"],
+            )
 
     def write_failure(self, record: Any) -> None:
         with session_scope() as s:
@@ -56,17 +71,34 @@ KEY = ("dataset_id", "question_id", "sample_index", "writer", "prompt_hash")
 
 def _store_rationales(dataset_id: int, job_id: int, examples: list[Any]) -> int:
     with session_scope() as s:
-        ids = dict(s.execute(select(ExampleRow.ext_id, ExampleRow.id)
-                             .where(ExampleRow.dataset_id == dataset_id)).all())
+        ids = dict(
+            s.execute(
+                select(ExampleRow.ext_id, ExampleRow.id).where(ExampleRow.dataset_id == dataset_id)
+            ).all()
+        )
         rows = []
         for ex in examples:
             for r in ex.rationales:
                 key = f"{r.model}|{r.meta.get('prompt_hash')}|{r.meta.get('sample_index')}"
-                rows.append({"example_id": ids[ex.id], "annotation_job_id": job_id, "key": key[:255],
-                             "text": r.text, "source": r.source, "model": r.model, "meta": r.meta})
+                rows.append(
+                    {
+                        "example_id": ids[ex.id],
+                        "annotation_job_id": job_id,
+                        "key": key[:255],
+                        "text": r.text,
+                        "source": r.source,
+                        "model": r.model,
+                        "meta": r.meta,
+                    }
+                )
         for start in range(0, len(rows), 500):
-            store.upsert(s, Rationale, rows[start:start + 500], ["example_id", "key"],
-                         ["text", "annotation_job_id", "meta"])
+            store.upsert(
+                s,
+                Rationale,
+                rows[start : start + 500],
+                ["example_id", "key"],
+                ["text", "annotation_job_id", "meta"],
+            )
     return len(rows)
 
 
@@ -81,8 +113,13 @@ def annotate(ctx: JobContext) -> None:
         if config.source != "gold":  # stored rationales stay in the DB; the teacher only sees questions
             examples = [ex.model_copy(update={"rationales": []}) for ex in examples]
     ctx.update(progress_total=len(examples) * config.k)
-    report = run_annotate(config, examples, DBSink(job.dataset_id, job.id), should_stop=ctx.should_stop,
-                          on_progress=lambda done, total: ctx.update(progress_done=done, progress_total=total))
+    report = run_annotate(
+        config,
+        examples,
+        DBSink(job.dataset_id, job.id),
+        should_stop=ctx.should_stop,
+        on_progress=lambda done, total: ctx.update(progress_done=done, progress_total=total),
+    )
     stored = _store_rationales(job.dataset_id, job.id, report.examples)
     summary = {**report.model_dump(mode="json"), "rationales_stored": stored}
     if report.stopped:

@@ -53,21 +53,37 @@ class JobContext:
         now = utcnow()
         with session_scope() as s:
             result = s.execute(
-                update(self.model).where(*self._where(), self.model.status.in_(CLAIMABLE))
-                .values(status=JobStatus.running, worker=worker_name(), heartbeat_at=now, started_at=now,
-                        finished_at=None, error=None)
-                .execution_options(synchronize_session=False))
+                update(self.model)
+                .where(*self._where(), self.model.status.in_(CLAIMABLE))
+                .values(
+                    status=JobStatus.running,
+                    worker=worker_name(),
+                    heartbeat_at=now,
+                    started_at=now,
+                    finished_at=None,
+                    error=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
             claimed = (result.rowcount or 0) == 1
         if not claimed:
-            log.info("%s %s attempt %s: not claimable, skipped", self.model.__tablename__, self.job_id, self.attempt)
+            log.info(
+                "%s %s attempt %s: not claimable, skipped",
+                self.model.__tablename__,
+                self.job_id,
+                self.attempt,
+            )
         return claimed
 
     def beat(self) -> None:
         with session_scope() as s:
             row = s.execute(
-                update(self.model).where(*self._where(), self.model.status == JobStatus.running)
-                .values(heartbeat_at=utcnow()).returning(self.model.cancel_requested)
-                .execution_options(synchronize_session=False)).first()
+                update(self.model)
+                .where(*self._where(), self.model.status == JobStatus.running)
+                .values(heartbeat_at=utcnow())
+                .returning(self.model.cancel_requested)
+                .execution_options(synchronize_session=False)
+            ).first()
         if row is None:
             self.orphaned.set()
         elif row[0]:
@@ -97,20 +113,31 @@ class JobContext:
 
     def update(self, **values: Any) -> None:
         with session_scope() as s:
-            s.execute(update(self.model).where(*self._where()).values(**values)
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(self.model)
+                .where(*self._where())
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
 
     def update_other(self, model: type, row_id: int, **values: Any) -> None:
         with session_scope() as s:
-            s.execute(update(model).where(model.id == row_id).values(**values)
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(model)
+                .where(model.id == row_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
 
     def finish(self, status: str, error: str | None = None, **values: Any) -> None:
         """Final status, only if this attempt still owns the running row."""
         with session_scope() as s:
-            s.execute(update(self.model).where(*self._where(), self.model.status == JobStatus.running)
-                      .values(status=status, error=error, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
-                      .execution_options(synchronize_session=False))
+            s.execute(
+                update(self.model)
+                .where(*self._where(), self.model.status == JobStatus.running)
+                .values(status=status, error=error, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+                .execution_options(synchronize_session=False)
+            )
 
     def load(self) -> Any:
         with session_scope() as s:

@@ -90,15 +90,29 @@ def _train(ctx: JobContext) -> None:
         def on_start(self, total_steps: int, start_step: int) -> None:
             with session_scope() as s:
                 store.drop_metrics_after(s, run_id, start_step)  # steps after the checkpoint are redone
-                s.execute(update(Run).where(Run.id == run_id).values(
-                    total_steps=total_steps, progress_total=total_steps, step=start_step,
-                    progress_done=start_step))
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(
+                        total_steps=total_steps,
+                        progress_total=total_steps,
+                        step=start_step,
+                        progress_done=start_step,
+                    )
+                )
 
         def on_log(self, step: int, metrics: dict[str, Any]) -> None:
             with session_scope() as s:
                 store.save_metric(s, run_id, step, metrics)
-                s.execute(update(Run).where(Run.id == run_id).values(
-                    step=step, progress_done=step, last_metrics=store.metric_row(run_id, step, metrics)["values"]))
+                s.execute(
+                    update(Run)
+                    .where(Run.id == run_id)
+                    .values(
+                        step=step,
+                        progress_done=step,
+                        last_metrics=store.metric_row(run_id, step, metrics)["values"],
+                    )
+                )
 
         def on_checkpoint(self, step: int, path: Path) -> None:
             if path.name.startswith("checkpoint-"):
@@ -114,11 +128,19 @@ def _train(ctx: JobContext) -> None:
         return
     with session_scope() as s:
         final = result.final_dir or config.run_dir / "final"
-        files = [config.run_dir / "config.yaml", config.run_dir / "metrics.jsonl",
-                 *sorted(p for p in final.glob("*") if p.is_file())]
+        files = [
+            config.run_dir / "config.yaml",
+            config.run_dir / "metrics.jsonl",
+            *sorted(p for p in final.glob("*") if p.is_file()),
+        ]
         store.register_artifacts(s, root, files, "run", run_id=run_id)
-    ctx.finish(JobStatus.succeeded, step=result.step, total_steps=result.total_steps,
-               progress_done=result.total_steps, progress_total=result.total_steps)
+    ctx.finish(
+        JobStatus.succeeded,
+        step=result.step,
+        total_steps=result.total_steps,
+        progress_done=result.total_steps,
+        progress_total=result.total_steps,
+    )
 
 
 # -------------------------------------------------------------------------------------------------- evaluate
@@ -178,15 +200,21 @@ def _evaluate(ctx: JobContext) -> None:
         def should_stop(self) -> bool:
             return ctx.should_stop()
 
-    result = evaluate(config, examples=examples, shot_examples=shot_examples, callback=Callback(), progress=False)
+    result = evaluate(
+        config, examples=examples, shot_examples=shot_examples, callback=Callback(), progress=False
+    )
     if result.stopped:
-        ctx.finish(ctx.stopped_status(), ctx.stopped_message(),
-                   rows=result.rows, summary=result.summary)
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message(), rows=result.rows, summary=result.summary)
         return
     with session_scope() as s:
         out = Path(config.output_dir or "")
-        store.register_artifacts(s, root, [out / "results.json", out / "generations.jsonl"], "evaluation",
-                                 evaluation_id=evaluation_id)
+        store.register_artifacts(
+            s,
+            root,
+            [out / "results.json", out / "generations.jsonl"],
+            "evaluation",
+            evaluation_id=evaluation_id,
+        )
     ctx.finish(JobStatus.succeeded, rows=result.rows, summary=result.summary)
 
 

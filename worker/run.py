@@ -15,7 +15,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m worker.run <task> <job id> <attempt>", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, lambda *_: SHUTDOWN.set())  # checkpoint and stop, like a Celery warm shutdown
+    signal.signal(
+        signal.SIGTERM, lambda *_: SHUTDOWN.set()
+    )  # checkpoint and stop, like a Celery warm shutdown
     handlers.run_task(argv[0], int(argv[1]), int(argv[2]))
     return 0
 

@@ -85,9 +85,13 @@ def sweep(ctx: JobContext) -> None:
                     name = f"{sweep_name}.{planned.name}"
                     existing = s.scalar(select(Run).where(Run.name == name))
                     if existing is None:
-                        existing = Run(name=name, sweep_id=sweep_id, config=planned.train.model_dump(mode="json"),
-                                       run_dir=_relative(root, planned.run_dir),
-                                       dataset_id=dataset_ids.get(str(planned.train.dataset)))
+                        existing = Run(
+                            name=name,
+                            sweep_id=sweep_id,
+                            config=planned.train.model_dump(mode="json"),
+                            run_dir=_relative(root, planned.run_dir),
+                            dataset_id=dataset_ids.get(str(planned.train.dataset)),
+                        )
                         s.add(existing)
                         s.flush()
                     run_ids[planned.name] = existing.id
@@ -96,17 +100,35 @@ def sweep(ctx: JobContext) -> None:
         def on_run_start(self, index: int, run: Any) -> None:
             current["run"] = run_ids[run.name]
             with session_scope() as s:
-                s.execute(update(Run).where(Run.id == current["run"]).values(
-                    status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(), finished_at=None,
-                    error=None, worker=ctx_worker()))
+                s.execute(
+                    update(Run)
+                    .where(Run.id == current["run"])
+                    .values(
+                        status=JobStatus.running,
+                        started_at=utcnow(),
+                        heartbeat_at=utcnow(),
+                        finished_at=None,
+                        error=None,
+                        worker=ctx_worker(),
+                    )
+                )
 
         def on_train_log(self, run: Any, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
             rid = run_ids[run.name]
             with session_scope() as s:
                 store.save_metric(s, rid, step, metrics)
-                s.execute(update(Run).where(Run.id == rid).values(
-                    step=step, total_steps=total_steps, progress_done=step, progress_total=total_steps,
-                    last_metrics=store.metric_row(rid, step, metrics)["values"], heartbeat_at=utcnow()))
+                s.execute(
+                    update(Run)
+                    .where(Run.id == rid)
+                    .values(
+                        step=step,
+                        total_steps=total_steps,
+                        progress_done=step,
+                        progress_total=total_steps,
+                        last_metrics=store.metric_row(rid, step, metrics)["values"],
+                        heartbeat_at=utcnow(),
+                    )
+                )
 
         def on_run_end(self, index: int, run: Any, status: str) -> None:
             rid = run_ids[run.name]
@@ -124,13 +146,15 @@ def sweep(ctx: JobContext) -> None:
     result = run_sweep(config, callback=Callback(), resume=True, progress=False)
     rows = [dict(r) for r in result.table_rows]
     files = [p for p in (result.csv_path, result.md_path, *(result.plots or [])) if p]
-    outputs = {"csv": _relative(root, result.csv_path), "md": _relative(root, result.md_path),
-               "plots": [_relative(root, p) for p in result.plots or []]}
+    outputs = {
+        "csv": _relative(root, result.csv_path),
+        "md": _relative(root, result.md_path),
+        "plots": [_relative(root, p) for p in result.plots or []],
+    }
     with session_scope() as s:
         store.register_artifacts(s, root, [Path(p) for p in files], "sweep", sweep_id=sweep_id)
     if result.stopped:
-        ctx.finish(ctx.stopped_status(), ctx.stopped_message(),
-                   table_rows=rows, outputs=outputs)
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message(), table_rows=rows, outputs=outputs)
     else:
         ctx.finish(JobStatus.succeeded, table_rows=rows, outputs=outputs)
 
@@ -141,8 +165,9 @@ def ctx_worker() -> str:
     return worker_name()
 
 
-def _import_evaluations(root: Path, run_id: int, run: Any, result_cls: Any,
-                        dataset_ids: dict[str, int]) -> None:
+def _import_evaluations(
+    root: Path, run_id: int, run: Any, result_cls: Any, dataset_ids: dict[str, int]
+) -> None:
     """Each finished evaluation of a sweep run → an evaluations row and its generations (idempotent)."""
     for ev in run.evals:
         out = Path(ev.output_dir)
@@ -151,15 +176,24 @@ def _import_evaluations(root: Path, run_id: int, run: Any, result_cls: Any,
         result = result_cls.load(out)
         rel = _relative(root, out)
         with session_scope() as s:
-            row = s.scalar(select(Evaluation).where(Evaluation.run_id == run_id, Evaluation.output_dir == rel))
+            row = s.scalar(
+                select(Evaluation).where(Evaluation.run_id == run_id, Evaluation.output_dir == rel)
+            )
             if row is None:
-                row = Evaluation(run_id=run_id, config=ev.model_dump(mode="json"), output_dir=rel,
-                                 dataset_id=dataset_ids.get(str(ev.dataset)),
-                                 status=JobStatus.succeeded, started_at=utcnow(), finished_at=utcnow())
+                row = Evaluation(
+                    run_id=run_id,
+                    config=ev.model_dump(mode="json"),
+                    output_dir=rel,
+                    dataset_id=dataset_ids.get(str(ev.dataset)),
+                    status=JobStatus.succeeded,
+                    started_at=utcnow(),
+                    finished_at=utcnow(),
+                )
                 s.add(row)
                 s.flush()
             row.rows, row.summary = result.rows, result.summary
             row.progress_done = row.progress_total = len(result.items)
             store.save_generations(s, row.id, result.items)
-            store.register_artifacts(s, root, [out / "results.json", out / "generations.jsonl"], "evaluation",
-                                     evaluation_id=row.id)
+            store.register_artifacts(
+                s, root, [out / "results.json", out / "generations.jsonl"], "evaluation", evaluation_id=row.id
+            )

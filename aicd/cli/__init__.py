@@ -8,8 +8,13 @@ import typer
 
 from aicd.errors import AICDError
 
-app = typer.Typer(name="aicd", help="Autoregressive In-Context Distillation workbench.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    name="aicd",
+    help="Autoregressive In-Context Distillation workbench.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
 def _register() -> None:

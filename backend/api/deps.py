@@ -44,8 +44,12 @@ async def require_token(request: Request, settings: SettingsDep) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
-        raise ApiError(401, "missing or invalid bearer token", field="Authorization",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "missing or invalid bearer token",
+            field="Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 TokenDep = Depends(require_token)

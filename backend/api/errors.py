@@ -16,14 +16,20 @@ from aicd.errors import AICDError
 log = logging.getLogger("backend")
 
 
-
 T = TypeVar("T")
+
 
 class ApiError(HTTPException):
     """Raise with a status, a message and optionally the offending field."""
 
-    def __init__(self, status_code: int, message: str, field: str | None = None,
-                 errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        field: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         detail: dict[str, Any] = {"message": message, "field": field}
         if errors:
             detail["errors"] = errors
@@ -42,7 +48,9 @@ def get_or_404(session: Any, model: type[T], ident: object, kind: str) -> T:
     return obj
 
 
-def _body(message: str, field: str | None = None, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _body(
+    message: str, field: str | None = None, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     detail: dict[str, Any] = {"message": message, "field": field}
     if errors:
         detail["errors"] = errors
@@ -67,8 +75,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _loc(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
-                  for e in exc.errors()]
+        errors = [
+            {"field": _loc(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+            for e in exc.errors()
+        ]
         message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
         return JSONResponse(_body(message, errors[0]["field"] if errors else None, errors), status_code=422)
 
@@ -79,14 +89,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity error: %s", exc.orig)
-        return JSONResponse(_body("conflicts with an existing record (duplicate name or missing reference)"),
-                            status_code=409)
+        return JSONResponse(
+            _body("conflicts with an existing record (duplicate name or missing reference)"), status_code=409
+        )
 
     @app.exception_handler(DataError)
     async def _data(_: Request, exc: DataError) -> JSONResponse:
         log.info("data error: %s", exc.orig)
         first = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
-        return JSONResponse(_body(f"a value is out of range or invalid for the database: {first}"), status_code=422)
+        return JSONResponse(
+            _body(f"a value is out of range or invalid for the database: {first}"), status_code=422
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:

@@ -16,15 +16,21 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".aicd"), description="where the embedded database and artifacts live by default")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/aicd.db")
-    redis_url: str | None = Field(None, description="Redis URL of the Celery broker; unset = embedded executor")
+    redis_url: str | None = Field(
+        None, description="Redis URL of the Celery broker; unset = embedded executor"
+    )
     broker_url: str | None = Field(None, description="explicit Celery broker URL (overrides redis_url)")
-    redis_prefix: str = Field("", description="key prefix for Celery's Redis keys (isolates deployments/tests)")
+    redis_prefix: str = Field(
+        "", description="key prefix for Celery's Redis keys (isolates deployments/tests)"
+    )
     api_token: SecretStr | None = Field(None, description="when set, every request but health/docs needs it")
     artifact_dir: Path | None = Field(None, description="runs, evaluations, sweeps; default <home>/artifacts")
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
     auto_migrate: bool = Field(True, description="run `alembic upgrade head` when the API starts")
     heartbeat_interval_s: float = Field(2.0, gt=0)
-    heartbeat_timeout_s: float = Field(30.0, gt=0, description="a running job silent this long is marked lost")
+    heartbeat_timeout_s: float = Field(
+        30.0, gt=0, description="a running job silent this long is marked lost"
+    )
     reaper_interval_s: float = Field(5.0, gt=0)
     cancel_poll_s: float = Field(1.0, gt=0, description="how often workers read cancel requests")
     embedded_workers: int = Field(1, ge=1, description="parallel jobs per queue in embedded mode")

@@ -29,7 +29,10 @@ class Dataset(Base):
 
 class Example(Base):
     __tablename__ = "examples"
-    __table_args__ = (UniqueConstraint("dataset_id", "ext_id"), Index("ix_examples_dataset_id_id", "dataset_id", "id"))
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "ext_id"),
+        Index("ix_examples_dataset_id_id", "dataset_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))

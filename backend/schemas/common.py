@@ -13,7 +13,9 @@ T = TypeVar("T")
 class ErrorDetail(BaseModel):
     message: str = Field(description="what is wrong, fit to show to a user")
     field: str | None = Field(None, description="the offending field, e.g. `config.weights` or `file:3`")
-    errors: list[dict[str, Any]] | None = Field(None, description="every validation problem, when there are several")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="every validation problem, when there are several"
+    )
 
 
 class ErrorBody(BaseModel):

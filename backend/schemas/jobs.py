@@ -65,7 +65,9 @@ class MetricPointPublic(ORM):
 class EvaluationCreate(_In):
     run_id: int | None = Field(None, description="evaluate this run's final model (or latest checkpoint)")
     dataset_id: int | None = Field(None, description="evaluate on this stored dataset (else config.dataset)")
-    shots_dataset_id: int | None = Field(None, description="take k-shot demonstrations from this stored dataset")
+    shots_dataset_id: int | None = Field(
+        None, description="take k-shot demonstrations from this stored dataset"
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="EvalConfig fields: model (unless run_id), dataset, split, shots, seeds, limit, "
@@ -99,8 +101,12 @@ class GenerationPublic(ORM):
 
 class SweepCreate(_In):
     name: str | None = Field(None, pattern=NAME_PATTERN)
-    dataset_id: int | None = Field(None, description="train every run on this stored dataset (sets train.dataset)")
-    eval_dataset_ids: list[int] | None = Field(None, description="evaluate every run on these stored datasets")
+    dataset_id: int | None = Field(
+        None, description="train every run on this stored dataset (sets train.dataset)"
+    )
+    eval_dataset_ids: list[int] | None = Field(
+        None, description="evaluate every run on these stored datasets"
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="SweepConfig fields: train (shared TrainConfig fields), eval (shared EvalConfig fields), "

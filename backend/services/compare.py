@@ -38,9 +38,14 @@ def resolve_evaluations(session: Session, run_ids: list[int], evaluation_ids: li
         raise ApiError(422, f"compare at most {MAX_COMPARE} runs at once", field="run_id")
     out: list[EvalRef] = []
     if evaluation_ids:
-        found = {r.id: r for r in session.execute(
-            select(Evaluation.id, Evaluation.run_id, Run.name).outerjoin(Run, Run.id == Evaluation.run_id)
-            .where(Evaluation.id.in_(evaluation_ids)))}
+        found = {
+            r.id: r
+            for r in session.execute(
+                select(Evaluation.id, Evaluation.run_id, Run.name)
+                .outerjoin(Run, Run.id == Evaluation.run_id)
+                .where(Evaluation.id.in_(evaluation_ids))
+            )
+        }
         for eid in evaluation_ids:
             if eid not in found:
                 raise ApiError(404, f"evaluation {eid} not found", field="evaluation_id")
@@ -50,7 +55,8 @@ def resolve_evaluations(session: Session, run_ids: list[int], evaluation_ids: li
         names: dict[int, str] = {}
         for ev_id, run_id, status, name in session.execute(
             select(Evaluation.id, Evaluation.run_id, Evaluation.status, Run.name)
-            .join(Run, Run.id == Evaluation.run_id).where(Evaluation.run_id.in_(run_ids))
+            .join(Run, Run.id == Evaluation.run_id)
+            .where(Evaluation.run_id.in_(run_ids))
         ):
             key = (status == "succeeded", ev_id)
             if run_id not in best or key > best[run_id]:
@@ -58,8 +64,11 @@ def resolve_evaluations(session: Session, run_ids: list[int], evaluation_ids: li
         for rid in run_ids:
             if rid not in best:
                 exists = session.scalar(select(Run.id).where(Run.id == rid)) is not None
-                raise ApiError(404, f"run {rid} has no evaluation yet" if exists else f"run {rid} not found",
-                               field="run_id")
+                raise ApiError(
+                    404,
+                    f"run {rid} has no evaluation yet" if exists else f"run {rid} not found",
+                    field="run_id",
+                )
             out.append(EvalRef(best[rid][1], rid, names[rid]))
     return out
 
@@ -68,23 +77,45 @@ def default_shots_seed(session: Session, ev: EvalRef, shots: int | None, seed: i
     if shots is None:
         shots = session.scalar(select(func.min(Generation.shots)).where(Generation.evaluation_id == ev.id))
     if seed is None and shots is not None:
-        seed = session.scalar(select(func.min(Generation.seed)).where(
-            Generation.evaluation_id == ev.id, Generation.shots == shots))
+        seed = session.scalar(
+            select(func.min(Generation.seed)).where(
+                Generation.evaluation_id == ev.id, Generation.shots == shots
+            )
+        )
     return (shots if shots is not None else 0), (seed if seed is not None else 0)
 
 
-def compare_page(session: Session, evals: list[EvalRef], *, shots: int, seed: int, disagree: bool,
-                 cursor: str | None, limit: int, example_id: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-    base, others = _ALIASES[0], _ALIASES[1:len(evals)]
+def compare_page(
+    session: Session,
+    evals: list[EvalRef],
+    *,
+    shots: int,
+    seed: int,
+    disagree: bool,
+    cursor: str | None,
+    limit: int,
+    example_id: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    base, others = _ALIASES[0], _ALIASES[1 : len(evals)]
     cols = [base.c.example_id, base.c.question, base.c.gold]
     for g in (base, *others):
         cols += [g.c.id, g.c.generation, g.c.extracted, g.c.correct]
-    stmt = select(*cols).select_from(base).where(
-        base.c.evaluation_id == evals[0].id, base.c.shots == shots, base.c.seed == seed)
+    stmt = (
+        select(*cols)
+        .select_from(base)
+        .where(base.c.evaluation_id == evals[0].id, base.c.shots == shots, base.c.seed == seed)
+    )
     joined = base
     for ev, g in zip(evals[1:], others, strict=True):
-        joined = joined.outerjoin(g, and_(g.c.evaluation_id == ev.id, g.c.shots == shots, g.c.seed == seed,
-                                          g.c.example_id == base.c.example_id))
+        joined = joined.outerjoin(
+            g,
+            and_(
+                g.c.evaluation_id == ev.id,
+                g.c.shots == shots,
+                g.c.seed == seed,
+                g.c.example_id == base.c.example_id,
+            ),
+        )
     stmt = stmt.select_from(joined)
     if example_id is not None:
         stmt = stmt.where(base.c.example_id == example_id)
@@ -93,8 +124,11 @@ def compare_page(session: Session, evals: list[EvalRef], *, shots: int, seed: in
     if disagree and others:
         conds = []
         for g in others:
-            conds += [g.c.id.is_(None), g.c.correct != base.c.correct,
-                      func.coalesce(g.c.extracted, "") != func.coalesce(base.c.extracted, "")]
+            conds += [
+                g.c.id.is_(None),
+                g.c.correct != base.c.correct,
+                func.coalesce(g.c.extracted, "") != func.coalesce(base.c.extracted, ""),
+            ]
         stmt = stmt.where(or_(*conds))
     result = session.execute(stmt.order_by(base.c.example_id).limit(limit + 1)).all()
     more = len(result) > limit
@@ -102,12 +136,29 @@ def compare_page(session: Session, evals: list[EvalRef], *, shots: int, seed: in
     for tup in result[:limit]:
         entries, answers = [], set()
         for i, ev in enumerate(evals):
-            gid, generation, extracted, correct = tup[3 + 4 * i: 7 + 4 * i]
-            entries.append({"evaluation_id": ev.id, "run_id": ev.run_id, "run_name": ev.run_name,
-                            "generation": generation, "extracted": extracted, "correct": correct})
+            gid, generation, extracted, correct = tup[3 + 4 * i : 7 + 4 * i]
+            entries.append(
+                {
+                    "evaluation_id": ev.id,
+                    "run_id": ev.run_id,
+                    "run_name": ev.run_name,
+                    "generation": generation,
+                    "extracted": extracted,
+                    "correct": correct,
+                }
+            )
             answers.add((gid is not None, extracted or "", correct))
         agree = len(answers) == 1 and next(iter(answers))[0]
-        rows.append({"example_id": tup[0], "question": tup[1], "gold": tup[2], "shots": shots, "seed": seed,
-                     "entries": entries, "agree": agree})
+        rows.append(
+            {
+                "example_id": tup[0],
+                "question": tup[1],
+                "gold": tup[2],
+                "shots": shots,
+                "seed": seed,
+                "entries": entries,
+                "agree": agree,
+            }
+        )
     nxt = rows[-1]["example_id"] if more and rows else None
     return rows, nxt

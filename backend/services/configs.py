@@ -39,8 +39,11 @@ def _validate(cls: type[BaseModel], data: dict[str, Any], prefix: str = "config"
 def _no_server_fields(data: dict[str, Any], prefix: str = "config") -> None:
     for key in SERVER_FIELDS:
         if key in data:
-            raise ApiError(422, f"{prefix}.{key} is chosen by the server (outputs go to the artifact directory)",
-                           field=f"{prefix}.{key}")
+            raise ApiError(
+                422,
+                f"{prefix}.{key} is chosen by the server (outputs go to the artifact directory)",
+                field=f"{prefix}.{key}",
+            )
 
 
 def _check_builtin_dataset(value: Any, field: str) -> None:
@@ -49,8 +52,12 @@ def _check_builtin_dataset(value: Any, field: str) -> None:
     if isinstance(value, str) and value.startswith("db:"):
         return
     if value not in loaders.DATASETS:
-        raise ApiError(422, f"{field}: '{value}' is not a built-in dataset ({', '.join(sorted(loaders.DATASETS))});"
-                       " upload it and pass its dataset_id instead", field=field)
+        raise ApiError(
+            422,
+            f"{field}: '{value}' is not a built-in dataset ({', '.join(sorted(loaders.DATASETS))});"
+            " upload it and pass its dataset_id instead",
+            field=field,
+        )
 
 
 def _check_model(spec: Any, field: str) -> None:
@@ -72,7 +79,9 @@ def dataset_ref(session: Session, dataset_id: int | None, field: str = "dataset_
     return dataset
 
 
-def train_config(session: Session, name: str | None, dataset_id: int | None, config: dict[str, Any]) -> TrainConfig:
+def train_config(
+    session: Session, name: str | None, dataset_id: int | None, config: dict[str, Any]
+) -> TrainConfig:
     data = dict(config)
     _no_server_fields(data)
     data["name"] = name or data.get("name") or f"run-{uuid.uuid4().hex[:8]}"
@@ -86,8 +95,14 @@ def train_config(session: Session, name: str | None, dataset_id: int | None, con
     return cfg
 
 
-def eval_config(session: Session, run_id: int | None, dataset_id: int | None, shots_dataset_id: int | None,
-                config: dict[str, Any], output_dir: str) -> EvalConfig:
+def eval_config(
+    session: Session,
+    run_id: int | None,
+    dataset_id: int | None,
+    shots_dataset_id: int | None,
+    config: dict[str, Any],
+    output_dir: str,
+) -> EvalConfig:
     data = dict(config)
     _no_server_fields(data)
     if run_id is not None:
@@ -99,10 +114,16 @@ def eval_config(session: Session, run_id: int | None, dataset_id: int | None, sh
         data["model"] = f"run:{run_id}"
     elif not data.get("model"):
         raise ApiError(422, "config.model is required unless run_id is given", field="config.model")
-    elif str(data["model"]).startswith("run:") or not str(data["model"]).startswith("tiny:") and "/" not in str(
-            data["model"]):
-        raise ApiError(422, "config.model must be tiny:<arch> or a hub id; use run_id for a trained run",
-                       field="config.model")
+    elif (
+        str(data["model"]).startswith("run:")
+        or not str(data["model"]).startswith("tiny:")
+        and "/" not in str(data["model"])
+    ):
+        raise ApiError(
+            422,
+            "config.model must be tiny:<arch> or a hub id; use run_id for a trained run",
+            field="config.model",
+        )
     if dataset_ref(session, dataset_id) is not None:
         data["dataset"] = f"db:{dataset_id}"
     if dataset_ref(session, shots_dataset_id, "shots_dataset_id") is not None:
@@ -122,8 +143,13 @@ def eval_config(session: Session, run_id: int | None, dataset_id: int | None, sh
 MAX_GRID = 512
 
 
-def sweep_config(session: Session, name: str | None, config: dict[str, Any], dataset_id: int | None = None,
-                 eval_dataset_ids: list[int] | None = None) -> SweepConfig:
+def sweep_config(
+    session: Session,
+    name: str | None,
+    config: dict[str, Any],
+    dataset_id: int | None = None,
+    eval_dataset_ids: list[int] | None = None,
+) -> SweepConfig:
     data = dict(config)
     _no_server_fields(data)
     if dataset_id is not None:

@@ -70,25 +70,54 @@ def load_builtin(source: str, split: str, limit: int | None, seed: int) -> tuple
     return examples, loaders.DATASETS[source].answer_kind
 
 
-def create_dataset(session: Session, *, name: str, description: str, source: str, examples: list[Example],
-                   answer_kind: str | None = None) -> Dataset:
+def create_dataset(
+    session: Session,
+    *,
+    name: str,
+    description: str,
+    source: str,
+    examples: list[Example],
+    answer_kind: str | None = None,
+) -> Dataset:
     """Insert the dataset, its examples and their rationales; nothing is stored unless all of it is."""
     if session.scalar(select(Dataset.id).where(Dataset.name == name)) is not None:
         raise ApiError(409, f"a dataset named '{name}' already exists", field="name")
     try:
-        dataset = Dataset(name=name, description=description, source=source, n_examples=len(examples),
-                          answer_kind=answer_kind or guess_answer_kind(examples))
+        dataset = Dataset(
+            name=name,
+            description=description,
+            source=source,
+            n_examples=len(examples),
+            answer_kind=answer_kind or guess_answer_kind(examples),
+        )
         session.add(dataset)
         session.flush()
-        ids = list(session.scalars(
-            insert(ExampleRow).returning(ExampleRow.id, sort_by_parameter_order=True),
-            [{"dataset_id": dataset.id, "ext_id": ex.id, "position": i, "question": ex.question,
-              "answer": ex.answer} for i, ex in enumerate(examples)],
-        ))
+        ids = list(
+            session.scalars(
+                insert(ExampleRow).returning(ExampleRow.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "dataset_id": dataset.id,
+                        "ext_id": ex.id,
+                        "position": i,
+                        "question": ex.question,
+                        "answer": ex.answer,
+                    }
+                    for i, ex in enumerate(examples)
+                ],
+            )
+        )
         rationale_rows = [
-            {"example_id": ex_id, "key": f"import:{j}", "text": r.text, "source": r.source, "model": r.model,
-             "meta": r.meta}
-            for ex_id, ex in zip(ids, examples, strict=True) for j, r in enumerate(ex.rationales)
+            {
+                "example_id": ex_id,
+                "key": f"import:{j}",
+                "text": r.text,
+                "source": r.source,
+                "model": r.model,
+                "meta": r.meta,
+            }
+            for ex_id, ex in zip(ids, examples, strict=True)
+            for j, r in enumerate(ex.rationales)
         ]
         if rationale_rows:
             session.execute(insert(Rationale), rationale_rows)

@@ -12,8 +12,12 @@ from backend.jobs import get_dispatcher
 from backend.models import RESUMABLE, AnnotationJob, Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
 
-JOB_TASKS: dict[type, str] = {AnnotationJob: "aicd.annotate", Run: "aicd.train", Evaluation: "aicd.evaluate",
-                              Sweep: "aicd.sweep"}
+JOB_TASKS: dict[type, str] = {
+    AnnotationJob: "aicd.annotate",
+    Run: "aicd.train",
+    Evaluation: "aicd.evaluate",
+    Sweep: "aicd.sweep",
+}
 
 
 def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
@@ -31,8 +35,11 @@ def request_cancel(session: Session, job: AnnotationJob | Run | Evaluation | Swe
     elif job.status == JobStatus.running:
         job.cancel_requested = True
     else:
-        raise ApiError(409, f"{kind} {job.id} is {job.status}; only queued or running jobs can be cancelled",
-                       field="status")
+        raise ApiError(
+            409,
+            f"{kind} {job.id} is {job.status}; only queued or running jobs can be cancelled",
+            field="status",
+        )
     session.commit()
 
 
@@ -40,8 +47,11 @@ def prepare_resume(session: Session, job: AnnotationJob | Run | Evaluation | Swe
     """Requeue a failed, cancelled or lost job under a new attempt number (stale messages are then ignored)."""
     kind = type(job).__name__.lower()
     if job.status not in RESUMABLE:
-        raise ApiError(409, f"{kind} {job.id} is {job.status}; only failed, cancelled or lost jobs can be resumed",
-                       field="status")
+        raise ApiError(
+            409,
+            f"{kind} {job.id} is {job.status}; only failed, cancelled or lost jobs can be resumed",
+            field="status",
+        )
     job.status = JobStatus.queued
     job.attempt += 1
     job.cancel_requested = False
@@ -62,8 +72,11 @@ def reap_stale(session: Session, timeout_s: float) -> int:
         result = session.execute(
             update(model)
             .where(model.status == JobStatus.running, stale)
-            .values(status=JobStatus.lost, finished_at=now,
-                    error=f"worker stopped sending heartbeats for {timeout_s:g}s; resume to continue")
+            .values(
+                status=JobStatus.lost,
+                finished_at=now,
+                error=f"worker stopped sending heartbeats for {timeout_s:g}s; resume to continue",
+            )
             .execution_options(synchronize_session=False)
         )
         total += result.rowcount or 0

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 T = TypeVar("T")
 
 
-def keyset_page(session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int,
-                *, desc: bool = False) -> tuple[list[Any], str | None]:
+def keyset_page(
+    session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int, *, desc: bool = False
+) -> tuple[list[Any], str | None]:
     """Rows after `cursor` in id order (`desc`: newest first) and the cursor of the next page."""
     if cursor is not None:
         stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
@@ -22,8 +23,9 @@ def keyset_page(session: Session, stmt: Select[Any], id_col: Any, cursor: int | 
     return rows, (str(rows[-1].id) if more and rows else None)
 
 
-def keyset_rows(session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int,
-                *, desc: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+def keyset_rows(
+    session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int, *, desc: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
     """Like `keyset_page` for a column select: plain dicts, no ORM instances (the hot list endpoints)."""
     if cursor is not None:
         stmt = stmt.where(id_col < cursor if desc else id_col > cursor)

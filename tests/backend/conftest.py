@@ -49,8 +49,15 @@ def drop_database(name: str) -> None:
 
 def run_alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AICD_DATABASE_URL": url}
-    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +146,9 @@ class Worker:
 
     def start(self, timeout: float = 90) -> Worker:
         fh = self.log.open("wb")
-        self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, cwd=REPO, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if " ready." in self.log.read_text(errors="replace"):
@@ -196,8 +204,9 @@ def make_gpu_worker(stack_env: dict[str, str], worker_logs: Path) -> Iterator[An
         w.stop()
 
 
-def wait_for(client: TestClient, url: str, predicate: Any, timeout: float = 240, interval: float = 0.25,
-             what: str = "") -> dict[str, Any]:
+def wait_for(
+    client: TestClient, url: str, predicate: Any, timeout: float = 240, interval: float = 0.25, what: str = ""
+) -> dict[str, Any]:
     """Poll a resource until predicate(body) holds; fail with the last body otherwise."""
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
@@ -220,7 +229,16 @@ TINY_MODEL = "tiny:gpt2?n_layer=1&n_embd=32&n_head=2"
 
 
 def tiny_train_config(**overrides: Any) -> dict[str, Any]:
-    cfg = {"model": TINY_MODEL, "n_shots": 2, "max_length": 256, "batch_size": 2, "micro_batch_size": 2,
-           "lr": 1e-3, "log_every": 1, "save_every": 2, "max_steps": 6}
+    cfg = {
+        "model": TINY_MODEL,
+        "n_shots": 2,
+        "max_length": 256,
+        "batch_size": 2,
+        "micro_batch_size": 2,
+        "lr": 1e-3,
+        "log_every": 1,
+        "save_every": 2,
+        "max_steps": 6,
+    }
     cfg.update(overrides)
     return cfg

@@ -62,14 +62,22 @@ def test_upload_and_page_examples(client: TestClient, dataset_id: int) -> None:
     assert seen == [json.loads(line)["id"] for line in arith_jsonl("train", 12).decode().splitlines()]
 
 
-@pytest.mark.parametrize(("payload", "needles"), [
-    (b'{"id": "a", "question": "q", "answer": "1"}\n{not json}\n', ["bad.jsonl:2", "invalid JSON"]),
-    (b'{"id": "a", "question": "q"}\n', ["bad.jsonl:1", "answer"]),
-    (b'{"id": "a", "question": "q\xff\xfe", "answer": "1"}\n', ["bad.jsonl:1", "UTF-8"]),
-    (b'{"id": "a", "question": "q", "answer": "1"}\n{"id": "a", "question": "r", "answer": "2"}\n', ["duplicate id"]),
-    (b"", ["no records"]),
-])
-def test_malformed_jsonl_is_rejected_and_nothing_stored(client: TestClient, payload: bytes, needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("payload", "needles"),
+    [
+        (b'{"id": "a", "question": "q", "answer": "1"}\n{not json}\n', ["bad.jsonl:2", "invalid JSON"]),
+        (b'{"id": "a", "question": "q"}\n', ["bad.jsonl:1", "answer"]),
+        (b'{"id": "a", "question": "q\xff\xfe", "answer": "1"}\n', ["bad.jsonl:1", "UTF-8"]),
+        (
+            b'{"id": "a", "question": "q", "answer": "1"}\n{"id": "a", "question": "r", "answer": "2"}\n',
+            ["duplicate id"],
+        ),
+        (b"", ["no records"]),
+    ],
+)
+def test_malformed_jsonl_is_rejected_and_nothing_stored(
+    client: TestClient, payload: bytes, needles: list[str]
+) -> None:
     before = (_count(Dataset), _count(Example))
     _assert_error(_upload(client, "bad", payload, "bad.jsonl"), 422, *needles)
     assert (_count(Dataset), _count(Example)) == before
@@ -88,47 +96,68 @@ def test_duplicate_dataset_name_is_409(client: TestClient, dataset_id: int) -> N
     _assert_error(_upload(client, "api-arith", arith_jsonl("train", 2)), 409, "already exists")
 
 
-@pytest.mark.parametrize(("config", "field", "needle"), [
-    ({"objective": "magic"}, "config.objective", "aicd"),
-    ({"n_shots": 4, "weights": [0.1, 1.0]}, "config.weights", "n_shots=4"),
-    ({"n_shots": -1}, "config.n_shots", "greater than 0"),
-    ({"lr": -1}, "config.lr", "greater than 0"),
-    ({"schedule": "custom"}, "config.weights", "weights must be given"),
-    ({"output_dir": "/etc"}, "config.output_dir", "chosen by the server"),
-    ({"model": "tiny:transformer9000"}, "config.model", "unknown tiny architecture"),
-    ({"bogus": 1}, "config.bogus", "Extra inputs"),
-])
-def test_bad_run_configs_are_422(client: TestClient, dataset_id: int, config: dict, field: str, needle: str) -> None:
+@pytest.mark.parametrize(
+    ("config", "field", "needle"),
+    [
+        ({"objective": "magic"}, "config.objective", "aicd"),
+        ({"n_shots": 4, "weights": [0.1, 1.0]}, "config.weights", "n_shots=4"),
+        ({"n_shots": -1}, "config.n_shots", "greater than 0"),
+        ({"lr": -1}, "config.lr", "greater than 0"),
+        ({"schedule": "custom"}, "config.weights", "weights must be given"),
+        ({"output_dir": "/etc"}, "config.output_dir", "chosen by the server"),
+        ({"model": "tiny:transformer9000"}, "config.model", "unknown tiny architecture"),
+        ({"bogus": 1}, "config.bogus", "Extra inputs"),
+    ],
+)
+def test_bad_run_configs_are_422(
+    client: TestClient, dataset_id: int, config: dict, field: str, needle: str
+) -> None:
     before = _count(Run)
-    detail = _assert_error(client.post("/api/v1/runs", json={"dataset_id": dataset_id, "config": config}), 422, needle)
+    detail = _assert_error(
+        client.post("/api/v1/runs", json={"dataset_id": dataset_id, "config": config}), 422, needle
+    )
     assert detail["field"] == field
     assert _count(Run) == before
 
 
 def test_bad_references_and_params(client: TestClient, dataset_id: int) -> None:
-    _assert_error(client.post("/api/v1/runs", json={"dataset_id": 999999, "config": {}}), 404, "dataset 999999")
+    _assert_error(
+        client.post("/api/v1/runs", json={"dataset_id": 999999, "config": {}}), 404, "dataset 999999"
+    )
     _assert_error(client.post("/api/v1/runs", json={"config": {"dataset": "/etc/passwd"}}), 422, "built-in")
     _assert_error(client.get("/api/v1/runs/424242"), 404, "run 424242")
     _assert_error(client.get("/api/v1/runs", params={"limit": 0}), 422, "limit")
     _assert_error(client.get("/api/v1/runs", params={"cursor": "abc"}), 422, "cursor")
     _assert_error(client.get("/api/v1/runs/notanumber"), 422, "run_id")
-    _assert_error(client.post("/api/v1/runs", content=b"{broken", headers={"content-type": "application/json"}),
-                  422, "JSON")
+    _assert_error(
+        client.post("/api/v1/runs", content=b"{broken", headers={"content-type": "application/json"}),
+        422,
+        "JSON",
+    )
     _assert_error(client.post("/api/v1/evaluations", json={"config": {"shots": [0]}}), 422, "config.model")
     _assert_error(client.post("/api/v1/evaluations", json={"run_id": 999999}), 404, "run 999999")
-    _assert_error(client.post("/api/v1/sweeps", json={"config": {"grid": {"objective": ["aicd", "nope"]}}}),
-                  422, "config.train.objective")
-    _assert_error(client.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": {"k": 0}}),
-                  422, "config.k")
+    _assert_error(
+        client.post("/api/v1/sweeps", json={"config": {"grid": {"objective": ["aicd", "nope"]}}}),
+        422,
+        "config.train.objective",
+    )
+    _assert_error(
+        client.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": {"k": 0}}),
+        422,
+        "config.k",
+    )
 
 
 def test_queued_run_cancel_and_resume_rules(client: TestClient, dataset_id: int) -> None:
-    resp = client.post("/api/v1/runs", json={"name": "api-queued", "dataset_id": dataset_id,
-                                            "config": tiny_train_config()})
+    resp = client.post(
+        "/api/v1/runs", json={"name": "api-queued", "dataset_id": dataset_id, "config": tiny_train_config()}
+    )
     assert resp.status_code == 202, resp.text
     run = resp.json()
     assert run["status"] == "queued" and run["config"]["dataset"] == f"db:{dataset_id}"
-    _assert_error(client.post("/api/v1/runs", json={"name": "api-queued", "config": {}}), 409, "already exists")
+    _assert_error(
+        client.post("/api/v1/runs", json={"name": "api-queued", "config": {}}), 409, "already exists"
+    )
     _assert_error(client.post(f"/api/v1/runs/{run['id']}/resume"), 409, "only failed")
     cancelled = client.post(f"/api/v1/runs/{run['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"
@@ -137,12 +166,26 @@ def test_queued_run_cancel_and_resume_rules(client: TestClient, dataset_id: int)
 
 def test_annotation_key_is_never_returned(client: TestClient, dataset_id: int) -> None:
     secret = "sk-test-very-secret-key"
-    resp = client.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": {
-        "base_url": "http://127.0.0.1:9/v1", "api_key": secret, "teacher": "fake-teacher", "k": 1}})
+    resp = client.post(
+        "/api/v1/annotations",
+        json={
+            "dataset_id": dataset_id,
+            "config": {
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key": secret,
+                "teacher": "fake-teacher",
+                "k": 1,
+            },
+        },
+    )
     assert resp.status_code == 202, resp.text
     job_id = resp.json()["id"]
     client.post(f"/api/v1/annotations/{job_id}/cancel")
-    for body in (resp.text, client.get(f"/api/v1/annotations/{job_id}").text, client.get("/api/v1/annotations").text):
+    for body in (
+        resp.text,
+        client.get(f"/api/v1/annotations/{job_id}").text,
+        client.get("/api/v1/annotations").text,
+    ):
         assert secret not in body
     assert resp.json()["has_api_key"] is True and "api_key" not in resp.json()["config"]
 
@@ -153,7 +196,11 @@ def test_artifact_paths_cannot_escape(client: TestClient) -> None:
     with open(os.path.join(root, "evaluations", "ok.txt"), "w") as fh:
         fh.write("fine")
     assert client.get("/api/v1/files/evaluations/ok.txt").text == "fine"
-    for bad in ("%2e%2e/%2e%2e/etc/passwd", "evaluations/%2e%2e/%2e%2e/%2e%2e/etc/hostname", "..%2f..%2fetc%2fpasswd"):
+    for bad in (
+        "%2e%2e/%2e%2e/etc/passwd",
+        "evaluations/%2e%2e/%2e%2e/%2e%2e/etc/hostname",
+        "..%2f..%2fetc%2fpasswd",
+    ):
         resp = client.get(f"/api/v1/files/{bad}")
         assert resp.status_code in (400, 404), (bad, resp.status_code)
         assert "root:" not in resp.text
@@ -169,7 +216,9 @@ def test_token_required_when_configured(client: TestClient, monkeypatch: pytest.
     try:
         _assert_error(client.post("/api/v1/runs", json={"config": {}}), 401, "bearer token")
         _assert_error(client.get("/api/v1/runs"), 401, "bearer token")
-        _assert_error(client.get("/api/v1/runs", headers={"Authorization": "Bearer wrong"}), 401, "bearer token")
+        _assert_error(
+            client.get("/api/v1/runs", headers={"Authorization": "Bearer wrong"}), 401, "bearer token"
+        )
         assert client.get("/api/v1/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.get("/health").status_code == 200
         assert client.get("/openapi.json").status_code == 200
@@ -192,7 +241,13 @@ def _seed_evaluation(name: str, answers: dict[str, str], gold: dict[str, str]) -
 
         class Rec:
             def __init__(self, qid: str):
-                self.example_id, self.question, self.gold, self.shots, self.seed = qid, f"Q {qid}?", gold[qid], 0, 0
+                self.example_id, self.question, self.gold, self.shots, self.seed = (
+                    qid,
+                    f"Q {qid}?",
+                    gold[qid],
+                    0,
+                    0,
+                )
                 self.shot_ids, self.prompt = [], f"Question: Q {qid}?\nAnswer:"
                 self.generation = f"... So, the answer is {answers[qid]}."
                 self.extracted, self.correct = answers[qid], answers[qid] == gold[qid]
@@ -208,8 +263,12 @@ def test_side_by_side_and_disagreements(client: TestClient) -> None:
     b = _seed_evaluation("cmp-b", {**gold, "q03": "99", "q07": "70"}, gold)
     c = _seed_evaluation("cmp-c", {**gold, "q07": "70"}, gold)
     with session_scope() as s:
-        assert s.scalar(select(func.count()).select_from(Generation).join(Evaluation).where(
-            Evaluation.run_id == a)) == 10
+        assert (
+            s.scalar(
+                select(func.count()).select_from(Generation).join(Evaluation).where(Evaluation.run_id == a)
+            )
+            == 10
+        )
     params = {"run_id": [a, b, c], "limit": 4}
     first = client.get("/api/v1/compare", params=params).json()
     assert [r["example_id"] for r in first["items"]] == ["q00", "q01", "q02", "q03"]
@@ -222,7 +281,10 @@ def test_side_by_side_and_disagreements(client: TestClient) -> None:
     q3 = next(r for r in rows if r["example_id"] == "q03")
     assert q3["gold"] == "3" and not q3["agree"]
     assert [(e["run_name"], e["extracted"], e["correct"]) for e in q3["entries"]] == [
-        ("cmp-a", "3", True), ("cmp-b", "99", False), ("cmp-c", "3", True)]
+        ("cmp-a", "3", True),
+        ("cmp-b", "99", False),
+        ("cmp-c", "3", True),
+    ]
     dis = client.get("/api/v1/compare", params={**params, "disagree": True}).json()
     assert [r["example_id"] for r in dis["items"]] == ["q03", "q07"]
     one = client.get("/api/v1/compare/q07", params={"run_id": [a, b, c]}).json()
@@ -247,7 +309,9 @@ def test_metric_points_are_idempotent(client: TestClient) -> None:
     pts = client.get(f"/api/v1/runs/{run_id}/metrics").json()["items"]
     assert [p["step"] for p in pts] == [1, 2]
     with session_scope() as s:
-        assert s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.run_id == run_id)) == 2
+        assert (
+            s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.run_id == run_id)) == 2
+        )
 
 
 def test_hostile_input_never_gives_500(client: TestClient, dataset_id: int) -> None:
@@ -264,9 +328,19 @@ def test_hostile_input_never_gives_500(client: TestClient, dataset_id: int) -> N
         ("POST", "/api/v1/runs", {"json": {"dataset_id": dataset_id, "config": {"max_steps": 2**70}}}),
         ("POST", "/api/v1/runs", {"json": {"config": None}}),
         ("POST", "/api/v1/runs", {"json": [1, 2]}),
-        ("POST", "/api/v1/annotations", {"json": {"dataset_id": dataset_id, "config": {"teacher": "a\x00b"}}}),
-        ("POST", "/api/v1/datasets", {"files": {"file": ("n.jsonl", b'{"id":"a","question":"q\\u0000","answer":"1"}\n')},
-                                      "data": {"name": "nul"}}),
+        (
+            "POST",
+            "/api/v1/annotations",
+            {"json": {"dataset_id": dataset_id, "config": {"teacher": "a\x00b"}}},
+        ),
+        (
+            "POST",
+            "/api/v1/datasets",
+            {
+                "files": {"file": ("n.jsonl", b'{"id":"a","question":"q\\u0000","answer":"1"}\n')},
+                "data": {"name": "nul"},
+            },
+        ),
         ("POST", "/api/v1/datasets", {"data": {"name": "nofile"}}),
         ("POST", "/api/v1/datasets/import", {"json": {"name": "x", "source": "nope"}}),
         ("DELETE", f"/api/v1/datasets/{2**40}", None),

@@ -61,22 +61,39 @@ def _statuses(seen: list[dict]) -> list[str]:
 def _steps(client: TestClient, run_id: int) -> list[dict]:
     points, cursor = [], None
     while True:
-        page = client.get(f"/api/v1/runs/{run_id}/metrics",
-                          params={"limit": 100, **({"cursor": cursor} if cursor else {})}).json()
+        page = client.get(
+            f"/api/v1/runs/{run_id}/metrics", params={"limit": 100, **({"cursor": cursor} if cursor else {})}
+        ).json()
         points += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
             return points
 
 
-def test_pipeline_end_to_end(client: TestClient, cpu_worker: Worker, gpu_worker: Worker, teacher: str) -> None:
+def test_pipeline_end_to_end(
+    client: TestClient, cpu_worker: Worker, gpu_worker: Worker, teacher: str
+) -> None:
     # 1. dataset (questions and gold answers only) and annotation by the fake teacher
-    resp = client.post("/api/v1/datasets", files={"file": ("e2e.jsonl", _questions_only(arith_jsonl("train", 16)))},
-                       data={"name": "e2e-train"})
+    resp = client.post(
+        "/api/v1/datasets",
+        files={"file": ("e2e.jsonl", _questions_only(arith_jsonl("train", 16)))},
+        data={"name": "e2e-train"},
+    )
     assert resp.status_code == 201, resp.text
     train_id = resp.json()["id"]
-    resp = client.post("/api/v1/annotations", json={"dataset_id": train_id, "config": {
-        "base_url": teacher, "api_key": "sk-fake", "teacher": "fake-teacher", "k": 2, "concurrency": 4}})
+    resp = client.post(
+        "/api/v1/annotations",
+        json={
+            "dataset_id": train_id,
+            "config": {
+                "base_url": teacher,
+                "api_key": "sk-fake",
+                "teacher": "fake-teacher",
+                "k": 2,
+                "concurrency": 4,
+            },
+        },
+    )
     assert resp.status_code == 202, resp.text
     job, seen = _watch(client, f"/api/v1/annotations/{resp.json()['id']}")
     assert job["status"] == "succeeded", (job, cpu_worker.tail())
@@ -84,22 +101,33 @@ def test_pipeline_end_to_end(client: TestClient, cpu_worker: Worker, gpu_worker:
     examples = client.get(f"/api/v1/datasets/{train_id}/examples", params={"limit": 100}).json()["items"]
     kept = sum(len(e["rationales"]) for e in examples)
     assert kept == job["report"]["rationales_stored"] > 0
-    assert all(r["source"] == "teacher" and r["model"] == "fake-teacher" for e in examples for r in e["rationales"])
+    assert all(
+        r["source"] == "teacher" and r["model"] == "fake-teacher" for e in examples for r in e["rationales"]
+    )
 
     # 2. train: queued → running → succeeded, metric points arriving while it runs
-    test_id = client.post("/api/v1/datasets", files={"file": ("t.jsonl", arith_jsonl("test", 8))},
-                          data={"name": "e2e-test"}).json()["id"]
+    test_id = client.post(
+        "/api/v1/datasets", files={"file": ("t.jsonl", arith_jsonl("test", 8))}, data={"name": "e2e-test"}
+    ).json()["id"]
     run_ids = []
     for name, objective in (("e2e-aicd", "aicd"), ("e2e-nocot", "nocot")):
-        resp = client.post("/api/v1/runs", json={"name": name, "dataset_id": train_id,
-                                                "config": tiny_train_config(objective=objective, max_steps=30)})
+        resp = client.post(
+            "/api/v1/runs",
+            json={
+                "name": name,
+                "dataset_id": train_id,
+                "config": tiny_train_config(objective=objective, max_steps=30),
+            },
+        )
         assert resp.status_code == 202, resp.text
         assert resp.json()["status"] == "queued"
         run_ids.append(resp.json()["id"])
     run, seen = _watch(client, f"/api/v1/runs/{run_ids[0]}")
     assert run["status"] == "succeeded", (run, gpu_worker.tail())
     assert _statuses(seen) in (["queued", "running", "succeeded"], ["running", "succeeded"])
-    assert any(b["status"] == "running" and 0 < b["step"] < b["total_steps"] for b in seen), "no progress seen"
+    assert any(b["status"] == "running" and 0 < b["step"] < b["total_steps"] for b in seen), (
+        "no progress seen"
+    )
     assert run["step"] == run["total_steps"] == 30
     points = _steps(client, run_ids[0])
     assert [p["step"] for p in points] == list(range(1, 31))
@@ -112,9 +140,15 @@ def test_pipeline_end_to_end(client: TestClient, cpu_worker: Worker, gpu_worker:
     # 3. evaluate both runs (0 and 1 shot) and page through every chain
     eval_ids = []
     for rid in run_ids:
-        resp = client.post("/api/v1/evaluations", json={
-            "run_id": rid, "dataset_id": test_id, "shots_dataset_id": train_id,
-            "config": {"shots": [0, 1], "seeds": [0], "max_new_tokens": 24, "batch_size": 8}})
+        resp = client.post(
+            "/api/v1/evaluations",
+            json={
+                "run_id": rid,
+                "dataset_id": test_id,
+                "shots_dataset_id": train_id,
+                "config": {"shots": [0, 1], "seeds": [0], "max_new_tokens": 24, "batch_size": 8},
+            },
+        )
         assert resp.status_code == 202, resp.text
         eval_ids.append(resp.json()["id"])
     for eid in eval_ids:
@@ -123,8 +157,10 @@ def test_pipeline_end_to_end(client: TestClient, cpu_worker: Worker, gpu_worker:
         assert [r["shots"] for r in ev["rows"]] == [0, 1] and all(r["n"] == 8 for r in ev["rows"])
         gens, cursor = [], None
         while True:
-            page = client.get(f"/api/v1/evaluations/{eid}/generations",
-                              params={"limit": 5, **({"cursor": cursor} if cursor else {})}).json()
+            page = client.get(
+                f"/api/v1/evaluations/{eid}/generations",
+                params={"limit": 5, **({"cursor": cursor} if cursor else {})},
+            ).json()
             gens += page["items"]
             cursor = page["next_cursor"]
             if cursor is None:
@@ -139,28 +175,46 @@ def test_pipeline_end_to_end(client: TestClient, cpu_worker: Worker, gpu_worker:
     for row in full:
         assert [e["run_name"] for e in row["entries"]] == ["e2e-aicd", "e2e-nocot"]
         assert all(e["generation"] is not None for e in row["entries"])
-    dis = client.get("/api/v1/compare", params={"run_id": run_ids, "shots": 1, "disagree": True,
-                                               "limit": 50}).json()["items"]
+    dis = client.get(
+        "/api/v1/compare", params={"run_id": run_ids, "shots": 1, "disagree": True, "limit": 50}
+    ).json()["items"]
     assert [r["example_id"] for r in dis] == [r["example_id"] for r in full if not r["agree"]]
-    one = client.get(f"/api/v1/compare/{full[0]['example_id']}", params={"run_id": run_ids, "shots": 1}).json()
+    one = client.get(
+        f"/api/v1/compare/{full[0]['example_id']}", params={"run_id": run_ids, "shots": 1}
+    ).json()
     assert one == full[0]
 
 
 def test_cancel_then_resume_finishes_at_same_step(client: TestClient, gpu_worker: Worker) -> None:
-    ds = client.post("/api/v1/datasets", files={"file": ("c.jsonl", arith_jsonl("train", 16))},
-                     data={"name": "e2e-cancel"}).json()["id"]
+    ds = client.post(
+        "/api/v1/datasets", files={"file": ("c.jsonl", arith_jsonl("train", 16))}, data={"name": "e2e-cancel"}
+    ).json()["id"]
     cfg = tiny_train_config(max_steps=STEPS, save_every=5)
-    ref_id = client.post("/api/v1/runs", json={"name": "e2e-uninterrupted", "dataset_id": ds,
-                                               "config": cfg}).json()["id"]
-    run_id = client.post("/api/v1/runs", json={"name": "e2e-cancel", "dataset_id": ds, "config": cfg}).json()["id"]
+    ref_id = client.post(
+        "/api/v1/runs", json={"name": "e2e-uninterrupted", "dataset_id": ds, "config": cfg}
+    ).json()["id"]
+    run_id = client.post("/api/v1/runs", json={"name": "e2e-cancel", "dataset_id": ds, "config": cfg}).json()[
+        "id"
+    ]
     ref = _watch(client, f"/api/v1/runs/{ref_id}")[0]
     assert ref["status"] == "succeeded" and ref["step"] == STEPS
-    wait_for(client, f"/api/v1/runs/{run_id}", lambda b: b["step"] >= 8 or b["status"] in TERMINAL,
-             interval=0.05, what="training progress")
+    wait_for(
+        client,
+        f"/api/v1/runs/{run_id}",
+        lambda b: b["step"] >= 8 or b["status"] in TERMINAL,
+        interval=0.05,
+        what="training progress",
+    )
     asked = time.monotonic()
     assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
-    run = wait_for(client, f"/api/v1/runs/{run_id}", lambda b: b["status"] in TERMINAL, timeout=10,
-                   interval=0.1, what="cancellation within 10 s")
+    run = wait_for(
+        client,
+        f"/api/v1/runs/{run_id}",
+        lambda b: b["status"] in TERMINAL,
+        timeout=10,
+        interval=0.1,
+        what="cancellation within 10 s",
+    )
     stopped_after = time.monotonic() - asked
     assert run["status"] == "cancelled", run
     assert run["step"] < STEPS and run["checkpoint_step"] == run["step"], run
@@ -189,43 +243,74 @@ def assert_resumed_from(run_id: int, ckpt: int, resumed_at: datetime) -> None:
     from backend.models import MetricPoint
 
     with session_scope() as s:
-        rows = s.execute(select(MetricPoint.step, MetricPoint.created_at).where(MetricPoint.run_id == run_id)).all()
+        rows = s.execute(
+            select(MetricPoint.step, MetricPoint.created_at).where(MetricPoint.run_id == run_id)
+        ).all()
     assert ckpt > 0
     assert all(created < resumed_at for step, created in rows if step <= ckpt)
     assert all(created > resumed_at for step, created in rows if step > ckpt)
 
 
 def test_sweep_runs_grid_and_fills_table(client: TestClient, gpu_worker: Worker) -> None:
-    train_id = client.post("/api/v1/datasets", files={"file": ("s.jsonl", arith_jsonl("train", 12))},
-                           data={"name": "sweep-train"}).json()["id"]
-    test_id = client.post("/api/v1/datasets", files={"file": ("st.jsonl", arith_jsonl("test", 6))},
-                          data={"name": "sweep-test"}).json()["id"]
-    bad = client.post("/api/v1/sweeps", json={"name": "bad-sweep", "dataset_id": train_id,
-                                             "config": {"grid": {"n_shots": [2, -1]}}})
+    train_id = client.post(
+        "/api/v1/datasets",
+        files={"file": ("s.jsonl", arith_jsonl("train", 12))},
+        data={"name": "sweep-train"},
+    ).json()["id"]
+    test_id = client.post(
+        "/api/v1/datasets", files={"file": ("st.jsonl", arith_jsonl("test", 6))}, data={"name": "sweep-test"}
+    ).json()["id"]
+    bad = client.post(
+        "/api/v1/sweeps",
+        json={"name": "bad-sweep", "dataset_id": train_id, "config": {"grid": {"n_shots": [2, -1]}}},
+    )
     assert bad.status_code == 422 and "n_shots" in bad.json()["detail"]["message"]
     eval_cfg = {"shots": [0, 1], "seeds": [0], "max_new_tokens": 8, "batch_size": 8}
-    bad = client.post("/api/v1/sweeps", json={"name": "bad-sweep", "dataset_id": train_id, "config": {
-        "grid": {"objective": ["aicd"]}, "eval": {**eval_cfg, "shots_dataset": "db:999999"}}})
+    bad = client.post(
+        "/api/v1/sweeps",
+        json={
+            "name": "bad-sweep",
+            "dataset_id": train_id,
+            "config": {"grid": {"objective": ["aicd"]}, "eval": {**eval_cfg, "shots_dataset": "db:999999"}},
+        },
+    )
     assert bad.status_code == 404 and bad.json()["detail"]["field"] == "config.eval.shots_dataset", bad.text
-    resp = client.post("/api/v1/sweeps", json={
-        "name": "e2e-sweep", "dataset_id": train_id, "eval_dataset_ids": [test_id],
-        "config": {"train": tiny_train_config(max_steps=3), "grid": {"objective": ["aicd", "nocot"]},
-                   "eval": {**eval_cfg, "shots_dataset": f"db:{train_id}"}}})
+    resp = client.post(
+        "/api/v1/sweeps",
+        json={
+            "name": "e2e-sweep",
+            "dataset_id": train_id,
+            "eval_dataset_ids": [test_id],
+            "config": {
+                "train": tiny_train_config(max_steps=3),
+                "grid": {"objective": ["aicd", "nocot"]},
+                "eval": {**eval_cfg, "shots_dataset": f"db:{train_id}"},
+            },
+        },
+    )
     assert resp.status_code == 202, resp.text
     sweep, seen = _watch(client, f"/api/v1/sweeps/{resp.json()['id']}")
     assert sweep["status"] == "succeeded", (sweep, gpu_worker.tail())
     assert sweep["progress_done"] == sweep["progress_total"] == 2
     table = client.get(f"/api/v1/sweeps/{sweep['id']}/table").json()
-    assert {(r["objective"], r["shots"]) for r in table["rows"]} == {(o, k) for o in ("aicd", "nocot") for k in (0, 1)}
+    assert {(r["objective"], r["shots"]) for r in table["rows"]} == {
+        (o, k) for o in ("aicd", "nocot") for k in (0, 1)
+    }
     assert {"objective", "shots", "mean", "std"} <= set(table["columns"])
     runs = client.get("/api/v1/runs", params={"sweep_id": sweep["id"]}).json()["items"]
     assert sorted(r["status"] for r in runs) == ["succeeded", "succeeded"]
     assert {r["dataset_id"] for r in runs} == {train_id}  # mirrored runs keep the stored dataset they used
-    evals = [e for r in runs for e in client.get("/api/v1/evaluations", params={"run_id": r["id"]}).json()["items"]]
+    evals = [
+        e for r in runs for e in client.get("/api/v1/evaluations", params={"run_id": r["id"]}).json()["items"]
+    ]
     assert len(evals) == 2 and {e["dataset_id"] for e in evals} == {test_id}
-    assert all(e["config"]["shots_dataset"].endswith("sweep-train.jsonl") for e in evals)  # demos from train data
+    assert all(
+        e["config"]["shots_dataset"].endswith("sweep-train.jsonl") for e in evals
+    )  # demos from train data
     assert all([p["step"] for p in _steps(client, r["id"])] == [1, 2, 3] for r in runs)
-    rows = client.get("/api/v1/compare", params={"run_id": [r["id"] for r in runs], "shots": 1}).json()["items"]
+    rows = client.get("/api/v1/compare", params={"run_id": [r["id"] for r in runs], "shots": 1}).json()[
+        "items"
+    ]
     assert len(rows) == 6 and all(len(r["entries"]) == 2 for r in rows)
     arts = client.get("/api/v1/artifacts", params={"sweep_id": sweep["id"]}).json()["items"]
     assert any(a["path"].endswith("results.md") for a in arts)

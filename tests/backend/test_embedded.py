@@ -37,10 +37,14 @@ def _wait(client: httpx.Client, url: str, timeout: float = 300) -> dict:
 def test_laptop_mode_runs_jobs_without_services(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICD_")}
-    env.update({"AICD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env.update(
+        {"AICD_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    )
     cmd = [*compose_command("api")[:2], "--host", "127.0.0.1", "--port", str(port)]
     log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", *cmd], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *cmd], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             for _ in range(200):
@@ -50,17 +54,28 @@ def test_laptop_mode_runs_jobs_without_services(tmp_path: Path) -> None:
                 except httpx.TransportError:
                     time.sleep(0.2)
             assert health == {"status": "ok", "mode": "embedded", "database": "sqlite"}
-            ds = client.post("/api/v1/datasets", files={"file": ("a.jsonl", arith_jsonl("train", 12))},
-                             data={"name": "laptop"}).json()["id"]
-            run = client.post("/api/v1/runs", json={"name": "laptop-run", "dataset_id": ds,
-                                                   "config": tiny_train_config(max_steps=4)}).json()
+            ds = client.post(
+                "/api/v1/datasets",
+                files={"file": ("a.jsonl", arith_jsonl("train", 12))},
+                data={"name": "laptop"},
+            ).json()["id"]
+            run = client.post(
+                "/api/v1/runs",
+                json={"name": "laptop-run", "dataset_id": ds, "config": tiny_train_config(max_steps=4)},
+            ).json()
             assert run["status"] == "queued"
             run = _wait(client, f"/api/v1/runs/{run['id']}")
             assert run["status"] == "succeeded", (tmp_path / "api.log").read_text()[-3000:]
             pts = client.get(f"/api/v1/runs/{run['id']}/metrics").json()["items"]
             assert [p["step"] for p in pts] == [1, 2, 3, 4]
-            ev = client.post("/api/v1/evaluations", json={"run_id": run["id"], "dataset_id": ds, "config": {
-                "shots": [0], "seeds": [0], "limit": 4, "max_new_tokens": 8}}).json()
+            ev = client.post(
+                "/api/v1/evaluations",
+                json={
+                    "run_id": run["id"],
+                    "dataset_id": ds,
+                    "config": {"shots": [0], "seeds": [0], "limit": 4, "max_new_tokens": 8},
+                },
+            ).json()
             ev = _wait(client, f"/api/v1/evaluations/{ev['id']}")
             assert ev["status"] == "succeeded" and ev["rows"][0]["n"] == 4
             gens = client.get(f"/api/v1/evaluations/{ev['id']}/generations").json()["items"]

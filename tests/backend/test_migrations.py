@@ -16,7 +16,9 @@ def test_upgrade_matches_models_and_downgrade_works() -> None:
         run_alembic(url, "upgrade", "head")
         engine = create_engine(url)
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
             assert diff == []
             tables = set(inspect(conn).get_table_names())
         assert set(Base.metadata.tables) <= tables

@@ -17,18 +17,34 @@ STEPS = 24
 
 def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_worker) -> None:
     first = make_gpu_worker()
-    ds = client.post("/api/v1/datasets", files={"file": ("k.jsonl", arith_jsonl("train", 16))},
-                     data={"name": "kill-train"}).json()["id"]
-    run_id = client.post("/api/v1/runs", json={"name": "kill-run", "dataset_id": ds,
-                                              "config": tiny_train_config(max_steps=STEPS, save_every=5)}).json()["id"]
-    run = wait_for(client, f"/api/v1/runs/{run_id}",
-                   lambda b: (b["checkpoint_step"] or 0) >= 5 or b["status"] in TERMINAL, interval=0.05,
-                   what="a first checkpoint")
+    ds = client.post(
+        "/api/v1/datasets", files={"file": ("k.jsonl", arith_jsonl("train", 16))}, data={"name": "kill-train"}
+    ).json()["id"]
+    run_id = client.post(
+        "/api/v1/runs",
+        json={
+            "name": "kill-run",
+            "dataset_id": ds,
+            "config": tiny_train_config(max_steps=STEPS, save_every=5),
+        },
+    ).json()["id"]
+    run = wait_for(
+        client,
+        f"/api/v1/runs/{run_id}",
+        lambda b: (b["checkpoint_step"] or 0) >= 5 or b["status"] in TERMINAL,
+        interval=0.05,
+        what="a first checkpoint",
+    )
     assert run["status"] == "running", (run, first.tail())
     first.kill()
 
-    lost = wait_for(client, f"/api/v1/runs/{run_id}", lambda b: b["status"] != "running", timeout=60,
-                    what="the reaper to notice the dead worker")
+    lost = wait_for(
+        client,
+        f"/api/v1/runs/{run_id}",
+        lambda b: b["status"] != "running",
+        timeout=60,
+        what="the reaper to notice the dead worker",
+    )
     assert lost["status"] == "lost" and "heartbeat" in lost["error"], lost
     ckpt = lost["checkpoint_step"]
     assert 5 <= ckpt < STEPS
@@ -44,19 +60,35 @@ def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_
     assert_resumed_from(run_id, ckpt, resumed_at)
 
     # the same for an evaluation: killed mid-way, resumed; every chain stored exactly once
-    test_ds = client.post("/api/v1/datasets", files={"file": ("kt.jsonl", arith_jsonl("test", 8))},
-                          data={"name": "kill-test"}).json()["id"]
-    ev = client.post("/api/v1/evaluations", json={
-        "run_id": run_id, "dataset_id": test_ds, "shots_dataset_id": ds,
-        "config": {"shots": [0, 1, 2], "seeds": [0], "batch_size": 2, "max_new_tokens": 24}}).json()
+    test_ds = client.post(
+        "/api/v1/datasets", files={"file": ("kt.jsonl", arith_jsonl("test", 8))}, data={"name": "kill-test"}
+    ).json()["id"]
+    ev = client.post(
+        "/api/v1/evaluations",
+        json={
+            "run_id": run_id,
+            "dataset_id": test_ds,
+            "shots_dataset_id": ds,
+            "config": {"shots": [0, 1, 2], "seeds": [0], "batch_size": 2, "max_new_tokens": 24},
+        },
+    ).json()
     worker = make_gpu_worker.started[-1]
-    ev = wait_for(client, f"/api/v1/evaluations/{ev['id']}",
-                  lambda b: b["progress_done"] >= 4 or b["status"] in TERMINAL, interval=0.05,
-                  what="evaluation progress")
+    ev = wait_for(
+        client,
+        f"/api/v1/evaluations/{ev['id']}",
+        lambda b: b["progress_done"] >= 4 or b["status"] in TERMINAL,
+        interval=0.05,
+        what="evaluation progress",
+    )
     assert ev["status"] == "running", ev
     worker.kill()
-    lost = wait_for(client, f"/api/v1/evaluations/{ev['id']}", lambda b: b["status"] != "running", timeout=60,
-                    what="the reaper to notice the dead worker")
+    lost = wait_for(
+        client,
+        f"/api/v1/evaluations/{ev['id']}",
+        lambda b: b["status"] != "running",
+        timeout=60,
+        what="the reaper to notice the dead worker",
+    )
     assert lost["status"] == "lost", lost
     make_gpu_worker()
     assert client.post(f"/api/v1/evaluations/{ev['id']}/resume").status_code == 202
@@ -71,12 +103,22 @@ def test_sigterm_checkpoints_and_run_resumes(client: TestClient, make_gpu_worker
     """A warm shutdown (SIGTERM, `docker stop`) stops the job at once with a checkpoint; it ends `failed`
     (resumable), not `running`, and a new worker finishes it."""
     worker = make_gpu_worker()
-    ds = client.post("/api/v1/datasets", files={"file": ("term.jsonl", arith_jsonl("train", 12))},
-                     data={"name": "term-train"}).json()["id"]
+    ds = client.post(
+        "/api/v1/datasets",
+        files={"file": ("term.jsonl", arith_jsonl("train", 12))},
+        data={"name": "term-train"},
+    ).json()["id"]
     cfg = tiny_train_config(max_steps=40, save_every=0)  # no periodic checkpoint: the stop writes one
-    run_id = client.post("/api/v1/runs", json={"name": "term-run", "dataset_id": ds, "config": cfg}).json()["id"]
-    wait_for(client, f"/api/v1/runs/{run_id}", lambda b: b["step"] >= 3 or b["status"] in TERMINAL,
-             interval=0.05, what="training progress")
+    run_id = client.post("/api/v1/runs", json={"name": "term-run", "dataset_id": ds, "config": cfg}).json()[
+        "id"
+    ]
+    wait_for(
+        client,
+        f"/api/v1/runs/{run_id}",
+        lambda b: b["step"] >= 3 or b["status"] in TERMINAL,
+        interval=0.05,
+        what="training progress",
+    )
     worker.stop()  # SIGTERM, then waits for the process to exit
     run = client.get(f"/api/v1/runs/{run_id}").json()
     assert run["status"] == "failed" and "shut down" in run["error"], (run, worker.tail())

@@ -12,9 +12,15 @@ from aicd.errors import ConfigError
 
 def _examples(n: int) -> list[Example]:
     return [
-        Example(id=f"q{i}", question=f"What is {i} + 1?", answer=str(i + 1),
-                rationales=[Rationale(text=f"{i} + 1 = {i + 1}. So, the answer is {i + 1}.", source="gold"),
-                            Rationale(text=f"Add one to {i}. So, the answer is {i + 1}.", source="teacher")])
+        Example(
+            id=f"q{i}",
+            question=f"What is {i} + 1?",
+            answer=str(i + 1),
+            rationales=[
+                Rationale(text=f"{i} + 1 = {i + 1}. So, the answer is {i + 1}.", source="gold"),
+                Rationale(text=f"Add one to {i}. So, the answer is {i + 1}.", source="teacher"),
+            ],
+        )
         for i in range(n)
     ]
 
@@ -63,9 +69,18 @@ def test_bad_train_config_names_the_field(data, field):
 
 
 def test_overrides_are_typed():
-    cfg = build_config(TrainConfig, {"objective": "aicd"}, ["lr=1e-3", "n_shots=2", "objective=condgen",
-                                                            "template.separator=\n", "schedule=custom",
-                                                            "weights=[0.5, 1.0]"])
+    cfg = build_config(
+        TrainConfig,
+        {"objective": "aicd"},
+        [
+            "lr=1e-3",
+            "n_shots=2",
+            "objective=condgen",
+            "template.separator=\n",
+            "schedule=custom",
+            "weights=[0.5, 1.0]",
+        ],
+    )
     assert cfg.lr == 1e-3 and cfg.n_shots == 2 and cfg.objective == "condgen" and cfg.weights == [0.5, 1.0]
     with pytest.raises(ConfigError, match="key=value"):
         build_config(TrainConfig, {}, ["lr"])

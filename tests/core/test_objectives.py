@@ -109,8 +109,8 @@ def test_weights_align_with_tokens(tiny_model_and_tokenizer):
     ep = build_episode(tok, SHOTS, "aicd", WEIGHTS)
     assert len(ep.input_ids) == len(ep.loss_weights)
     for span in ep.spans:
-        assert tok.decode(ep.input_ids[span.start:span.end]) == span.text
-        assert set(ep.loss_weights[span.start:span.end]) <= {span.weight}
+        assert tok.decode(ep.input_ids[span.start : span.end]) == span.text
+        assert set(ep.loss_weights[span.start : span.end]) <= {span.weight}
     rationale_weights = [s.weight for s in ep.spans if s.kind == "target"]
     assert rationale_weights == WEIGHTS
 

@@ -286,7 +286,10 @@ def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seed
     assert cfg["eval_datasets"] == [f"db:{seeded.test['id']}"]
     assert cfg["eval"]["shots_dataset"] == f"db:{seeded.train['id']}" and cfg["eval"]["shots"] == [0, 1]
     assert at.session_state["launched_sweeps"][-1]["id"] == sweep["id"]
-    if api.sweep(sweep["id"])["status"] in ("queued", "running"):  # keep the shared backend free for the others
+    if api.sweep(sweep["id"])["status"] in (
+        "queued",
+        "running",
+    ):  # keep the shared backend free for the others
         api.job_action("sweeps", sweep["id"], "cancel")
 
 

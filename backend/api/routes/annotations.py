@@ -30,16 +30,26 @@ def _validated(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     try:
         cfg = AnnotateConfig.model_validate(config)
     except ValidationError as exc:
-        errors = [{"field": ".".join(["config", *(str(p) for p in e["loc"])]),
-                   "message": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
-        raise ApiError(422, f"config: {format_validation_error(exc)}", field=errors[0]["field"],
-                       errors=errors) from None
+        errors = [
+            {
+                "field": ".".join(["config", *(str(p) for p in e["loc"])]),
+                "message": e["msg"].removeprefix("Value error, "),
+            }
+            for e in exc.errors()
+        ]
+        raise ApiError(
+            422, f"config: {format_validation_error(exc)}", field=errors[0]["field"], errors=errors
+        ) from None
     key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
     return cfg.model_dump(mode="json", exclude={"api_key"}), key
 
 
-@router.post("", status_code=202, response_model=AnnotationPublic,
-             summary="Start an annotation job: teacher (or gold/self) rationales for a stored dataset")
+@router.post(
+    "",
+    status_code=202,
+    response_model=AnnotationPublic,
+    summary="Start an annotation job: teacher (or gold/self) rationales for a stored dataset",
+)
 def create_annotation(body: AnnotationCreate, session: SessionDep) -> AnnotationPublic:
     if session.get(Dataset, body.dataset_id) is None:
         raise ApiError(404, f"dataset {body.dataset_id} not found", field="dataset_id")
@@ -52,8 +62,9 @@ def create_annotation(body: AnnotationCreate, session: SessionDep) -> Annotation
 
 
 @router.get("", response_model=Page[AnnotationPublic], summary="List annotation jobs (newest first)")
-def list_annotations(session: SessionDep, page: PageDep,
-                     dataset_id: Annotated[int | None, Query()] = None) -> Page[AnnotationPublic]:
+def list_annotations(
+    session: SessionDep, page: PageDep, dataset_id: Annotated[int | None, Query()] = None
+) -> Page[AnnotationPublic]:
     stmt = select(AnnotationJob)
     if dataset_id is not None:
         stmt = stmt.where(AnnotationJob.dataset_id == dataset_id)
@@ -78,8 +89,12 @@ def cancel_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
     return _public(job)
 
 
-@router.post("/{job_id}/resume", status_code=202, response_model=AnnotationPublic,
-             summary="Resume a failed/cancelled/lost job; rationales already stored are not asked for again")
+@router.post(
+    "/{job_id}/resume",
+    status_code=202,
+    response_model=AnnotationPublic,
+    summary="Resume a failed/cancelled/lost job; rationales already stored are not asked for again",
+)
 def resume_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
     job = _get(session, job_id)
     lifecycle.prepare_resume(session, job)

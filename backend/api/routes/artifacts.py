@@ -33,11 +33,16 @@ def safe_path(root: Path, relative: str) -> Path:
     return candidate
 
 
-@router.get("/artifacts", response_model=Page[ArtifactPublic], summary="Files produced by runs/evaluations/sweeps")
-def list_artifacts(session: SessionDep, page: PageDep,
-                   run_id: Annotated[int | None, Query()] = None,
-                   evaluation_id: Annotated[int | None, Query()] = None,
-                   sweep_id: Annotated[int | None, Query()] = None) -> Page[ArtifactPublic]:
+@router.get(
+    "/artifacts", response_model=Page[ArtifactPublic], summary="Files produced by runs/evaluations/sweeps"
+)
+def list_artifacts(
+    session: SessionDep,
+    page: PageDep,
+    run_id: Annotated[int | None, Query()] = None,
+    evaluation_id: Annotated[int | None, Query()] = None,
+    sweep_id: Annotated[int | None, Query()] = None,
+) -> Page[ArtifactPublic]:
     stmt = select(Artifact)
     if run_id is not None:
         stmt = stmt.where(Artifact.run_id == run_id)
@@ -56,8 +61,11 @@ def download_artifact(artifact_id: int, session: SessionDep, settings: SettingsD
     return FileResponse(path, filename=path.name)
 
 
-@router.get("/files/{path:path}", response_class=FileResponse,
-            summary="Download a file by its path inside the artifact directory")
+@router.get(
+    "/files/{path:path}",
+    response_class=FileResponse,
+    summary="Download a file by its path inside the artifact directory",
+)
 def download_file(path: str, settings: SettingsDep) -> FileResponse:
     resolved = safe_path(settings.artifacts, path)
     return FileResponse(resolved, filename=resolved.name)

@@ -23,10 +23,14 @@ RunIds = Annotated[list[int], Query(description="runs to compare (each stands fo
 EvalIds = Annotated[list[int], Query(description="evaluations to compare (alternative to run_id)")]
 
 
-@router.get("/generations", response_model=Page[GenerationPublic],
-            summary="Page through generated chains, of every evaluation or of one")
-def list_all_generations(session: SessionDep, page: PageDep,
-                         evaluation_id: Annotated[int | None, Query()] = None) -> Response:
+@router.get(
+    "/generations",
+    response_model=Page[GenerationPublic],
+    summary="Page through generated chains, of every evaluation or of one",
+)
+def list_all_generations(
+    session: SessionDep, page: PageDep, evaluation_id: Annotated[int | None, Query()] = None
+) -> Response:
     stmt = select(*GENERATION_COLUMNS)
     if evaluation_id is not None:
         stmt = stmt.where(Generation.evaluation_id == evaluation_id)
@@ -34,8 +38,11 @@ def list_all_generations(session: SessionDep, page: PageDep,
     return page_response(GenerationPublic, items, nxt, page.limit)
 
 
-@router.get("/compare", response_model=Page[CompareRow],
-            summary="Side-by-side: each question with every run's chain, extracted answer and correctness")
+@router.get(
+    "/compare",
+    response_model=Page[CompareRow],
+    summary="Side-by-side: each question with every run's chain, extracted answer and correctness",
+)
 def compare(
     session: SessionDep,
     settings: SettingsDep,
@@ -53,13 +60,17 @@ def compare(
         raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
     evals = svc.resolve_evaluations(session, run_id, evaluation_id)
     shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
-    rows, nxt = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor,
-                                 limit=limit)
+    rows, nxt = svc.compare_page(
+        session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor, limit=limit
+    )
     return page_response(CompareRow, rows, nxt, limit)
 
 
-@router.get("/compare/{example_id:path}", response_model=CompareRow,
-            summary="One question across several runs: question, gold answer and each run's chain")
+@router.get(
+    "/compare/{example_id:path}",
+    response_model=CompareRow,
+    summary="One question across several runs: question, gold answer and each run's chain",
+)
 def compare_one(
     example_id: str,
     session: SessionDep,
@@ -72,9 +83,14 @@ def compare_one(
         raise ApiError(422, "example_id contains a NUL character", field="example_id")
     evals = svc.resolve_evaluations(session, run_id, evaluation_id)
     shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
-    rows, _ = svc.compare_page(session, evals, shots=shots, seed=seed, disagree=False, cursor=None, limit=1,
-                               example_id=example_id)
+    rows, _ = svc.compare_page(
+        session, evals, shots=shots, seed=seed, disagree=False, cursor=None, limit=1, example_id=example_id
+    )
     if not rows:
-        raise ApiError(404, f"question {example_id} was not evaluated by evaluation {evals[0].id} "
-                       f"at shots={shots}, seed={seed}", field="example_id")
+        raise ApiError(
+            404,
+            f"question {example_id} was not evaluated by evaluation {evals[0].id} "
+            f"at shots={shots}, seed={seed}",
+            field="example_id",
+        )
     return Response(content=_ROW.dump_json(_ROW.validate_python(rows[0])), media_type="application/json")

@@ -28,8 +28,12 @@ async def _read_limited(file: UploadFile, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("", status_code=201, response_model=DatasetPublic,
-             summary="Upload a JSONL dataset (one Example per line: id, question, answer, rationales)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetPublic,
+    summary="Upload a JSONL dataset (one Example per line: id, question, answer, rationales)",
+)
 async def upload_dataset(
     request: Request,
     session: SessionDep,
@@ -40,22 +44,39 @@ async def upload_dataset(
 ) -> Dataset:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-        raise ApiError(413, f"upload is larger than the limit of {settings.max_upload_bytes} bytes", field="file")
+        raise ApiError(
+            413, f"upload is larger than the limit of {settings.max_upload_bytes} bytes", field="file"
+        )
     data = await _read_limited(file, settings.max_upload_bytes)
     try:
         examples = svc.parse_jsonl(file.filename or "upload.jsonl", data)
     except DataError as exc:
         raise ApiError(422, str(exc), field="file") from None
-    return svc.create_dataset(session, name=name, description=description,
-                              source=f"upload:{file.filename or 'upload.jsonl'}", examples=examples)
+    return svc.create_dataset(
+        session,
+        name=name,
+        description=description,
+        source=f"upload:{file.filename or 'upload.jsonl'}",
+        examples=examples,
+    )
 
 
-@router.post("/import", status_code=201, response_model=DatasetPublic,
-             summary="Import a built-in dataset (gsm8k, svamp, multiarith, strategyqa, arith)")
+@router.post(
+    "/import",
+    status_code=201,
+    response_model=DatasetPublic,
+    summary="Import a built-in dataset (gsm8k, svamp, multiarith, strategyqa, arith)",
+)
 def import_dataset(body: DatasetImport, session: SessionDep) -> Dataset:
     examples, kind = svc.load_builtin(body.source, body.split, body.limit, body.seed)
-    return svc.create_dataset(session, name=body.name, description=body.description,
-                              source=f"builtin:{body.source}/{body.split}", examples=examples, answer_kind=kind)
+    return svc.create_dataset(
+        session,
+        name=body.name,
+        description=body.description,
+        source=f"builtin:{body.source}/{body.split}",
+        examples=examples,
+        answer_kind=kind,
+    )
 
 
 @router.get("", response_model=Page[DatasetPublic], summary="List datasets (newest first)")
@@ -70,8 +91,11 @@ def get_dataset(dataset_id: int, session: SessionDep) -> Dataset:
     return dataset
 
 
-@router.get("/{dataset_id}/examples", response_model=Page[ExamplePublic],
-            summary="Page through a dataset's examples with their rationales")
+@router.get(
+    "/{dataset_id}/examples",
+    response_model=Page[ExamplePublic],
+    summary="Page through a dataset's examples with their rationales",
+)
 def list_examples(dataset_id: int, session: SessionDep, page: PageDep) -> Page[ExamplePublic]:
     get_dataset(dataset_id, session)
     stmt = select(Example).where(Example.dataset_id == dataset_id).options(selectinload(Example.rationales))

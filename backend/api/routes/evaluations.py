@@ -19,11 +19,17 @@ from backend.services.pagination import keyset_page, keyset_rows
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
 
 
-@router.post("", status_code=202, response_model=EvaluationPublic,
-             summary="Evaluate a run (or a model) on a dataset at several shot counts and seeds")
+@router.post(
+    "",
+    status_code=202,
+    response_model=EvaluationPublic,
+    summary="Evaluate a run (or a model) on a dataset at several shot counts and seeds",
+)
 def create_evaluation(body: EvaluationCreate, session: SessionDep) -> Evaluation:
     ev = Evaluation(run_id=body.run_id, dataset_id=body.dataset_id, config={}, output_dir="")
-    cfg = eval_config(session, body.run_id, body.dataset_id, body.shots_dataset_id, body.config, "evaluations")
+    cfg = eval_config(
+        session, body.run_id, body.dataset_id, body.shots_dataset_id, body.config, "evaluations"
+    )
     session.add(ev)
     session.flush()
     ev.output_dir = f"evaluations/{ev.id}"
@@ -33,9 +39,12 @@ def create_evaluation(body: EvaluationCreate, session: SessionDep) -> Evaluation
 
 
 @router.get("", response_model=Page[EvaluationPublic], summary="List evaluations (newest first)")
-def list_evaluations(session: SessionDep, page: PageDep,
-                     run_id: Annotated[int | None, Query()] = None,
-                     status: Annotated[str | None, Query()] = None) -> Page[EvaluationPublic]:
+def list_evaluations(
+    session: SessionDep,
+    page: PageDep,
+    run_id: Annotated[int | None, Query()] = None,
+    status: Annotated[str | None, Query()] = None,
+) -> Page[EvaluationPublic]:
     stmt = select(Evaluation)
     if run_id is not None:
         stmt = stmt.where(Evaluation.run_id == run_id)
@@ -50,14 +59,20 @@ def get_eval_or_404(session: SessionDep, evaluation_id: int) -> Evaluation:
     return ev
 
 
-@router.get("/{evaluation_id}", response_model=EvaluationPublic,
-            summary="Status, progress and accuracy per (shots, seed) and per shots")
+@router.get(
+    "/{evaluation_id}",
+    response_model=EvaluationPublic,
+    summary="Status, progress and accuracy per (shots, seed) and per shots",
+)
 def get_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
     return get_eval_or_404(session, evaluation_id)
 
 
-@router.get("/{evaluation_id}/generations", response_model=Page[GenerationPublic],
-            summary="Page through every generated chain of an evaluation")
+@router.get(
+    "/{evaluation_id}/generations",
+    response_model=Page[GenerationPublic],
+    summary="Page through every generated chain of an evaluation",
+)
 def list_generations(
     evaluation_id: int,
     session: SessionDep,
@@ -86,8 +101,12 @@ def cancel_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
     return ev
 
 
-@router.post("/{evaluation_id}/resume", status_code=202, response_model=EvaluationPublic,
-             summary="Resume: generations already stored are kept, the rest are produced")
+@router.post(
+    "/{evaluation_id}/resume",
+    status_code=202,
+    response_model=EvaluationPublic,
+    summary="Resume: generations already stored are kept, the rest are produced",
+)
 def resume_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
     ev = get_eval_or_404(session, evaluation_id)
     lifecycle.prepare_resume(session, ev)

@@ -11,5 +11,8 @@ router = APIRouter(tags=["health"])
 @router.get("/health", summary="Liveness and database check (no token needed)")
 def health(session: SessionDep, settings: SettingsDep) -> dict[str, str]:
     session.execute(text("SELECT 1"))
-    return {"status": "ok", "mode": "embedded" if settings.embedded else "celery",
-            "database": session.get_bind().dialect.name}
+    return {
+        "status": "ok",
+        "mode": "embedded" if settings.embedded else "celery",
+        "database": session.get_bind().dialect.name,
+    }

@@ -17,14 +17,23 @@ from backend.services.pagination import keyset_page
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-@router.post("", status_code=202, response_model=RunPublic,
-             summary="Create and queue a training run (student model, dataset, objective, ω schedule, n, ...)")
+@router.post(
+    "",
+    status_code=202,
+    response_model=RunPublic,
+    summary="Create and queue a training run (student model, dataset, objective, ω schedule, n, ...)",
+)
 def create_run(body: RunCreate, session: SessionDep) -> Run:
     cfg = train_config(session, body.name, body.dataset_id, body.config)
     if session.scalar(select(Run.id).where(Run.name == cfg.name)) is not None:
         raise ApiError(409, f"a run named '{cfg.name}' already exists", field="name")
-    run = Run(name=cfg.name, dataset_id=body.dataset_id, config=cfg.model_dump(mode="json"),
-              run_dir=f"runs/{cfg.name}", total_steps=cfg.max_steps or 0)
+    run = Run(
+        name=cfg.name,
+        dataset_id=body.dataset_id,
+        config=cfg.model_dump(mode="json"),
+        run_dir=f"runs/{cfg.name}",
+        total_steps=cfg.max_steps or 0,
+    )
     session.add(run)
     session.flush()
     lifecycle.enqueue(session, run)
@@ -32,9 +41,12 @@ def create_run(body: RunCreate, session: SessionDep) -> Run:
 
 
 @router.get("", response_model=Page[RunPublic], summary="List runs (newest first)")
-def list_runs(session: SessionDep, page: PageDep,
-              status: Annotated[str | None, Query()] = None,
-              sweep_id: Annotated[int | None, Query()] = None) -> Page[RunPublic]:
+def list_runs(
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[str | None, Query()] = None,
+    sweep_id: Annotated[int | None, Query()] = None,
+) -> Page[RunPublic]:
     stmt = select(Run)
     if status is not None:
         stmt = stmt.where(Run.status == status)
@@ -54,8 +66,11 @@ def get_run(run_id: int, session: SessionDep) -> Run:
     return get_run_or_404(session, run_id)
 
 
-@router.get("/{run_id}/metrics", response_model=Page[MetricPointPublic],
-            summary="Metric points in step order; pass next_cursor (a step) to get the ones after it")
+@router.get(
+    "/{run_id}/metrics",
+    response_model=Page[MetricPointPublic],
+    summary="Metric points in step order; pass next_cursor (a step) to get the ones after it",
+)
 def list_metrics(run_id: int, session: SessionDep, page: PageDep) -> Page[MetricPointPublic]:
     get_run_or_404(session, run_id)
     stmt = select(MetricPoint).where(MetricPoint.run_id == run_id)
@@ -66,16 +81,23 @@ def list_metrics(run_id: int, session: SessionDep, page: PageDep) -> Page[Metric
     return Page[MetricPointPublic](items=rows[: page.limit], next_cursor=nxt, limit=page.limit)
 
 
-@router.post("/{run_id}/cancel", response_model=RunPublic,
-             summary="Cancel: queued runs stop at once, running ones checkpoint and stop within seconds")
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunPublic,
+    summary="Cancel: queued runs stop at once, running ones checkpoint and stop within seconds",
+)
 def cancel_run(run_id: int, session: SessionDep) -> Run:
     run = get_run_or_404(session, run_id)
     lifecycle.request_cancel(session, run)
     return run
 
 
-@router.post("/{run_id}/resume", status_code=202, response_model=RunPublic,
-             summary="Resume a failed, cancelled or lost run from its last checkpoint")
+@router.post(
+    "/{run_id}/resume",
+    status_code=202,
+    response_model=RunPublic,
+    summary="Resume a failed, cancelled or lost run from its last checkpoint",
+)
 def resume_run(run_id: int, session: SessionDep) -> Run:
     run = get_run_or_404(session, run_id)
     lifecycle.prepare_resume(session, run)

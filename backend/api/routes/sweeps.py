@@ -15,8 +15,12 @@ from backend.services.pagination import keyset_page
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 
-@router.post("", status_code=202, response_model=SweepPublic,
-             summary="Queue a sweep: the grid of runs (objective × ω × seed × ...) each evaluated at several shots")
+@router.post(
+    "",
+    status_code=202,
+    response_model=SweepPublic,
+    summary="Queue a sweep: the grid of runs (objective × ω × seed × ...) each evaluated at several shots",
+)
 def create_sweep(body: SweepCreate, session: SessionDep) -> Sweep:
     cfg = sweep_config(session, body.name, body.config, body.dataset_id, body.eval_dataset_ids)
     if session.scalar(select(Sweep.id).where(Sweep.name == cfg.name)) is not None:
@@ -61,8 +65,12 @@ def cancel_sweep(sweep_id: int, session: SessionDep) -> Sweep:
     return sweep
 
 
-@router.post("/{sweep_id}/resume", status_code=202, response_model=SweepPublic,
-             summary="Resume: finished runs and evaluations are skipped, unfinished ones continue")
+@router.post(
+    "/{sweep_id}/resume",
+    status_code=202,
+    response_model=SweepPublic,
+    summary="Resume: finished runs and evaluations are skipped, unfinished ones continue",
+)
 def resume_sweep(sweep_id: int, session: SessionDep) -> Sweep:
     sweep = _get(session, sweep_id)
     lifecycle.prepare_resume(session, sweep)
