@@ -27,6 +27,7 @@ from backend.api.routes import (
     preview,
     runs,
     sweeps,
+    teacher_keys,
 )
 from backend.core.settings import get_settings
 from backend.db import session_scope
@@ -95,7 +96,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
-    for module in (datasets, annotations, runs, sweeps, evaluations, compare, artifacts):
+    for module in (datasets, annotations, teacher_keys, runs, sweeps, evaluations, compare, artifacts):
         api.include_router(module.router)
     api.include_router(preview.router)  # UI helpers (ui helper's file)
     app.include_router(api)

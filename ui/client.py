@@ -187,6 +187,13 @@ class ApiClient:
     def create_annotation(self, dataset_id: int, config: dict[str, Any]) -> dict[str, Any]:
         return self.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": config})
 
+    def teacher_keys(self) -> list[dict[str, Any]]:
+        """Endpoints with a key stored on the server (the keys themselves are never returned)."""
+        return self.get("/api/v1/teacher-keys")
+
+    def forget_teacher_key(self, base_url: str | None) -> None:
+        self.request("DELETE", "/api/v1/teacher-keys", params=_params({"base_url": base_url}))
+
     def runs(
         self, *, status: str | None = None, sweep_id: int | None = None, max_items: int = 1000
     ) -> list[dict[str, Any]]:

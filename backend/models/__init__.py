@@ -3,6 +3,7 @@
 from backend.models.base import ACTIVE, RESUMABLE, Base, JobStatus
 from backend.models.dataset import AnnotationRecordRow, Dataset, Example, Rationale
 from backend.models.jobs import AnnotationJob, Artifact, Evaluation, Generation, MetricPoint, Run, Sweep
+from backend.models.teacher import TeacherKey
 
 __all__ = [
     "ACTIVE",
@@ -20,4 +21,5 @@ __all__ = [
     "Rationale",
     "Run",
     "Sweep",
+    "TeacherKey",
 ]

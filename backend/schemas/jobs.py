@@ -21,7 +21,7 @@ class AnnotationCreate(_In):
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="AnnotateConfig fields (source, base_url, api_key, teacher, k, temperature, ...). "
-        "The api_key is stored server-side and never returned.",
+        "The api_key is stored server-side (per base URL, reused by later jobs that omit it) and never returned.",
     )
 
 

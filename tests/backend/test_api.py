@@ -190,6 +190,58 @@ def test_annotation_key_is_never_returned(client: TestClient, dataset_id: int) -
     assert resp.json()["has_api_key"] is True and "api_key" not in resp.json()["config"]
 
 
+def _annotate(client: TestClient, dataset_id: int, base_url: str, **extra: str) -> dict:
+    config = {"base_url": base_url, "teacher": "fake-teacher", "k": 1, **extra}
+    resp = client.post("/api/v1/annotations", json={"dataset_id": dataset_id, "config": config})
+    assert resp.status_code == 202, resp.text
+    client.post(f"/api/v1/annotations/{resp.json()['id']}/cancel")  # no worker runs here
+    return resp.json()
+
+
+def _stored_key(job_id: int) -> str | None:
+    from backend.models import AnnotationJob
+
+    with session_scope() as s:
+        return s.get(AnnotationJob, job_id).api_key
+
+
+def test_teacher_key_is_entered_once_per_endpoint_and_never_returned(
+    client: TestClient, dataset_id: int
+) -> None:
+    url, other = "http://127.0.0.1:7/v1", "http://127.0.0.1:8/v1"
+    first, second = "sk-first-secret-value", "sk-second-secret-value"
+    bodies = []
+    job = _annotate(client, dataset_id, url + "/", api_key=first)  # normalised: trailing / dropped
+    assert job["has_api_key"] and _stored_key(job["id"]) == first
+    listed = client.get("/api/v1/teacher-keys")
+    bodies.append(listed.text)
+    assert url in [k["base_url"] for k in listed.json()] and set(listed.json()[0]) == {
+        "base_url",
+        "created_at",
+        "updated_at",
+    }
+    later = _annotate(client, dataset_id, url)  # no key sent: the stored one is used
+    assert later["has_api_key"] and _stored_key(later["id"]) == first
+    elsewhere = _annotate(client, dataset_id, other)  # a key belongs to its endpoint only
+    assert not elsewhere["has_api_key"] and _stored_key(elsewhere["id"]) is None
+
+    put = client.put("/api/v1/teacher-keys", json={"base_url": url, "api_key": second})
+    assert put.status_code == 200 and put.json()["base_url"] == url
+    bodies.append(put.text)
+    assert _stored_key(_annotate(client, dataset_id, url)["id"]) == second
+    assert _stored_key(later["id"]) == first  # jobs already created keep the key they were given
+
+    _assert_error(client.put("/api/v1/teacher-keys", json={"base_url": url, "api_key": " "}), 422, "api_key")
+    _assert_error(
+        client.put("/api/v1/teacher-keys", json={"base_url": "ftp://x", "api_key": "k"}), 422, "base_url"
+    )
+    assert client.delete("/api/v1/teacher-keys", params={"base_url": url}).status_code == 204
+    _assert_error(client.delete("/api/v1/teacher-keys", params={"base_url": url}), 404, "base_url")
+    assert not _annotate(client, dataset_id, url)["has_api_key"]
+    bodies += [client.get("/api/v1/annotations").text, client.get("/openapi.json").text]
+    assert not any(secret in body for body in bodies for secret in (first, second))
+
+
 def test_artifact_paths_cannot_escape(client: TestClient) -> None:
     root = os.environ["AICD_ARTIFACT_DIR"]
     os.makedirs(os.path.join(root, "evaluations"), exist_ok=True)

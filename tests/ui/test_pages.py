@@ -167,7 +167,7 @@ def test_import_a_builtin_from_the_page(ui_env: Backend) -> None:
 # ------------------------------------------------------------------------------------------ annotate
 
 
-def test_annotate_with_a_teacher_key_sent_once_and_filter_statistics(ui_env: Backend) -> None:
+def test_annotate_with_a_teacher_key_entered_once_and_filter_statistics(ui_env: Backend) -> None:
     api = ui_env.client
     lines = [
         json.dumps(
@@ -215,6 +215,19 @@ def test_annotate_with_a_teacher_key_sent_once_and_filter_statistics(ui_env: Bac
         assert "filter statistics" in json.dumps([c.proto.spec for c in at.get("plotly_chart")])
         assert "questions have at least one rationale" in shown
         assert secret not in shown and secret not in json.dumps(job)
+        assert f"A key for `{base_url}` is stored on the server" in shown
+
+        at.button(key="ann_start").click().run()  # no key typed this time: the endpoint's stored key is used
+        no_traceback(at)
+        second = [j for j in api.annotations(dataset_id=ds["id"]) if j["id"] != job["id"]]
+        assert len(second) == 1 and second[0]["has_api_key"], second
+        wait_until(
+            lambda: api.annotation(second[0]["id"])["status"] not in ("queued", "running"), 240, "second job"
+        )
+        at.button(key="ann_forget_key").click().run()
+        no_traceback(at)
+        assert f"No key stored for `{base_url}`" in texts(at)
+        assert base_url not in [k["base_url"] for k in api.teacher_keys()]
     finally:
         teacher.close()
 

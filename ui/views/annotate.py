@@ -11,6 +11,7 @@ from ui.client import ApiError
 from ui.components import charts
 from ui.components import common as c
 
+OPENAI_BASE_URL = "https://api.openai.com/v1"  # the endpoint a key belongs to when no base URL is given
 PAPER_PROMPT = "Question: {question} Hint: The answer should be {answer}. Answer: Let's think step by step."
 
 
@@ -54,14 +55,33 @@ def main() -> None:
             or None
         )
         config["teacher"] = b.text_input("Model", value="gpt-3.5-turbo", key="ann_teacher")
+        endpoint = (config["base_url"] or OPENAI_BASE_URL).strip().rstrip("/")
+        stored = {k["base_url"]: k for k in client.teacher_keys()}.get(endpoint)
         key = st.text_input(
-            "API key",
+            "API key" + (" (leave empty to use the stored one)" if stored else ""),
             type="password",
             key="ann_api_key",
-            help="sent once with the job and stored server-side; never shown again",
+            help="sent once and stored server-side for this endpoint, reused by later jobs; never shown again",
         )
         if key:
             config["api_key"] = key
+        if stored:
+            left, right = st.columns([4, 1])
+            left.caption(
+                f":material/key: A key for `{endpoint}` is stored on the server (set "
+                f"{stored['updated_at'][:16].replace('T', ' ')} UTC); a new one entered here replaces it."
+            )
+            if right.button("Forget stored key", key="ann_forget_key"):
+                try:
+                    client.forget_teacher_key(config["base_url"])
+                    st.rerun()
+                except ApiError as exc:
+                    c.show_error(exc, "forget the key")
+        else:
+            st.caption(
+                f"No key stored for `{endpoint}`: enter one (it is kept server-side for this endpoint), or "
+                "leave it empty if the server needs none or its workers have `$OPENAI_API_KEY`."
+            )
     elif source == "self":
         config["model"] = st.text_input(
             "Local model", value="tiny:gpt2", key="ann_model", help="HF hub id, local path or tiny:<arch>"

@@ -12,7 +12,7 @@ from backend.api.errors import ApiError, get_or_404
 from backend.models import AnnotationJob, Dataset
 from backend.schemas.common import Page
 from backend.schemas.jobs import AnnotationCreate, AnnotationPublic
-from backend.services import lifecycle
+from backend.services import lifecycle, teacher_keys
 from backend.services.pagination import keyset_page
 
 router = APIRouter(prefix="/annotations", tags=["annotations"])
@@ -54,6 +54,11 @@ def create_annotation(body: AnnotationCreate, session: SessionDep) -> Annotation
     if session.get(Dataset, body.dataset_id) is None:
         raise ApiError(404, f"dataset {body.dataset_id} not found", field="dataset_id")
     config, key = _validated(body.config)
+    if config["source"] == "teacher":  # a key sent once is kept for the endpoint; later jobs may omit it
+        if key is not None:
+            teacher_keys.remember(session, config.get("base_url"), key)
+        else:
+            key = teacher_keys.lookup(session, config.get("base_url"))
     job = AnnotationJob(dataset_id=body.dataset_id, config=config, api_key=key)
     session.add(job)
     session.flush()
