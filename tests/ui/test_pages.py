@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.support.fake_teacher import start_fake_teacher
+from tests.support.word_tokenizer import save_word_tokenizer
 from tests.ui.conftest import (
     REPO,
     Backend,
@@ -235,7 +237,7 @@ def test_annotate_with_a_teacher_key_entered_once_and_filter_statistics(ui_env: 
 # ------------------------------------------------------------------------------------------ schedule
 
 
-def test_schedule_designer_bars_and_shaded_episode(ui_env: Backend, seeded: Seeded) -> None:
+def test_schedule_designer_bars_and_shaded_episode(ui_env: Backend, seeded: Seeded, tmp_path: Path) -> None:
     at = app_test("schedule")
     select_dataset(at, "sched_dataset", seeded.train)
     at.slider(key="sched_n").set_value(3).run()
@@ -250,6 +252,15 @@ def test_schedule_designer_bars_and_shaded_episode(ui_env: Backend, seeded: Seed
     assert "ω=0.5" in html and "ω=1" in html and "Question:" in html
     assert "ω=0.5" in html.split("shot 2 · target")[1].split('"')[0] or "shot 2 · target · ω=0.5" in html
     assert at.session_state["schedule_choice"]["weights"] == [0.0, 0.5, 1.0]
+    assert any("Tokenizer: byte-level" in c.value for c in at.caption)
+    bytes_tokens = next(m.value for m in at.metric if m.label == "tokens")
+
+    student = save_word_tokenizer(tmp_path / "student")  # a real checkpoint's tokenizer splits the episode
+    at.text_input(key="sched_model").set_value(str(student)).run()
+    no_traceback(at)
+    assert any(f"Tokenizer: {student} (its tokenizer.json" in c.value for c in at.caption)
+    assert int(next(m.value for m in at.metric if m.label == "tokens")) < int(bytes_tokens) / 2
+    assert at.session_state["schedule_choice"]["model"] == str(student)  # Launch starts from this student
 
 
 def test_schedule_designer_on_data_without_rationales_explains(ui_env: Backend, seeded: Seeded) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from aicd.objectives import omega_weights
+from tests.support.word_tokenizer import save_word_tokenizer
 from tests.ui.conftest import REPO, Backend, Seeded, backend_env
 from ui.client import ApiError
 
@@ -53,6 +55,22 @@ def test_episode_preview_spans_carry_the_schedule_weights(backend: Backend, seed
     assert info.value.status == 422 and "rationale" in info.value.message
 
 
+def test_episode_preview_uses_the_students_tokenizer_when_the_server_has_it(
+    backend: Backend, seeded: Seeded, tmp_path: Path
+) -> None:
+    body = {"dataset_id": seeded.train["id"], "n_shots": 3, "objective": "aicd", "seed": 1}
+    by_bytes = backend.client.preview_episode(body)
+    student = save_word_tokenizer(tmp_path / "student")
+    by_words = backend.client.preview_episode({**body, "model": str(student)})
+    assert by_words["tokenizer"].startswith(f"{student} (") and "byte-level" not in by_words["tokenizer"]
+    assert by_words["n_tokens"] < by_bytes["n_tokens"] / 2  # words, not bytes
+    assert [s["weight"] for s in by_words["spans"] if s["kind"] == "target"] == [0.1, 0.1, 1.0]
+    assert [s["text"] for s in by_words["spans"]] == [s["text"] for s in by_bytes["spans"]]
+    missing = backend.client.preview_episode({**body, "model": "nobody/not-downloaded"})
+    assert "the tokenizer of nobody/not-downloaded is not available on the server" in missing["tokenizer"]
+    assert missing["n_tokens"] == by_bytes["n_tokens"]  # falls back to bytes, and says so
+
+
 def test_prompt_preview_and_dataset_stats(backend: Backend, seeded: Seeded) -> None:
     api = backend.client
     first = api.examples(seeded.train["id"], limit=2)["items"][1]
@@ -80,12 +98,14 @@ with TestClient(app) as c:
     ds = c.post("/api/v1/datasets/import", json={"name": "s", "source": "svamp", "limit": 6}).json()
     r = c.post("/api/v1/preview/episode", json={"dataset_id": ds["id"], "n_shots": 2})
     assert r.status_code == 200, r.text
+    r = c.post("/api/v1/preview/episode", json={"dataset_id": ds["id"], "n_shots": 2, "model": sys.argv[1]})
+    assert r.status_code == 200 and "byte-level" not in r.json()["tokenizer"], r.text
     assert c.post("/api/v1/preview/schedule", json={"n_shots": 2}).status_code == 200
     assert c.get("/api/v1/preview/configs").status_code == 200
 print([m for m in ("torch", "worker") if m in sys.modules])
 """
     out = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, str(save_word_tokenizer(tmp_path / "student"))],
         cwd=REPO,
         env=backend_env(tmp_path),
         capture_output=True,

@@ -124,7 +124,7 @@ def main() -> None:
     a, b, cc, d = st.columns(4)
     model = a.text_input(
         "Student model",
-        "tiny:gpt2",
+        sched.get("model", "tiny:gpt2"),
         key="launch_model",
         help="HF hub id, local path, or tiny:gpt2 / tiny:llama (from scratch, offline)",
     )

@@ -61,7 +61,11 @@ def main() -> None:
             charts.omega_bars(shown["weights"], f"ω over the {n} shots ({schedule})"), key="sched_bars"
         )
 
-    st.session_state["schedule_choice"] = {**body, "objective": objective}
+    st.session_state["schedule_choice"] = {
+        **body,
+        "objective": objective,
+        "model": st.session_state.get("sched_model", "tiny:gpt2"),  # the student picked below
+    }
     if st.button("Use this schedule in Launch ▶", key="sched_use"):
         st.switch_page("views/launch.py")
 
@@ -72,12 +76,25 @@ def main() -> None:
         help="a random episode of this dataset, as the trainer would build it",
     )
     assert ds is not None
-    a, b, _ = st.columns([1, 1, 2])
+    a, b, cc = st.columns([1, 1, 2])
     seed = int(a.number_input("sampling seed", 0, 10_000, 0, key="sched_seed"))
     index = int(b.number_input("episode #", 0, 100_000, 0, key="sched_index"))
+    model = cc.text_input(
+        "Student (whose tokenizer splits the episode)",
+        "tiny:gpt2",
+        key="sched_model",
+        help="hub id or local checkpoint whose tokenizer files are on the server; tiny:<arch> = bytes",
+    )
     try:
         preview = client.preview_episode(
-            {**body, "dataset_id": ds["id"], "objective": objective, "seed": seed, "index": index}
+            {
+                **body,
+                "dataset_id": ds["id"],
+                "objective": objective,
+                "seed": seed,
+                "index": index,
+                "model": model,
+            }
         )
     except ApiError as exc:
         if exc.status == 422:

@@ -1,8 +1,9 @@
 """Read-only helpers for the UI: ω schedule and episode previews, prompt-template preview, dataset statistics,
 the built-in datasets and the shipped experiment configs.
 
-Nothing here imports torch: episodes are tokenized with the byte-level `ByT5Tokenizer` of the tiny students
-(one token per UTF-8 byte, no files), which is what the preview shades by weight.
+Nothing here imports torch. Episodes are tokenized with the chosen student's own tokenizer when its files are on
+the server (a local checkpoint or the Hugging Face cache: a request never downloads), else with the byte-level
+`ByT5Tokenizer` of the tiny students (one token per UTF-8 byte, no files); the answer says which.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class EpisodeIn(ScheduleIn):
     index: int = Field(0, ge=0, description="which sampled episode to show")
     max_length: int | None = Field(None, gt=16)
     template: TemplateConfig = Field(default_factory=TemplateConfig)
+    model: str | None = Field(
+        None, description="student whose tokenizer to use (hub id, local path, tiny:<arch>)"
+    )
 
 
 class PromptIn(BaseModel):
@@ -71,11 +75,40 @@ def preview_schedule(body: ScheduleIn) -> dict[str, Any]:
     return {"n_shots": body.n_shots, "schedule": body.schedule, "weights": weights}
 
 
+BYTE_LEVEL = "byte-level (ByT5, as the tiny students)"
+
+
 @lru_cache(maxsize=1)
-def _tokenizer() -> Any:
+def _byte_tokenizer() -> Any:
     from transformers import ByT5Tokenizer
 
     return ByT5Tokenizer()
+
+
+@lru_cache(maxsize=8)
+def _student_tokenizer(model: str) -> Any:
+    # the generic fast tokenizer reads the checkpoint's tokenizer.json; AutoTokenizer would import torch
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(model, local_files_only=True)
+    if tok.eos_token_id is None:
+        raise ValueError("it has no EOS token")
+    return tok
+
+
+def _tokenizer(model: str | None) -> tuple[Any, str]:
+    """(tokenizer, what the preview says it used)."""
+    if not model or model.startswith("tiny:"):
+        return _byte_tokenizer(), BYTE_LEVEL
+    try:
+        tok = _student_tokenizer(model)
+    except (OSError, ValueError) as exc:  # not on this server (or not a tokenizer): say so, show bytes
+        reason = str(exc).splitlines()[0][:160]
+        return (
+            _byte_tokenizer(),
+            f"{BYTE_LEVEL}: the tokenizer of {model} is not available on the server ({reason})",
+        )
+    return tok, f"{model} (its tokenizer.json, {len(tok)} tokens)"
 
 
 def _examples(session: SessionDep, dataset_id: int, limit: int) -> list[Any]:
@@ -116,9 +149,10 @@ def preview_episode(body: EpisodeIn, session: SessionDep) -> dict[str, Any]:
     shots = episodes[body.index % len(episodes)]
     # with fewer examples than n, the last ω's belong to the shots that were kept
     shown = weights[len(weights) - len(shots) :]
+    tokenizer, tokenizer_label = _tokenizer(body.model)
     try:
         ep = build_episode(
-            _tokenizer(), shots, body.objective, shown, template=body.template, max_length=body.max_length
+            tokenizer, shots, body.objective, shown, template=body.template, max_length=body.max_length
         )
     except EpisodeTooLong as exc:
         raise ApiError(422, str(exc), field="max_length") from None
@@ -134,7 +168,7 @@ def preview_episode(body: EpisodeIn, session: SessionDep) -> dict[str, Any]:
         "weighted_tokens": sum(1 for w in ep.loss_weights if w > 0),
         "total_weight": sum(ep.loss_weights),
         "spans": spans,
-        "tokenizer": "byte-level (ByT5, as the tiny students)",
+        "tokenizer": tokenizer_label,
         "n_episodes": len(episodes),
     }
 
