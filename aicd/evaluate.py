@@ -11,7 +11,7 @@ import math
 import os
 import statistics
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,8 +349,13 @@ def evaluate(
     progress: bool = True,
     generate_fn: GenerateFn | None = None,
     device: str | None = None,
+    reuse: Mapping[tuple[str, int, int], str] | None = None,
 ) -> EvalResult:
     """Accuracy of a model at each shot count in `config.shots`, for each seed in `config.seeds`.
+
+    `reuse` maps (example id, shots, seed) to a chain generated earlier with the same config (an interrupted
+    run's generations.jsonl, or the rows the service stored): those items are scored, not generated again, so
+    a resumed evaluation only pays for what is missing. `meta["reused"]` counts them.
 
     `examples`/`shot_examples` replace loading `config.dataset`/`split` and the demonstration pool;
     `model`/`tokenizer` replace loading `config.model`. `generate_fn(prompt_texts) -> chains` replaces
@@ -412,6 +417,8 @@ def evaluate(
     records: list[GenerationRecord] = []
     rows: list[dict[str, Any]] = []
     stopped = False
+    reuse = reuse or {}
+    reused = 0
 
     def record(ex: Example, k: int, seed: int, prompt: Prompt, chain: str) -> GenerationRecord:
         extracted = extract_answer(chain, kind)
@@ -455,9 +462,18 @@ def evaluate(
                 ]
                 keys = [tuple(p.input_ids) if p.input_ids is not None else p.text for p in prompts]
                 combo: list[GenerationRecord | None] = [None] * len(items)
-                cached = [i for i, key in enumerate(keys) if key in chain_cache]
-                for i in cached:
-                    combo[i] = record(items[i], k, seed, prompts[i], chain_cache[keys[i]])
+                cached = []
+                for i, key in enumerate(keys):
+                    chain = reuse.get((items[i].id, k, seed))
+                    if chain is not None:
+                        reused += 1
+                        chain_cache.setdefault(key, chain)
+                    elif key in chain_cache:
+                        chain = chain_cache[key]
+                    else:
+                        continue
+                    combo[i] = record(items[i], k, seed, prompts[i], chain)
+                    cached.append(i)
                 emit([combo[i] for i in cached])
                 todo = sorted(set(range(len(items))) - set(cached), key=lambda i: -_length(prompts[i]))
                 unique: dict[Any, list[int]] = {}
@@ -496,7 +512,12 @@ def evaluate(
         if bar is not None:
             bar.close()
 
-    meta = {"config": config.model_dump(mode="json"), "answer_kind": kind, "std": "sample (ddof=1)"}
+    meta = {
+        "config": config.model_dump(mode="json"),
+        "answer_kind": kind,
+        "std": "sample (ddof=1)",
+        "reused": reused,
+    }
     result = EvalResult(rows=rows, summary=summarize(rows), items=records, stopped=stopped, meta=meta)
     if config.output_dir:
         result.save(config.output_dir)

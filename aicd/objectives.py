@@ -73,30 +73,72 @@ def collate_episodes(episodes: Sequence[Episode], pad_id: int = 0) -> dict[str, 
     return {"input_ids": ids, "attention_mask": mask, "loss_weights": weights}
 
 
+def _supervised(input_ids: torch.Tensor, loss_weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(rows, flat positions in [B*T], targets, weights) of the predictions with w_t > 0."""
+    import torch
+
+    weights = loss_weights[:, 1:].to(torch.float32)
+    rows, cols = torch.nonzero(weights > 0, as_tuple=True)
+    return rows, rows * input_ids.shape[1] + cols, input_ids[:, 1:][rows, cols], weights[rows, cols]
+
+
+def _nll_sum(picked: torch.Tensor, batch_size: int, sup: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    import torch
+
+    rows, _, targets, weights = sup
+    nll = torch.nn.functional.cross_entropy(picked.float(), targets, reduction="none")
+    out = torch.zeros(batch_size, dtype=torch.float32, device=picked.device)
+    return out.index_add(0, rows, nll * weights)
+
+
 def weighted_nll(logits: torch.Tensor, input_ids: torch.Tensor, loss_weights: torch.Tensor) -> torch.Tensor:
     """Per-episode Σ_t w_t·(−log p(x_t | x_<t)), shape [B], from logits [B, T, V].
 
     Only positions with w_t > 0 go through log-softmax, which is done in float32.
     """
-    import torch
-
-    targets = input_ids[:, 1:]
-    weights = loss_weights[:, 1:].to(torch.float32)
-    rows, cols = torch.nonzero(weights > 0, as_tuple=True)
+    sup = _supervised(input_ids, loss_weights)
     # rows of the flattened logits: index_select's backward is a cheap index_add, unlike 2-D indexing's
-    width = logits.shape[1]
-    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, rows * width + cols).float()  # [K, V]
-    nll = torch.nn.functional.cross_entropy(picked, targets[rows, cols], reduction="none")
-    out = torch.zeros(logits.shape[0], dtype=torch.float32, device=logits.device)
-    return out.index_add(0, rows, nll * weights[rows, cols])
+    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, sup[1])  # [K, V]
+    return _nll_sum(picked, logits.shape[0], sup)
+
+
+# Causal LMs whose logits are exactly lm_head(last hidden state): no final scaling or soft-capping (unlike
+# Gemma 2/3, Cohere, Granite), no auxiliary losses in forward (unlike MoE routers).
+PLAIN_HEAD_MODELS = frozenset(
+    {"gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "olmo", "olmo2", "smollm3", "starcoder2"}
+)
+
+
+def _decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """The decoder stack and LM head of a plain-head model (seen through a peft wrapper), else None."""
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(getattr(hf, "config", None), "model_type", None) not in PLAIN_HEAD_MODELS:
+        return None
+    decoder = getattr(hf, "base_model", hf)
+    head = hf.get_output_embeddings() if hasattr(hf, "get_output_embeddings") else None
+    if decoder is hf or head is None:
+        return None
+    return decoder, head
 
 
 def batch_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass; returns (Σ w·nll per episode [B], Σ w per episode [B])."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return weighted_nll(logits, batch["input_ids"], batch["loss_weights"]), batch["loss_weights"][:, 1:].sum(
-        1
-    )
+    """One forward pass; returns (Σ w·nll per episode [B], Σ w per episode [B]).
+
+    For plain-head models the LM head runs only on the supervised positions (rationales for AICD, the last
+    rationale for CondGen, answers for no-CoT) instead of all B·T of them: the [B, T, vocab] logits are
+    never materialised, which saves most of a small student's activation memory with a large vocabulary.
+    """
+    input_ids, loss_weights = batch["input_ids"], batch["loss_weights"]
+    total = loss_weights[:, 1:].sum(1)
+    parts = _decoder_and_head(model)
+    if parts is None:
+        logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"]).logits
+        return weighted_nll(logits, input_ids, loss_weights), total
+    decoder, head = parts
+    hidden = decoder(input_ids=input_ids, attention_mask=batch["attention_mask"]).last_hidden_state
+    sup = _supervised(input_ids, loss_weights)
+    picked = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, sup[1]))  # [K, V]
+    return _nll_sum(picked, input_ids.shape[0], sup), total
 
 
 def reduce_loss(

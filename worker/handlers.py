@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from aicd.errors import AICDError
 from backend.core.settings import get_settings
 from backend.db import session_scope
-from backend.models import AnnotationJob, Dataset, Evaluation, JobStatus, Run, Sweep
+from backend.models import AnnotationJob, Dataset, Evaluation, Generation, JobStatus, Run, Sweep
 from worker import store
 from worker.context import JobContext
 
@@ -168,6 +168,16 @@ def _run_model_path(run_id: int) -> str:
     return str(ckpt)
 
 
+def _stored_chains(evaluation_id: int) -> dict[tuple[str, int, int], str]:
+    with session_scope() as s:
+        rows = s.execute(
+            select(Generation.example_id, Generation.shots, Generation.seed, Generation.generation).where(
+                Generation.evaluation_id == evaluation_id
+            )
+        )
+        return {(example_id, shots, seed): chain for example_id, shots, seed, chain in rows}
+
+
 def _evaluate(ctx: JobContext) -> None:
     from aicd.config import EvalConfig
     from aicd.evaluate import EvalCallback, evaluate
@@ -201,7 +211,12 @@ def _evaluate(ctx: JobContext) -> None:
             return ctx.should_stop()
 
     result = evaluate(
-        config, examples=examples, shot_examples=shot_examples, callback=Callback(), progress=False
+        config,
+        examples=examples,
+        shot_examples=shot_examples,
+        callback=Callback(),
+        progress=False,
+        reuse=_stored_chains(evaluation_id),  # a resumed evaluation generates only what is missing
     )
     if result.stopped:
         ctx.finish(ctx.stopped_status(), ctx.stopped_message(), rows=result.rows, summary=result.summary)

@@ -92,6 +92,11 @@ def eval_command(
         None, "--device", help="cuda | cpu | cuda:1 (default: cuda if available)"
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="reuse the chains already saved in --out (e.g. by an interrupted run) and generate only the rest",
+    ),
 ) -> None:
     """Accuracy at each shot count over seeds; writes results.json + generations.jsonl."""
     from aicd.config import EvalConfig, build_config, read_yaml
@@ -120,14 +125,39 @@ def eval_command(
 
     from aicd.evaluate import evaluate
 
+    reuse = saved_chains(cfg) if resume else None
+    if reuse:
+        typer.echo(f"resuming: {len(reuse)} saved generations are scored, not generated again")
     stop = _StopOnInterrupt()
     with stop.installed():
-        result = evaluate(cfg, progress=progress, device=device, callback=stop)
+        result = evaluate(cfg, progress=progress, device=device, callback=stop, reuse=reuse)
     print_summary(result, title=f"{cfg.model} on {cfg.dataset}/{cfg.split} ({result.meta['answer_kind']})")
     typer.echo(f"saved {cfg.output_dir}/results.json and generations.jsonl ({len(result.items)} generations)")
     if result.stopped:
         typer.secho("interrupted: the table holds only the finished (shots, seed) pairs", err=True)
         raise SystemExit(130)  # typer.Exit codes are lost in the non-standalone runner
+
+
+# fields that only choose which (item, shots, seed) are evaluated, or how fast: a saved chain stays valid
+SELECTION_FIELDS = {"shots", "seeds", "limit", "batch_size", "output_dir"}
+
+
+def saved_chains(cfg: Any) -> dict[tuple[str, int, int], str]:
+    """The chains an earlier run of the same evaluation saved in cfg.output_dir, by (example id, shots, seed)."""
+    from aicd.evaluate import EvalResult
+
+    out = Path(cfg.output_dir)
+    if not (out / "results.json").is_file():
+        raise ConfigError(f"--resume: nothing to resume in {out} (no results.json)")
+    previous = EvalResult.load(out)
+    before, now = previous.meta.get("config", {}), cfg.model_dump(mode="json")
+    for field in sorted(set(before) | set(now) - SELECTION_FIELDS):
+        if field not in SELECTION_FIELDS and before.get(field) != now.get(field):
+            raise ConfigError(
+                f"--resume: {out} was produced with a different {field} ({before.get(field)!r}, now "
+                f"{now.get(field)!r}); drop --resume or choose another --out"
+            )
+    return {(r.example_id, r.shots, r.seed): r.generation for r in previous.items}
 
 
 class _StopOnInterrupt(EvalCallback):

@@ -90,13 +90,28 @@ def test_killed_worker_is_detected_and_run_resumes(client: TestClient, make_gpu_
         what="the reaper to notice the dead worker",
     )
     assert lost["status"] == "lost", lost
+    gens_url = f"/api/v1/evaluations/{ev['id']}/generations"
+    before = {
+        (g["example_id"], g["shots"], g["seed"]): g["generation"]
+        for g in client.get(gens_url, params={"limit": 500}).json()["items"]
+    }
+    assert 4 <= len(before) < 24
     make_gpu_worker()
     assert client.post(f"/api/v1/evaluations/{ev['id']}/resume").status_code == 202
     done = _watch(client, f"/api/v1/evaluations/{ev['id']}")[0]
     assert done["status"] == "succeeded", done
-    gens = client.get(f"/api/v1/evaluations/{ev['id']}/generations", params={"limit": 500}).json()["items"]
+    gens = client.get(gens_url, params={"limit": 500}).json()["items"]
     assert len(gens) == 24 == len({(g["example_id"], g["shots"], g["seed"]) for g in gens})
     assert sum(r["n"] for r in done["rows"]) == 24
+    # the resumed attempt scored the stored chains instead of generating them again
+    results = next(
+        a
+        for a in client.get("/api/v1/artifacts", params={"evaluation_id": ev["id"]}).json()["items"]
+        if a["path"].endswith("results.json")
+    )
+    assert client.get(f"/api/v1/files/{results['path']}").json()["reused"] == len(before)
+    after = {(g["example_id"], g["shots"], g["seed"]): g["generation"] for g in gens}
+    assert all(after[key] == chain for key, chain in before.items())
 
 
 def test_sigterm_checkpoints_and_run_resumes(client: TestClient, make_gpu_worker) -> None:

@@ -349,6 +349,41 @@ def test_evaluate_generate_fn_seam_and_stop(tmp_path: Any) -> None:
     assert stopped.stopped and len(stopped.items) == 2 and stopped.rows == []
 
 
+def test_evaluate_resumed_from_stored_chains_generates_only_what_is_missing() -> None:
+    items = _examples()
+    asked: list[str] = []
+
+    def numbered(prompts: list[str]) -> list[str]:  # a distinct chain per prompt, and a log of what was asked
+        asked.extend(prompts)
+        return [f"chain {len(p)}. So, the answer is {len(p) % 7}." for p in prompts]
+
+    config = EvalConfig(model="none", shots=[0, 2], seeds=[0, 1], batch_size=2)
+    full = evaluate(config, examples=items, shot_examples=_pool(), generate_fn=numbered, progress=False)
+    n_full = len(asked)
+    assert full.meta["reused"] == 0 and n_full < len(full.items)  # 0-shot prompts repeat across seeds
+
+    asked.clear()
+    partial = evaluate(
+        config,
+        examples=items,
+        shot_examples=_pool(),
+        generate_fn=numbered,
+        callback=_Recorder(stop_after=3),
+        progress=False,
+    )
+    assert partial.stopped and 0 < len(partial.items) < len(full.items)
+    stored = {(r.example_id, r.shots, r.seed): r.generation for r in partial.items}
+
+    asked.clear()
+    resumed = evaluate(
+        config, examples=items, shot_examples=_pool(), generate_fn=numbered, reuse=stored, progress=False
+    )
+    assert resumed.meta["reused"] == len(stored)
+    assert not set(asked) & {r.prompt for r in partial.items}  # nothing stored was generated again
+    assert 0 < len(asked) < n_full
+    assert resumed.rows == full.rows and resumed.items == full.items  # same result as never interrupted
+
+
 def test_evaluate_prefers_demonstrations_with_rationales_and_checks_inputs() -> None:
     bare = [Example(id=f"b{i}", question=f"What is {i} minus 1?", answer=str(i - 1)) for i in range(20)]
     config = EvalConfig(model="none", shots=[3], seeds=[0, 1])
@@ -436,6 +471,39 @@ def test_cli_runs_and_writes_results(tmp_path: Any) -> None:
     results = json.loads((out / "results.json").read_text())
     assert [(s["shots"], s["n_seeds"]) for s in results["summary"]] == [(0, 2), (1, 2)]
     assert len((out / "generations.jsonl").read_text().splitlines()) == 2 * 2 * 3
+
+
+def test_cli_resume_scores_saved_chains_and_refuses_a_different_config(tmp_path: Any) -> None:
+    data = tmp_path / "test.jsonl"
+    write_examples(data, _examples()[:3])
+    out = tmp_path / "eval"
+    common = ["--model", "tiny:gpt2", "--dataset", str(data), "--shots-dataset", str(data), "--out", str(out)]
+    first = _cli(*common, "--shots", "0,1", "--seeds", "0", "--max-new-tokens", "4", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    saved = {
+        (g["example_id"], g["shots"]): g["generation"]
+        for g in map(json.loads, open(out / "generations.jsonl"))
+    }
+
+    more = _cli(
+        *common, "--shots", "0,1", "--seeds", "0,1", "--max-new-tokens", "4", "--no-progress", "--resume"
+    )
+    assert more.returncode == 0, more.stderr
+    assert "resuming: 6 saved generations" in more.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["reused"] == 6 and [s["n_seeds"] for s in results["summary"]] == [2, 2]
+    items = [json.loads(line) for line in open(out / "generations.jsonl")]
+    assert len(items) == 2 * 2 * 3
+    assert all(g["generation"] == saved[(g["example_id"], g["shots"])] for g in items if g["seed"] == 0)
+
+    before = (out / "results.json").read_text()
+    other = _cli(
+        *common, "--shots", "0,1", "--seeds", "0", "--max-new-tokens", "5", "--no-progress", "--resume"
+    )
+    assert other.returncode == 2 and "max_new_tokens" in other.stderr and "Traceback" not in other.stderr
+    assert (out / "results.json").read_text() == before  # refused before anything was touched
+    empty = _cli(*common[:-1], str(tmp_path / "nothing"), "--resume", "--no-progress")
+    assert empty.returncode == 2 and "nothing to resume" in empty.stderr
 
 
 def test_cli_ctrl_c_saves_partial_results(tmp_path: Any) -> None:

@@ -55,6 +55,52 @@ def test_sum_loss_equals_n_separate_passes(arch):
     assert one_pass == pytest.approx(expected, rel=1e-4)
 
 
+@pytest.mark.parametrize("arch", ["tiny:gpt2", "tiny:llama"])
+def test_head_on_supervised_positions_only_matches_full_logits(arch):
+    """batch_nll's fast path (LM head on the supervised positions only) gives the loss and gradients of the
+    full-logits computation, also through a LoRA wrapper; a model with an unknown head falls back."""
+    from peft import LoraConfig, get_peft_model
+
+    from aicd.models import load_model_and_tokenizer
+    from aicd.objectives import _decoder_and_head, batch_nll, collate_episodes, weighted_nll
+
+    model, tok = load_model_and_tokenizer(arch, seed=2)
+    model.eval()  # no dropout: the two computations must see the same network
+    episodes = [
+        build_episode(tok, SHOTS[:3], objective="aicd", weights=WEIGHTS[:3]),
+        build_episode(tok, SHOTS[1:], objective="condgen", weights=WEIGHTS[:3]),
+    ]
+    batch = collate_episodes(episodes, tok.pad_token_id)
+
+    def loss_and_grads(fn) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        nll = fn()
+        nll.sum().backward()
+        return nll.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    assert _decoder_and_head(model) is not None
+    fast, fast_grads = loss_and_grads(lambda: batch_nll(model, batch)[0])
+    full, full_grads = loss_and_grads(
+        lambda: weighted_nll(
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+            batch["input_ids"],
+            batch["loss_weights"],
+        )
+    )
+    assert fast.tolist() == pytest.approx(full.tolist(), rel=1e-5)
+    assert len(fast_grads) == len(full_grads) == len(list(model.parameters()))
+    for a, b in zip(fast_grads, full_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    assert _decoder_and_head(lora) is not None
+    assert batch_nll(lora, batch)[0].tolist() == pytest.approx(full.tolist(), rel=1e-5)  # LoRA B starts at 0
+
+    model.config.model_type = "gemma2"  # soft-capped logits: the head alone would be wrong, so no fast path
+    assert _decoder_and_head(model) is None
+    assert batch_nll(model, batch)[0].tolist() == pytest.approx(full.tolist(), rel=1e-5)
+
+
 def test_sum_reduction_averages_episodes_and_token_reduction_normalises(tiny_model_and_tokenizer):
     model, tok = tiny_model_and_tokenizer
     model.eval()
