@@ -216,7 +216,11 @@ def main() -> None:
         if args.device == "cuda"
         else f"CPU ({platform.processor() or 'x86-64'}, {torch.get_num_threads()} threads)"
     )
-    say("## Training")
+    say(
+        f"## Training (CPU, GPT-2 shape {args.layers} × {args.width})"
+        if args.device == "cpu"
+        else "## Training"
+    )
     say()
     say(
         f"Device: {device_name}; torch {torch.__version__}; tokenizer {tok_name}; model GPT-2 "
@@ -312,8 +316,8 @@ def main() -> None:
         f"Ratio: **{ratio_a:.2f}×** rationale-tokens/s with the shipped loss (target ≥ 2.2× "
         f"{'✓' if ratio_a >= 2.2 else '✗'}); {ratio_full:.2f}× when both compute full logits. FLOP split of this "
         f"shape: decoder {decoder_mflop:.1f} MFLOP per token, LM head {head_mflop:.1f} MFLOP per supervised "
-        f"token, so the weight-matmul FLOP ratio of the two is {flop_ratio:.2f}× (the token ratio {n_exp / n_aicd:.2f}× "
-        "is the ceiling, reached when the decoder dominates, as in real students)."
+        f"token, so the weight-matmul FLOP ratio of the two is {flop_ratio:.2f}×; it approaches the token ratio "
+        f"{n_exp / n_aicd:.2f}× when the decoder dominates (real students), and per-sequence costs add to it."
     )
     say()
 
