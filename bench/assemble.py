@@ -3,7 +3,7 @@
 from pathlib import Path
 
 HERE = Path(__file__).parent
-ORDER = ["training", "training-gpt2-small", "training-gpu", "eval", "annotate", "api", "demo"]
+ORDER = ["training", "training-toy", "training-gpu", "eval", "annotate", "api", "demo"]
 
 
 def main() -> None:

@@ -12,8 +12,8 @@
 (c) Real-token fraction of GSM8K-length episodes (gold rationales, n=4) with length-grouped micro-batches
     vs naive shuffled padding (target ≥ 95%).
 
-    python bench/bench_training.py                                  # CPU, tiny GPT-2 (head-dominated)
-    python bench/bench_training.py --layers 12 --width 768 --episodes 4 --repeats 3   # GPT-2-small shape
+    python bench/bench_training.py                                  # CPU, GPT-2-small shape (12 x 768)
+    python bench/bench_training.py --layers 2 --width 128 --episodes 8 --repeats 5 --out bench/results/training-toy.md
     python bench/bench_training.py --device cuda --layers 12 --width 768 --episodes 64 --micro 8
 """
 
@@ -188,11 +188,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--width", type=int, default=128)
-    parser.add_argument("--episodes", type=int, default=8, help="episodes timed in (a) and (b)")
+    parser.add_argument("--layers", type=int, default=12, help="GPT-2 layers (default: GPT-2-small shape)")
+    parser.add_argument("--width", type=int, default=768)
+    parser.add_argument("--episodes", type=int, default=4, help="episodes timed in (a) and (b)")
     parser.add_argument("--micro", type=int, default=4, help="micro-batch size")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--n-shots", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--only-b", action="store_true", help="time only the loss variants of (b)")
