@@ -46,7 +46,10 @@ class ScheduleConfig(_Strict):
     n_shots: int = Field(4, gt=0, description="shots per training episode (paper: 4 math, 6 commonsense)")
     schedule: ScheduleName = Field("paper", description="how ω_1..ω_n are chosen")
     omega: float = Field(
-        0.1, ge=0, description="ω of earlier shots (paper/constant) or the start of linear/exponential"
+        0.1,
+        ge=0,
+        description="ω of earlier shots (paper) or the start of linear/exponential; constant (all 1) and "
+        "custom/weights ignore it",
     )
     weights: list[float] | None = Field(None, description="explicit ω_1..ω_n for schedule=custom")
 
@@ -122,6 +125,11 @@ class EvalConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     limit: int | None = Field(None, gt=0)
     answer_kind: AnswerKindOpt = "auto"
+    demonstrations: Literal["rationale", "answer"] = Field(
+        "rationale",
+        description="what follows a demonstration's `Answer:`: its rationale, or only its answer as in "
+        "nocot training episodes (use for nocot students)",
+    )
     template: TemplateConfig = Field(default_factory=TemplateConfig)
     batch_size: int = Field(16, gt=0)
     max_new_tokens: int = Field(256, gt=0)

@@ -380,8 +380,9 @@ def evaluate(
         )
         if not pool:
             raise DataError("shots_dataset: no demonstrations available for k-shot prompts")
-        # Students learnt from rationales: when the pool has some, demonstrate only with those.
-        pool = [ex for ex in pool if ex.rationales] or pool
+        if config.demonstrations == "rationale":
+            # Students learnt from rationales: when the pool has some, demonstrate only with those.
+            pool = [ex for ex in pool if ex.rationales] or pool
 
     if generate_fn is None and model is None:
         from aicd.models import load_model_and_tokenizer
@@ -457,6 +458,7 @@ def evaluate(
                         max_length=config.max_length,
                         max_new_tokens=config.max_new_tokens,
                         cache=token_cache,
+                        demonstrations=config.demonstrations,
                     )
                     for ex in items
                 ]

@@ -2,6 +2,8 @@
 
 A prompt is `Question: x1\\nAnswer: y1\\n\\n … Question: q\\nAnswer:`; every piece is tokenized on its own
 (as `aicd.episodes.build_episode` does) so the student sees the same token boundaries it was trained on.
+A demonstration's y is its rationale, or (`demonstrations="answer"`, for nocot students) its answer alone,
+rendered by the same `shot_target` as the training episodes of that objective.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aicd.config import TemplateConfig
 from aicd.data.record import Example
-from aicd.episodes import render_prompt
+from aicd.episodes import Shot, render_prompt, shot_target
+
+Demonstrations = Literal["rationale", "answer"]
 
 
 @dataclass(frozen=True)
@@ -23,9 +27,17 @@ class Prompt:
     shot_ids: list[str]  # demonstrations that survived truncation, in prompt order
 
 
-def demonstration_text(example: Example) -> str:
-    """The text after `Answer:` of a demonstration: its first rationale, else its gold answer."""
-    return example.rationales[0].text.strip() if example.rationales else example.answer.strip()
+def demonstration_text(example: Example, demonstrations: Demonstrations = "rationale") -> str:
+    """The text after `Answer:` of a demonstration, with its leading space, as in a training episode.
+
+    "rationale": its first rationale (aicd/condgen/lm episodes), else its gold answer. "answer": its gold
+    answer only, exactly as a `nocot` episode renders a shot.
+    """
+    if demonstrations == "rationale" and example.rationales:
+        return shot_target(Shot(question=example.question, rationale=example.rationales[0].text), "aicd")
+    if demonstrations not in ("rationale", "answer"):
+        raise ValueError(f"demonstrations must be 'rationale' or 'answer', got '{demonstrations}'")
+    return shot_target(Shot(question=example.question, answer=example.answer), "nocot")
 
 
 def sample_shots(pool: Sequence[Example], k: int, *, seed: int, item: Example) -> list[Example]:
@@ -71,6 +83,7 @@ def build_prompt(
     max_length: int | None = None,
     max_new_tokens: int = 0,
     cache: dict[str, list[int]] | None = None,
+    demonstrations: Demonstrations = "rationale",
 ) -> Prompt:
     """Render (and tokenize) the prompt; drop the earliest shots until prompt + max_new_tokens ≤ max_length.
 
@@ -83,7 +96,7 @@ def build_prompt(
         pieces: list[str] = []
         for i, ex in enumerate(shots):
             pieces.append(render_prompt(ex.question, template, first=(i == 0)))
-            pieces.append(" " + demonstration_text(ex))
+            pieces.append(demonstration_text(ex, demonstrations))
         pieces.append(render_prompt(question, template, first=not shots))
         text = "".join(pieces)
         if tokenizer is None:

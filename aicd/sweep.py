@@ -183,6 +183,8 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
             data = {
                 "template": train_cfg.template.model_dump(),
                 "answer_kind": train_cfg.answer_kind,
+                # demonstrate the way the student was trained: nocot episodes hold answers, not rationales
+                "demonstrations": "answer" if train_cfg.objective == "nocot" else "rationale",
                 **config.eval,
                 "model": str(train_cfg.run_dir / "final"),
                 "dataset": ds,

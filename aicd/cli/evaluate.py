@@ -79,6 +79,12 @@ def eval_command(
     seeds: str | None = typer.Option(None, "--seeds", help="seeds for drawing demonstrations, e.g. 0,1,2"),
     shots_dataset: str | None = typer.Option(None, "--shots-dataset", help="where demonstrations come from"),
     shots_split: str | None = typer.Option(None, "--shots-split", help="split of the demonstrations (train)"),
+    demonstrations: str | None = typer.Option(
+        None,
+        "--demonstrations",
+        help="rationale | answer: what a demonstration shows after `Answer:` (default: answer for a "
+        "checkpoint trained with objective nocot, else rationale)",
+    ),
     limit: int | None = typer.Option(None, "--limit", help="evaluate only the first N items"),
     batch_size: int | None = typer.Option(None, "--batch-size", help="prompts per generate call"),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens"),
@@ -110,6 +116,7 @@ def eval_command(
         "seeds": parse_int_list(seeds, "--seeds"),
         "shots_dataset": shots_dataset,
         "shots_split": shots_split,
+        "demonstrations": demonstrations,
         "limit": limit,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
@@ -119,6 +126,10 @@ def eval_command(
     data.update({k: v for k, v in options.items() if v is not None})
     if "model" not in data and not any(o.startswith("model=") for o in overrides or []):
         raise ConfigError("--model: required (a checkpoint dir, hub id or tiny:gpt2)")
+    if "demonstrations" not in data and not any(o.startswith("demonstrations=") for o in overrides or []):
+        if trained_objective(data.get("model")) == "nocot":
+            data["demonstrations"] = "answer"
+            typer.echo("demonstrations: answer only (the checkpoint was trained with objective nocot)")
     cfg = build_config(EvalConfig, data, overrides, source=str(config) if config else "eval")
     if cfg.output_dir is None:
         cfg = cfg.model_copy(update={"output_dir": str(default_output_dir(cfg.model, cfg.dataset))})
@@ -138,6 +149,22 @@ def eval_command(
         raise SystemExit(130)  # typer.Exit codes are lost in the non-standalone runner
 
 
+def trained_objective(model: Any) -> str | None:
+    """The objective a checkpoint folder was trained with (from its run config.yaml), or None."""
+    if not isinstance(model, str) or model.startswith("tiny:"):
+        return None
+    path = Path(model) / "config.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data.get("objective") if isinstance(data, dict) else None
+
+
 # fields that only choose which (item, shots, seed) are evaluated, or how fast: a saved chain stays valid
 SELECTION_FIELDS = {"shots", "seeds", "limit", "batch_size", "output_dir"}
 
@@ -151,6 +178,8 @@ def saved_chains(cfg: Any) -> dict[tuple[str, int, int], str]:
         raise ConfigError(f"--resume: nothing to resume in {out} (no results.json)")
     previous = EvalResult.load(out)
     before, now = previous.meta.get("config", {}), cfg.model_dump(mode="json")
+    for name, value in type(cfg)(model=cfg.model).model_dump(mode="json").items():
+        before.setdefault(name, value)  # a field added since that run: it ran with the default
     for field in sorted(set(before) | set(now) - SELECTION_FIELDS):
         if field not in SELECTION_FIELDS and before.get(field) != now.get(field):
             raise ConfigError(

@@ -112,6 +112,8 @@ def eval_config(
         if run.step == 0 and run.status != "succeeded":
             raise ApiError(409, f"run {run_id} has no checkpoint yet (status {run.status})", field="run_id")
         data["model"] = f"run:{run_id}"
+        if (run.config or {}).get("objective") == "nocot":  # demonstrate as it was trained: answers only
+            data.setdefault("demonstrations", "answer")
     elif not data.get("model"):
         raise ApiError(422, "config.model is required unless run_id is given", field="config.model")
     elif (

@@ -205,6 +205,44 @@ def test_build_prompt_renders_like_training_and_drops_earliest_shots(byte_tokeni
     assert cut.text.startswith("Question: What is 1 plus 1?")
 
 
+def test_answer_demonstrations_render_exactly_like_a_nocot_training_episode(byte_tokenizer: Any) -> None:
+    from aicd.episodes import Shot, build_episode
+
+    shots, question = _pool(3), "What is 9 minus 2?"
+    prompt = build_prompt(
+        question, shots, TemplateConfig(), tokenizer=byte_tokenizer, demonstrations="answer"
+    )
+    assert "So, the answer is" not in prompt.text and "+" not in prompt.text
+    episode = build_episode(
+        byte_tokenizer,
+        [*(Shot(question=s.question, answer=s.answer) for s in shots), Shot(question=question, answer="7")],
+        objective="nocot",
+    )
+    # the prompt is the nocot episode up to the final `Answer:` — same text, same token boundaries
+    prompt_spans = [sp for sp in episode.spans if not (sp.shot == len(shots) and sp.kind != "prompt")]
+    assert prompt.text == "".join(sp.text for sp in prompt_spans if sp.kind != "bos")
+    assert prompt.input_ids == episode.input_ids[: len(prompt.input_ids)]
+    assert len(prompt.input_ids) == prompt_spans[-1].end
+    # the default still demonstrates with rationales, as the CoT objectives were trained
+    default = build_prompt(question, shots, TemplateConfig())
+    assert f"Answer: {shots[0].rationales[0].text}" in default.text
+
+
+def test_evaluate_with_answer_demonstrations_keeps_answer_only_shots(tmp_path: Any) -> None:
+    pool = _pool() + [Example(id="bare", question="What is 50 plus 50?", answer="100")]  # no rationale
+    seen: list[str] = []
+
+    def generate_fn(prompts: list[str]) -> list[str]:
+        seen.extend(prompts)
+        return [" 7"] * len(prompts)
+
+    config = EvalConfig(model="none", shots=[3], seeds=[0, 1, 2], demonstrations="answer")
+    evaluate(config, examples=_examples(), shot_examples=pool, generate_fn=generate_fn, progress=False)
+    assert seen and not any("So, the answer is" in p for p in seen)
+    assert any("Question: What is 50 plus 50?\nAnswer: 100\n\n" in p for p in seen)  # rationale-less too
+    assert all(re.search(r"Question: What is (\d+) plus \1\?\nAnswer: \d+\n\n", p) for p in seen)
+
+
 # ------------------------------------------------------------------------------------------ evaluate
 
 
@@ -549,3 +587,71 @@ def test_cli_ctrl_c_saves_partial_results(tmp_path: Any) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["stopped"] is True and results["rows"] == []
     assert 1 <= len((out / "generations.jsonl").read_text().splitlines()) < 6
+
+
+def _main(monkeypatch: Any, *args: str) -> int:
+    from aicd.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["aicd", "eval", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_cli_demonstrates_answers_only_to_a_nocot_checkpoint(tmp_path: Any, monkeypatch: Any) -> None:
+    from aicd.config import TrainConfig, save_config
+    from aicd.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer("tiny:gpt2?n_layer=1&n_embd=32&n_head=2")
+    ckpt = tmp_path / "run" / "final"
+    model.save_pretrained(ckpt)
+    tok.save_pretrained(ckpt)
+    save_config(TrainConfig(objective="nocot"), ckpt / "config.yaml")  # what train() writes
+    data = tmp_path / "test.jsonl"
+    write_examples(data, _examples()[:2])
+    common = ["--model", str(ckpt), "--dataset", str(data), "--shots", "1", "--max-new-tokens", "2"]
+
+    def prompts(out: Any) -> list[str]:
+        return [json.loads(line)["prompt"] for line in open(out / "generations.jsonl")]
+
+    assert _main(monkeypatch, *common, "--out", str(tmp_path / "auto"), "--no-progress") == 0
+    auto = json.loads((tmp_path / "auto" / "results.json").read_text())
+    assert auto["config"]["demonstrations"] == "answer"
+    assert all(
+        "So, the answer is" not in p and re.search(r"Answer: -?\d+\n\n", p)
+        for p in prompts(tmp_path / "auto")
+    )
+
+    out = tmp_path / "forced"
+    assert (
+        _main(monkeypatch, *common, "--demonstrations", "rationale", "--out", str(out), "--no-progress") == 0
+    )
+    assert all("So, the answer is" in p for p in prompts(out))
+    assert _main(monkeypatch, *common, "--demonstrations", "nope", "--out", str(out)) == 2
+
+    # results saved before the field existed resume as if it had its default
+    results = json.loads((out / "results.json").read_text())
+    del results["config"]["demonstrations"]
+    (out / "results.json").write_text(json.dumps(results))
+    assert _main(monkeypatch, *common, "--demonstrations", "rationale", "--out", str(out), "--resume") == 0
+
+
+def test_service_evaluates_a_nocot_run_with_answer_demonstrations() -> None:
+    from types import SimpleNamespace
+
+    from backend.services.configs import eval_config
+
+    runs = {
+        1: SimpleNamespace(config={"objective": "nocot"}, step=5, status="succeeded"),
+        2: SimpleNamespace(config={"objective": "aicd"}, step=5, status="succeeded"),
+    }
+    session = SimpleNamespace(get=lambda model, key: runs.get(key))  # eval_config only looks runs up
+
+    def config(run_id: int, **extra: Any) -> EvalConfig:
+        return eval_config(session, run_id, None, None, {"dataset": "svamp", **extra}, "evaluations/x")
+
+    assert config(1).demonstrations == "answer"
+    assert config(2).demonstrations == "rationale"
+    assert config(1, demonstrations="rationale").demonstrations == "rationale"  # an explicit choice stays

@@ -53,6 +53,17 @@ def test_plan_expands_the_product_with_unique_names(tmp_path):
     assert r.evals[0].shots == [0, 1] and r.evals[0].dataset == "arith"
 
 
+def test_plan_demonstrates_answers_only_to_nocot_runs(tmp_path):
+    runs = plan_sweep(_config(tmp_path, objective=["aicd", "condgen", "lm", "nocot"]))
+    demos = {r.train.objective: {e.demonstrations for e in r.evals} for r in runs}
+    assert demos == {
+        "aicd": {"rationale"},
+        "condgen": {"rationale"},
+        "lm": {"rationale"},
+        "nocot": {"answer"},
+    }
+
+
 def test_plan_collapses_omega_for_omega_free_objectives(tmp_path):
     runs = plan_sweep(_config(tmp_path, objective=["aicd", "condgen", "lm"], omega=[0.1, 0.5]))
     assert sorted(r.name for r in runs) == ["aicd-omega0.1", "aicd-omega0.5", "condgen", "lm"]
