@@ -23,7 +23,7 @@ from aicd.config import SweepConfig, build_config
 from aicd.data.jsonl import write_examples
 from aicd.data.synthetic import ArithSpec, generate
 from aicd.errors import ConfigError
-from aicd.sweep import SweepCallback, SweepResult, run_sweep
+from aicd.sweep import SweepCallback, SweepResult, check_fresh, run_sweep
 
 DEMO_SPEC = ArithSpec(min_steps=3, max_steps=3, max_operand=9, max_value=9, k=1, fixed_width=True)
 DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
@@ -110,13 +110,18 @@ def run_demo(
     steps: int | None = None,
     progress: bool = True,
 ) -> SweepResult:
-    """Generate the data, run the four-objective sweep, and return its table/plots."""
+    """Generate the data, run the four-objective sweep, and return its table/plots.
+
+    Without `resume`, an `out` that already holds runs is refused before anything is written.
+    """
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     out = Path(out)
     config = demo_config(out, quick=quick, steps=steps)
+    if not resume:
+        check_fresh(config)  # before the data files are rewritten, not only before training
     write_demo_data(out, quick=quick)
     return run_sweep(config, callback=callback, resume=resume, progress=progress)
 

@@ -198,6 +198,13 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
 # ---------------------------------------------------------------- running
 
 
+def check_fresh(config: SweepConfig) -> None:
+    """AICDError when the sweep directory already has run outputs (what resume=False must not touch)."""
+    root = sweep_dir(config)
+    if (root / "runs").is_dir() and any((root / "runs").iterdir()):
+        raise AICDError(f"sweep directory {root} already has runs; resume it (--resume) or pick another name")
+
+
 def _eval_done(out_dir: str | None) -> bool:
     if not out_dir:
         return False
@@ -227,8 +234,8 @@ def run_sweep(
     callback = callback or SweepCallback()
     runs = plan_sweep(config)
     root = sweep_dir(config)
-    if not resume and (root / "runs").is_dir() and any((root / "runs").iterdir()):
-        raise AICDError(f"sweep directory {root} already has runs; resume it (--resume) or pick another name")
+    if not resume:
+        check_fresh(config)
     root.mkdir(parents=True, exist_ok=True)
     save_config(config, root / "sweep.yaml")
     callback.on_plan(runs)

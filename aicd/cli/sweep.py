@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from aicd.sweep import PlannedRun, SweepCallback  # light: no torch at import time
+from aicd.demo import FULL, QUICK  # light: no torch at import time
+from aicd.sweep import PlannedRun, SweepCallback
 
 
 def sweep_command(
@@ -62,7 +63,10 @@ def demo_command(
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
     steps: int = typer.Option(
-        None, "--steps", min=1, help="optimizer steps per objective (default 800; quick 3)"
+        None,
+        "--steps",
+        min=1,
+        help=f"optimizer steps per objective (default {FULL['max_steps']}; quick {QUICK['max_steps']})",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
@@ -73,7 +77,13 @@ def demo_command(
 
     start = time.perf_counter()
     result = run_demo(
-        out, quick=quick, resume=resume, threads=threads, callback=_EchoCallback(), progress=progress
+        out,
+        quick=quick,
+        resume=resume,
+        threads=threads,
+        callback=_EchoCallback(),
+        steps=steps,
+        progress=progress,
     )
     typer.echo(result.md_path.read_text(encoding="utf-8"))
     typer.echo(f"demo took {time.perf_counter() - start:.0f} s")
