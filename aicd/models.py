@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aicd.errors import AICDError
+
 TINY_DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2": {"n_layer": 2, "n_embd": 128, "n_head": 4, "n_positions": 2048},
     "llama": {
@@ -69,12 +71,25 @@ def build_tiny_model(spec: str, tokenizer: Any, seed: int = 0) -> Any:
     return AutoModelForCausalLM.from_config(config)
 
 
+def load_error(spec: str, exc: Exception) -> AICDError:
+    """A readable AICDError for a model/tokenizer that cannot be loaded: missing or offline (OSError), or
+    not a causal LM / an unknown architecture (ValueError from the Auto classes)."""
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, ValueError):
+        return AICDError(f"model: '{spec}' is not a causal language model transformers can load ({detail})")
+    return AICDError(f"model: cannot load '{spec}' ({detail})")
+
+
 def load_tokenizer(spec: str) -> Any:
+    """The tokenizer of a hub id / local folder (pad = EOS when it has none), or the tiny byte tokenizer."""
     if is_tiny(spec):
         return tiny_tokenizer()
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(spec)
+    except (OSError, ValueError) as exc:
+        raise load_error(spec, exc) from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -85,20 +100,19 @@ def load_model_and_tokenizer(
 ) -> tuple[Any, Any]:
     """(model, tokenizer) for a hub id, a local checkpoint directory, or a `tiny:` spec.
 
-    Raises AICDError with a readable message when a hub id cannot be fetched (e.g. offline).
+    Raises AICDError with a readable message when a hub id cannot be fetched (e.g. offline) or is not a
+    causal LM.
     """
-    from aicd.errors import AICDError
-
-    tokenizer = load_tokenizer(spec) if is_tiny(spec) else None
     if is_tiny(spec):
+        tokenizer = tiny_tokenizer()
         return build_tiny_model(spec, tokenizer, seed=seed), tokenizer
     from transformers import AutoModelForCausalLM
 
+    tokenizer = load_tokenizer(spec)
     try:
-        tokenizer = load_tokenizer(spec)
         model = AutoModelForCausalLM.from_pretrained(spec, dtype=dtype or "auto", **kwargs)
-    except OSError as exc:
-        raise AICDError(f"model: cannot load '{spec}' ({str(exc).splitlines()[0]})") from None
+    except (OSError, ValueError) as exc:
+        raise load_error(spec, exc) from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -205,18 +205,20 @@ def _load_model(config: TrainConfig, checkpoint: Path | None) -> tuple[Any, Any]
     """Float32 master weights (autocast does the mixed precision); LoRA-wrapped if configured."""
     import torch
 
-    from aicd.models import load_model_and_tokenizer, load_tokenizer
+    from aicd.models import is_tiny, load_error, load_model_and_tokenizer, load_tokenizer
 
     if checkpoint is not None and config.lora is None:
         from transformers import AutoModelForCausalLM
 
-        model, tokenizer = (
-            AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32),
-            load_tokenizer(config.model),
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise load_error(str(checkpoint), exc) from None
     else:
         model, tokenizer = load_model_and_tokenizer(config.model, seed=config.seed, dtype=torch.float32)
         model = model.float()
+    if checkpoint is not None:  # the checkpoint holds the tokenizer: a resume needs no hub access for it
+        tokenizer = load_tokenizer(config.model if is_tiny(config.model) else str(checkpoint))
     if config.gradient_checkpointing:
         kwargs = {"use_reentrant": False}
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name

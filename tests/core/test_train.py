@@ -210,6 +210,41 @@ def test_accumulation_matches_a_direct_full_batch_gradient():
             torch.testing.assert_close(p.grad, g_full, rtol=1e-5, atol=1e-7)
 
 
+def test_resume_of_a_hub_model_run_loads_the_tokenizer_from_the_checkpoint(tmp_path):
+    from aicd.models import load_model_and_tokenizer
+
+    hub = tmp_path / "hub" / "student"  # stands in for a hub id: a local folder the resume must not need
+    model, tok = load_model_and_tokenizer(TINY, seed=0)
+    model.save_pretrained(hub)
+    tok.save_pretrained(hub)
+    examples = _examples(8)
+    cfg = _config(tmp_path, "hub-run", model=str(hub), max_steps=3)
+    assert train(cfg, examples=examples, callback=StopAt(poll=3), progress=False).step == 1
+    hub.rename(tmp_path / "hub" / "gone")  # offline: the model id no longer resolves
+    done = train(cfg, examples=examples, resume=True, progress=False)
+    assert done.step == 3 and not done.stopped
+    assert (done.final_dir / "tokenizer_config.json").is_file()
+
+
+def test_a_model_that_is_not_a_causal_lm_is_one_clear_error(tmp_path):
+    from transformers import T5Config
+
+    from aicd.errors import AICDError
+    from aicd.models import load_model_and_tokenizer, tiny_tokenizer
+
+    folder = tmp_path / "t5"
+    T5Config(d_model=8, d_ff=8, num_layers=1, num_heads=1, d_kv=8).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    with pytest.raises(AICDError, match=r"'.*t5' is not a causal language model"):
+        load_model_and_tokenizer(str(folder))
+    with pytest.raises(AICDError, match="cannot load"):
+        load_model_and_tokenizer(str(tmp_path / "missing"))
+    cfg = _config(tmp_path, "t5-run", model=str(folder))
+    with pytest.raises(AICDError, match="not a causal language model"):
+        train(cfg, examples=_examples(4), progress=False)
+    assert not cfg.run_dir.exists()
+
+
 def test_lora_trains_adapters_saves_merged_weights_and_resumes(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -298,12 +333,50 @@ def test_cli_rejects_bad_config_before_writing(tmp_path, monkeypatch, capsys, ov
     assert not (tmp_path / "runs").exists()
 
 
-def test_gradient_checkpointing_gives_the_same_step(tmp_path):
+def test_cli_dataset_line_missing_question_is_one_message_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from aicd.cli import main
+    from aicd.data.jsonl import write_examples
+
+    data = tmp_path / "train.jsonl"
+    write_examples(data, _examples(3))
+    with data.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "broken", "answer": "4", "rationales": [{"text": "2 + 2 = 4."}]}) + "\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"name: bad-data\noutput_dir: {tmp_path / 'runs'}\nmodel: '{TINY}'\nn_shots: 2\n")
+    args = ["aicd", "train", str(config), "--no-progress", "--set", f"dataset={data}"]
+    monkeypatch.setattr(sys, "argv", args)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"{data}:4" in err and "question" in err  # the line and the field
+    assert not (tmp_path / "runs").exists()
+
+
+def test_gradient_checkpointing_gives_the_same_step(tmp_path, monkeypatch):
+    import torch.utils.checkpoint
+    import transformers.modeling_utils
+
+    original = torch.utils.checkpoint.checkpoint
+    calls = []
+
+    def counting_checkpoint(*args, **kwargs):
+        calls.append(kwargs.get("use_reentrant"))
+        return original(*args, **kwargs)
+
+    # transformers binds `checkpoint` when enabling; patch both names so either path is counted
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counting_checkpoint)
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counting_checkpoint, raising=False)
     examples = _examples(8)
-    metrics = []
+    metrics, counts = [], []
     for gc in (False, True):
         cfg = _config(tmp_path, f"gc-{gc}", model=TINY_NO_DROPOUT, max_steps=1, gradient_checkpointing=gc)
+        calls.clear()
         metrics.append(train(cfg, examples=examples, progress=False).last_metrics)
+        counts.append(len(calls))
+    # checkpointing really ran: every layer (n_layer=1) of each of the 2 micro-batches, non-reentrant
+    assert counts[0] == 0 and counts[1] >= 2 and set(calls) == {False}
     assert metrics[1]["loss"] == pytest.approx(metrics[0]["loss"], rel=1e-5)
     assert metrics[1]["grad_norm"] == pytest.approx(metrics[0]["grad_norm"], rel=1e-4)
 
