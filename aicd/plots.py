@@ -1,6 +1,7 @@
 """The paper's figures from a sweep's results table (rows of `aicd.sweep.build_table`), as PNG files.
 
-Fig. 1: AICD accuracy vs ω (error bars over seeds), with the ω-free baselines as horizontal lines.
+Fig. 1: AICD accuracy vs ω (error bars over seeds), with the ω-free rows (baselines, and AICD under a
+schedule that ignores ω) as horizontal lines.
 Fig. 2: accuracy vs number of in-context shots, one line per objective (and grid variant).
 One panel per evaluation dataset. matplotlib runs on the Agg backend (no display needed).
 """
@@ -70,8 +71,10 @@ def plot_accuracy_vs_omega(table: Sequence[dict[str, Any]], path: str | Path) ->
                     label=f"{label}, {shots}-shot",
                 )
         base_shots = sorted({r["shots"] for r in table if r["dataset"] == ds})
-        for r in table:  # ω-free baselines and nocot variants as reference lines (fainter = fewer shots)
-            if r["dataset"] == ds and r["objective"] != "aicd":
+        for r in (
+            table
+        ):  # ω-free rows (baselines, constant/custom AICD) as reference lines (fainter = fewer shots)
+            if r["dataset"] == ds and (r["objective"] != "aicd" or r.get("omega") is None):
                 alpha = 0.4 + 0.6 * (base_shots.index(r["shots"]) + 1) / len(base_shots)
                 line = ax.axhline(
                     100 * r["mean"],

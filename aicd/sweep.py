@@ -9,7 +9,9 @@ Layout of `output_dir/name/`:
 
 `plan_sweep` (no torch import) expands the grid so the API/UI can show what will run before anything does.
 Runs whose objective ignores ω (condgen: only the last rationale is weighted; lm: every token) are
-collapsed across ω/schedule values, so a grid `objective × omega` trains each baseline once.
+collapsed across ω/schedule values, so a grid `objective × omega` trains each baseline once; likewise runs
+whose schedule ignores ω (constant, custom/explicit weights) are collapsed across ω values.
+nocot runs are evaluated with answer-only demonstrations, as they were trained.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 OMEGA_FREE = ("condgen", "lm")  # objectives whose loss does not depend on ω
 OMEGA_FIELDS = ("omega", "schedule", "weights")
+OMEGA_SCHEDULES = ("paper", "linear", "exponential")  # the schedules whose weights are a function of ω
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 FIG1 = "fig1_accuracy_vs_omega.png"
@@ -140,10 +143,22 @@ def _run_name(params: dict[str, Any]) -> str:
     return "-".join(parts) or "run"
 
 
-def _collapse(objective: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Grid values that do not change an ω-free objective's loss are dropped from its parameters."""
+def uses_omega(settings: dict[str, Any]) -> bool:
+    """Whether ω changes the loss of a run with these TrainConfig fields: not for the ω-free objectives, nor
+    for a schedule whose weights ignore it (constant: all 1; custom, or any explicit `weights` list)."""
+    fields = TrainConfig.model_fields
+    objective = settings.get("objective", fields["objective"].default)
+    schedule = settings.get("schedule", fields["schedule"].default)
+    return objective not in OMEGA_FREE and schedule in OMEGA_SCHEDULES and settings.get("weights") is None
+
+
+def _collapse(objective: str, params: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Grid values that do not change a run's loss are dropped from its parameters (so duplicates merge):
+    ω, schedule and weights for an ω-free objective; ω alone for a schedule that ignores it."""
     if objective in OMEGA_FREE:
         return {k: v for k, v in params.items() if k not in OMEGA_FIELDS}
+    if not uses_omega({**base, **params, "objective": objective}):
+        return {k: v for k, v in params.items() if k != "omega"}
     return params
 
 
@@ -167,7 +182,7 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
         objective = str(
             {**config.train, **params}.get("objective", TrainConfig.model_fields["objective"].default)
         )
-        params = _collapse(objective, params)
+        params = _collapse(objective, params, config.train)
         base = {**config.train, **params}
         name = _run_name(params)
         if name in seen:
@@ -332,6 +347,7 @@ def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
     for run in runs:
         variant = _variant(run)
         omega_free = run.train.objective in OMEGA_FREE
+        omega = run.train.omega if uses_omega(run.train.model_dump()) else None
         for row in _load_rows(run):
             key = (run.train.objective, variant, row["dataset"], row["shots"])
             g = groups.setdefault(
@@ -340,7 +356,7 @@ def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
                     "objective": run.train.objective,
                     "variant": variant,
                     "schedule": "" if omega_free else run.train.schedule,
-                    "omega": None if omega_free else run.train.omega,
+                    "omega": omega,
                     "n_shots": run.train.n_shots,
                     "dataset": row["dataset"],
                     "shots": row["shots"],

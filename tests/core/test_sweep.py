@@ -69,6 +69,43 @@ def test_plan_collapses_omega_for_omega_free_objectives(tmp_path):
     assert sorted(r.name for r in runs) == ["aicd-omega0.1", "aicd-omega0.5", "condgen", "lm"]
 
 
+def _fake_results(runs, accuracy=0.5):
+    """results.json for every planned evaluation, as evaluate() writes it (no training needed)."""
+    import json
+
+    for run in runs:
+        for ev in run.evals:
+            rows = [{"shots": k, "seed": s, "accuracy": accuracy} for k in ev.shots for s in ev.seeds]
+            Path(ev.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(ev.output_dir) / "results.json").write_text(json.dumps({"rows": rows, "stopped": False}))
+
+
+def test_plan_collapses_omega_for_schedules_that_ignore_it(tmp_path):
+    from aicd.sweep import build_table
+
+    cfg = _config(tmp_path, schedule=["paper", "constant", "linear"], omega=[0.1, 0.5])
+    runs = plan_sweep(cfg)
+    assert sorted(r.name for r in runs) == [
+        "scheduleconstant",  # constant weights every shot 1: one run, not one per ω
+        "schedulelinear-omega0.1",
+        "schedulelinear-omega0.5",
+        "schedulepaper-omega0.1",
+        "schedulepaper-omega0.5",
+    ]
+    _fake_results(runs)
+    omegas = {(r["schedule"], r["omega"]) for r in build_table(runs) if r["shots"] == 0}
+    assert omegas == {("constant", None), ("linear", 0.1), ("linear", 0.5), ("paper", 0.1), ("paper", 0.5)}
+
+    custom = cfg.model_copy(
+        update={
+            "train": {**cfg.train, "schedule": "custom", "weights": [0.3, 1.0]},
+            "grid": {"omega": [0.1, 0.5, 1.0]},
+        }
+    )
+    (run,) = plan_sweep(custom)  # explicit weights ignore ω: a single run
+    assert run.params == {} and run.train.weights == [0.3, 1.0]
+
+
 def test_plan_eval_datasets_and_template_follow_the_train_config(tmp_path):
     cfg = _config(tmp_path, objective=["aicd"])
     cfg = cfg.model_copy(
