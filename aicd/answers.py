@@ -14,10 +14,11 @@ from decimal import Decimal, InvalidOperation
 AnswerKind = str  # "number" | "yesno"
 
 # A number as written in a rationale: optional sign glued to the digits (or to `$`), thousands
-# separators, decimals. "5-3" is two numbers (the '-' follows a word character), "-3" is one.
+# separators, decimals, also without a leading digit (".5", not after a word or '.'). "5-3" is two
+# numbers (the '-' follows a word character), "-3" is one.
 _NUMBER = re.compile(
     r"(?:(?<![\w)\]])(?P<sign>[-\u2212]))?(?:\$\s?)?(?P<sign2>-)?"
-    r"(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<dec>\.\d+)?"
+    r"(?:(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<dec>\.\d+)?|(?<![\w.])(?P<frac>\.\d+))"
     r"(?:\s*/\s*(?P<den>\d+)(?!\d|\.\d))?"
 )
 # Where an explicit final answer is announced; the answer is read from the text after the marker.
@@ -47,12 +48,13 @@ def _format_decimal(value: Decimal) -> str:
 
 def _match_to_str(m: re.Match[str]) -> str | None:
     negative = bool(m.group("sign") or m.group("sign2"))
+    dec = m.group("dec") or m.group("frac")
     try:
-        value = Decimal(m.group("int").replace(",", "") + (m.group("dec") or ""))
+        value = Decimal((m.group("int") or "0").replace(",", "") + (dec or ""))
     except InvalidOperation:  # pragma: no cover - the regex only admits digits
         return None
     den = m.group("den")
-    if den is not None and m.group("dec") is None:
+    if den is not None and dec is None:
         if int(den) == 0:
             return None
         value = value / Decimal(den)
@@ -63,7 +65,8 @@ def _match_to_str(m: re.Match[str]) -> str | None:
 def normalize_number(text: str | None) -> str | None:
     """The canonical form of the first number in `text`: `$1,234.` -> "1234", "2.50" -> "2.5", "12%" -> "12".
 
-    Fractions (`1/2`) become decimals ("0.5"). None when there is no number.
+    Fractions (`1/2`) become decimals ("0.5"), as do decimals without a leading digit (".5" -> "0.5").
+    None when there is no number.
     """
     m = _NUMBER.search(text) if text else None
     return _match_to_str(m) if m is not None else None

@@ -29,6 +29,9 @@ NUMBER_CASES = [
     ("So, the answer is 10 - 3 = 7.", "7"),  # an equation in the announcement: its result
     ("The answer is 3 apples. 3 + 2 = 5 is not asked.", "3"),
     ("The answer is 3.50 dollars.", "3.5"),
+    ("So, the answer is .5", "0.5"),  # no leading digit: the same canonical form as "0.5" and "1/2"
+    ("A cup costs $.75, so the answer is $.75.", "0.75"),
+    ("The level falls by .25 each hour, so it ends at -.5.", "-0.5"),
     ("There are no numbers here at all.", None),
     ("", None),
     ("So, the answer is unknown.", None),
@@ -76,6 +79,7 @@ def test_public_example_from_the_issue() -> None:
         ("abc", None),
         (None, None),
         ("-0", "0"),
+        (".5", "0.5"),
     ],
 )
 def test_normalize_number(raw: str | None, expected: str | None) -> None:
@@ -89,6 +93,7 @@ def test_normalize_number(raw: str | None, expected: str | None) -> None:
         ("1,234", "1234", "number", True),
         ("0.3333333", "0.3333333", "number", True),
         ("12", "12.0", "number", True),
+        (".5", "0.5", "number", True),
         ("12", "13", "number", False),
         ("-3", "3", "number", False),
         (None, "3", "number", False),
