@@ -65,7 +65,9 @@ class TrainConfig(ScheduleConfig):
     """One distillation run. Defaults follow the paper (AdamW, lr 7e-6, cosine, ≤10 epochs)."""
 
     name: str = Field(
-        "run", pattern=r"^[A-Za-z0-9_.\-]+$", description="run name; outputs go to output_dir/name"
+        "run",
+        pattern=r"^\.*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$",  # not only dots: `.`/`..` would leave output_dir
+        description="run name; outputs go to output_dir/name",
     )
     output_dir: str = Field("runs", description="parent folder of the run directory")
     model: str = Field("tiny:gpt2", description="HF hub id, local path, or tiny:<arch> (gpt2|llama)")
@@ -148,7 +150,7 @@ class EvalConfig(_Strict):
 class SweepConfig(_Strict):
     """A grid of runs (objective × ω × seed) each evaluated at several shot counts."""
 
-    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field("sweep", pattern=r"^\.*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # not only dots
     output_dir: str = "runs"
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run")
     eval: dict[str, Any] = Field(
@@ -214,8 +216,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     return data
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def shipped_configs_dir() -> Path:
+    """The configs shipped inside the package (`aicd/configs/`: Table 1, Fig. 1, Fig. 2, paper-scale runs)."""
+    from importlib.resources import files
+
+    return Path(str(files("aicd").joinpath("configs")))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """`path` itself when it exists; else, for `configs/<file>`, the shipped config of that name, so the
+    README's `aicd sweep configs/table1-svamp.yaml` works from any folder and from an installed package."""
     path = Path(path)
+    if not path.exists() and not path.is_absolute() and len(path.parts) == 2 and path.parts[0] == "configs":
+        shipped = shipped_configs_dir() / path.name
+        if shipped.is_file():
+            return shipped
+    return path
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = resolve_config_path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aicd.config import SweepConfig, build_config
+from aicd.config import SweepConfig, build_config, shipped_configs_dir
 from aicd.errors import ConfigError
 from aicd.sweep import SweepCallback, load_sweep_config, plan_sweep, run_sweep, table_markdown
 
@@ -136,19 +136,19 @@ def test_bad_grid_values_name_the_run_and_field(tmp_path):
         _config(tmp_path, nonsense=[1])
 
 
-def test_overrides_route_to_train_grid_and_sweep_fields(repo_root):
+def test_overrides_route_to_train_grid_and_sweep_fields():
     cfg = load_sweep_config(
-        repo_root / "configs/table1-svamp.yaml",
+        shipped_configs_dir() / "table1-svamp.yaml",
         ["model=Qwen/Qwen2.5-0.5B", "limit=null", "seed=1", "eval.shots=[0,2]", "name=x"],
     )
     assert cfg.train["model"] == "Qwen/Qwen2.5-0.5B" and cfg.train["limit"] is None
     assert cfg.grid["seed"] == [1] and cfg.eval["shots"] == [0, 2] and cfg.name == "x"
 
 
-def test_every_shipped_config_validates(repo_root):
+def test_every_shipped_config_validates():
     from aicd.config import TrainConfig, load_config
 
-    files = sorted((repo_root / "configs").glob("*.yaml"))
+    files = sorted(shipped_configs_dir().glob("*.yaml"))
     assert {"svamp-aicd.yaml", "table1-svamp.yaml", "fig1-omega.yaml", "fig2-shots.yaml"} <= {
         f.name for f in files
     }
