@@ -1,14 +1,17 @@
 """Teacher calls over the OpenAI-compatible chat API (OpenAI, vLLM, Ollama), with retries and redaction.
 
-Retries are tenacity's (exponential backoff with jitter; a server's `Retry-After` / `retry-after-ms` wins) on
-429, 5xx, timeouts and connection errors; the SDK's own retry is off so every attempt passes the rate limiter.
+Retries are tenacity's (exponential backoff with jitter up to `backoff_max`; a server's `Retry-After` /
+`retry-after-ms` wins, up to `retry_after_max`, and the wait ends early on a stop) on 429, 5xx, timeouts and
+connection errors; the SDK's own retry is off so every attempt passes the rate limiter.
 401/403/404 abort the run (`TeacherError`): retrying cannot fix a key or a model name.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -18,7 +21,7 @@ from typing import Any
 import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_base
 
 from aicd.annotate.config import AnnotateConfig
 from aicd.annotate.limits import RateLimits, estimate_tokens
@@ -37,7 +40,24 @@ class BadResponse(Exception):
 
 
 class NSupportError(Exception):
-    """The server rejected n > 1 (HTTP 400) in auto mode: ask again with single requests."""
+    """The server rejected n > 1 (an HTTP 400 about `n`) in auto mode: ask again with single requests."""
+
+
+class _StopWaiting(Exception):
+    """The stop check turned true while waiting to retry: give up with the last error instead of asking again."""
+
+
+_N_PARAM_RE = re.compile(r"(?<![\w'’])[`'\"]?n[`'\"]?(?![\w'’])")
+"""A standalone `n` in an error message ("n > 1 is not supported", "'n' must be 1", "Invalid value for `n`")."""
+
+
+def is_n_rejection(exc: openai.BadRequestError) -> bool:
+    """Whether a 400 is the server refusing the `n` parameter (not, e.g., a prompt over the context length)."""
+    if getattr(exc, "param", None) == "n":
+        return True
+    body = exc.body if isinstance(exc.body, dict) else {}
+    message = body.get("message") if isinstance(body.get("message"), str) else str(exc.message)
+    return _N_PARAM_RE.search(_SDK_PREFIX.sub("", message)) is not None
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -78,8 +98,27 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+class wait_backoff(wait_base):  # noqa: N801 - tenacity's naming
+    """`min(initial · 2^(attempt-1) + uniform(0, jitter), max_wait)`: exponential backoff with jitter.
+
+    The formula of tenacity's `wait_exponential_jitter`, written out because that class's first keyword changed:
+    tenacity 8.2 (the oldest the project declares) takes only `initial`; a 9.x release (jd/tenacity#629) added
+    `multiplier` and deprecated `initial`, so no single call works on the whole range without a warning.
+    """
+
+    def __init__(self, initial: float, max_wait: float, jitter: float):
+        self.initial, self.max_wait, self.jitter = initial, max_wait, jitter
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        try:
+            base = self.initial * 2 ** (retry_state.attempt_number - 1)
+        except OverflowError:
+            return self.max_wait
+        return max(0.0, min(base + random.uniform(0, self.jitter), self.max_wait))
+
+
 class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming
-    """Honour the server's Retry-After when it sends one, else the fallback backoff; capped at `max_wait`."""
+    """Honour the server's Retry-After when it sends one (capped at `max_wait`), else the fallback backoff."""
 
     def __init__(self, fallback: wait_base, max_wait: float):
         self.fallback = fallback
@@ -116,6 +155,7 @@ class Completion:
 @dataclass
 class ClientStats:
     requests: int = 0
+    succeeded: int = 0  # requests answered 200 with a chat completion
     retries: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -128,6 +168,16 @@ def _root_cause(exc: BaseException) -> BaseException:
             return exc
         seen.add(id(exc))
         exc = nxt
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    """A refused connection, an unknown host or a dropped connection, as opposed to a request that timed out."""
+    if not isinstance(exc, openai.APIConnectionError):
+        return False
+    if not isinstance(exc, openai.APITimeoutError):
+        return True
+    root = _root_cause(exc)  # the aiohttp transport reports a refused connection as a timeout
+    return isinstance(root, OSError) and not isinstance(root, TimeoutError)
 
 
 def describe_error(exc: BaseException, secret: str | None) -> str:
@@ -215,7 +265,7 @@ class TeacherClient:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(3),
-                wait=wait_exponential_jitter(multiplier=0.2, max=1.0, jitter=0.2),
+                wait=wait_backoff(0.2, 1.0, 0.2),
                 retry=retry_if_exception(lambda e: isinstance(e, openai.APIConnectionError)),
                 reraise=True,
             ):
@@ -230,7 +280,8 @@ class TeacherClient:
                 raise self._fatal(exc) from None
             return  # the server has no usable /models; the first request will tell
         ids = [m.id for m in page.data]
-        if ids and self.config.teacher not in ids:
+        # Ollama lists `llama3:latest` and serves it as `llama3` too
+        if ids and self.config.teacher not in ids and f"{self.config.teacher}:latest" not in ids:
             shown = ", ".join(sorted(ids)[:10]) + (" …" if len(ids) > 10 else "")
             raise TeacherError(
                 f"unknown teacher model '{self.config.teacher}' at {self.base_url}; it serves: {shown}"
@@ -269,33 +320,53 @@ class TeacherClient:
         kind = type(exc).__name__ if exc else "?"
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
 
+    async def _sleep(self, seconds: float) -> None:
+        """Wait before a retry, polling the stop check so that a long Retry-After does not hold up a stop."""
+        end = time.monotonic() + seconds
+        while True:
+            if self.should_stop():
+                raise _StopWaiting
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.1))
+
     async def complete(self, prompt: str, n: int) -> Completion:
         """One chat completion with `n` choices, retried; raises the last error (also when stopped mid-retry),
         TeacherError (fatal) or NSupportError."""
         cfg = self.config
         t0 = time.monotonic()
         attempts = 0
+        last: list[BaseException] = []
+
+        def before_sleep(state: RetryCallState) -> None:
+            self._before_sleep(state)
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is not None:
+                last[:] = [exc]
+
         retrying = AsyncRetrying(
+            sleep=self._sleep,
             stop=stop_after_attempt(cfg.max_retries + 1) | stop_when(self.should_stop),
             wait=wait_retry_after(
-                wait_exponential_jitter(
-                    multiplier=cfg.backoff_initial, max=cfg.backoff_max, jitter=cfg.backoff_initial
-                ),
-                cfg.backoff_max,
+                wait_backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_initial), cfg.retry_after_max
             ),
             retry=retry_if_exception(is_retryable),
-            before_sleep=self._before_sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts = attempt.retry_state.attempt_number
-                    response = await self._once(prompt, n)
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        attempts = attempt.retry_state.attempt_number
+                        response = await self._once(prompt, n)
+            except _StopWaiting:
+                raise last[0] from None  # stopped while waiting to retry: the error that made us wait
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
             raise self._fatal(exc) from None
         except openai.BadRequestError as exc:
-            if n > 1 and self.config.n_mode == "auto":
+            if n > 1 and self.config.n_mode == "auto" and is_n_rejection(exc):
                 raise NSupportError() from None
             exc.attempts = attempts  # type: ignore[attr-defined]
             raise
@@ -304,6 +375,7 @@ class TeacherClient:
             raise
         if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
             raise BadResponse(f"the server's reply has no 'choices' list: {str(response)[:200]}")
+        self.stats.succeeded += 1
         ordered = sorted(
             (c for c in response["choices"] if isinstance(c, dict)), key=lambda c: c.get("index") or 0
         )

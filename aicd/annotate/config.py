@@ -54,7 +54,12 @@ class AnnotateConfig(BaseModel):
     tpm: float | None = Field(None, gt=0, description="tokens per minute (prompt estimate + max_tokens × n)")
     max_retries: int = Field(6, ge=0, description="retries per request on 429/5xx/timeouts/connection errors")
     backoff_initial: float = Field(0.5, ge=0, description="first backoff in seconds (doubles, with jitter)")
-    backoff_max: float = Field(30.0, gt=0, description="longest backoff or Retry-After honoured, in seconds")
+    backoff_max: float = Field(
+        30.0, gt=0, description="longest exponential backoff between retries, in seconds"
+    )
+    retry_after_max: float = Field(
+        300.0, gt=0, description="longest Retry-After honoured, in seconds (a longer one is cut to this)"
+    )
     timeout: float = Field(120.0, gt=0, description="seconds per request")
     http_backend: Literal["auto", "httpx", "aiohttp"] = Field(
         "auto", description="SDK transport; auto: aiohttp when installed (less CPU per request), else httpx"

@@ -17,7 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from aicd.annotate.client import NSupportError, TeacherClient, TeacherError, describe_error, is_retryable
+from aicd.annotate.client import (
+    NSupportError,
+    TeacherClient,
+    TeacherError,
+    describe_error,
+    is_connect_failure,
+    is_retryable,
+)
 from aicd.annotate.config import AnnotateConfig
 from aicd.annotate.postprocess import FilterStats, infer_answer_kind, postprocess
 from aicd.annotate.prices import cost_usd
@@ -130,8 +137,17 @@ class _Run:
             r.cost_usd += record.cost_usd
         self._tick()
 
-    def fail(self, question_id: str, index: int, error: str, attempts: int) -> None:
+    def fail(
+        self, question_id: str, index: int, error: str, attempts: int, usage: Usage | None = None
+    ) -> None:
+        """Store a failure; `usage` is what a paid but unusable reply cost (counted in the report)."""
         cfg = self.config
+        usage = usage or Usage()
+        cost = (
+            cost_usd(cfg.teacher, usage.prompt_tokens, usage.completion_tokens, cfg.prices)
+            if usage.total_tokens
+            else None
+        )
         record = AnnotationRecord(
             question_id=question_id,
             sample_index=index,
@@ -141,11 +157,21 @@ class _Run:
             status="failed",
             error=error,
             attempts=attempts,
+            usage=usage,
+            cost_usd=cost,
         )
         self.sink.write_failure(record)
-        self.report.failed += 1
-        if len(self.report.failures) < 20:
-            self.report.failures.append({"question_id": question_id, "sample_index": index, "error": error})
+        r = self.report
+        r.failed += 1
+        if usage.total_tokens:
+            r.prompt_tokens += usage.prompt_tokens
+            r.completion_tokens += usage.completion_tokens
+            if cost is None:
+                r.cost_usd = None
+            elif r.cost_usd is not None:
+                r.cost_usd += cost
+        if len(r.failures) < 20:
+            r.failures.append({"question_id": question_id, "sample_index": index, "error": error})
         self._tick()
 
 
@@ -204,8 +230,9 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
             )
         return indices[len(got) :]
 
-    async def ask(indices: list[int]) -> None:
-        """One request for `indices`; failures are stored, fatal errors stop the run."""
+    async def ask(indices: list[int], *, reask: bool = True) -> None:
+        """One request for `indices`; failures are stored, fatal errors stop the run. A reply with fewer choices
+        than asked for has the rest asked for once, one by one (`reask`); an empty reply is a failure."""
         if run.fatal is not None or run.stop():
             return  # no new request once stopping: what is missing is asked for by the next run
         try:
@@ -216,25 +243,49 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
             return
         except NSupportError:
             client.n_supported = False
-            await asyncio.gather(*(ask([i]) for i in indices))
+            await asyncio.gather(*(ask([i], reask=False) for i in indices))
             return
         except Exception as exc:  # noqa: BLE001 - every other error is stored as this item's failure
-            if run.stop() and is_retryable(exc):
+            if run.fatal is not None or (run.stop() and is_retryable(exc)):
                 return  # stopped mid-retry: not a failure, the next run asks again
+            if client.stats.succeeded == 0 and is_connect_failure(exc):
+                # nothing has ever got through: the endpoint is down or wrong, not this item
+                run.fatal = TeacherError(
+                    f"cannot reach the teacher server at {client.base_url} ({describe_error(exc, run.secret)})"
+                )
+                run.stop.set()
+                return
             error = describe_error(exc, run.secret)
             for index in indices:
                 run.fail(ex.id, index, error, attempts=getattr(exc, "attempts", 1))
+            return
+        if not completion.choices:  # paid for (usage counted) but nothing to store: do not ask again
+            usage = Usage(
+                prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
+            )
+            for j, index in enumerate(indices):
+                run.fail(
+                    ex.id,
+                    index,
+                    "no choices in reply",
+                    attempts=completion.attempts,
+                    usage=usage if j == 0 else None,
+                )
             return
         rest = keep(indices, completion)
         if rest:
             if len(indices) > 1 and cfg.n_mode == "auto":
                 client.n_supported = False  # the server ignores n (e.g. Ollama): ask one by one from now on
-            await asyncio.gather(*(ask([i]) for i in rest))
+            if reask:
+                await asyncio.gather(*(ask([i], reask=False) for i in rest))
+            else:
+                for index in rest:
+                    run.fail(ex.id, index, "no choices in reply", attempts=completion.attempts)
 
     if len(missing) == 1 or client.n_supported is not False:
         await ask(missing)
     else:
-        await asyncio.gather(*(ask([i]) for i in missing))
+        await asyncio.gather(*(ask([i], reask=False) for i in missing))
 
 
 async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:

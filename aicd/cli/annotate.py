@@ -76,7 +76,11 @@ def annotate_command(
         help="OpenAI-compatible URL, e.g. http://localhost:8000/v1",
     ),
     api_key: str | None = typer.Option(
-        None, "--api-key", help="API key (default: $OPENAI_API_KEY)", show_default=False
+        None,
+        "--api-key",
+        help="API key (default: $OPENAI_API_KEY); prefer the variable: a key on the command line is visible "
+        "to other users in ps and lands in shell history",
+        show_default=False,
     ),
     k: int | None = typer.Option(None, "--k", help="rationales per question (default 3)"),
     temperature: float | None = typer.Option(

@@ -148,6 +148,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(teacher, dataset_file, tmp_pat
         ("missing_key_local", "requires an API key"),
         ("missing_key_openai", "no API key"),
         ("unreachable", "cannot reach the teacher server"),
+        ("unreachable_no_preflight", "cannot reach the teacher server"),
         ("unknown_model", "unknown teacher model 'gpt-nope'"),
         ("unknown_model_no_preflight", "unknown teacher model 'gpt-nope'"),
     ],
@@ -165,8 +166,9 @@ def test_setup_errors_give_one_line_and_write_nothing(
         key = None
     elif case == "missing_key_openai":
         key, url = None, None
-    elif case == "unreachable":
+    elif case.startswith("unreachable"):
         url = "http://127.0.0.1:9/v1"
+        extra = ["--set", "preflight=false"] if "no_preflight" in case else []
     else:
         extra = ["--teacher", "gpt-nope"] + (["--set", "preflight=false"] if "no_preflight" in case else [])
     result = _run(_cmd(dataset, out, url, *extra), _env(key))
@@ -247,3 +249,14 @@ def test_prompt_template_from_a_file(teacher, dataset_file, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert len(server.ok_requests()) == 3
     assert all(r.prompt.endswith("Explain it to a child.") and r.n == 2 for r in server.ok_requests())
+
+
+def test_api_key_help_recommends_the_environment_variable() -> None:
+    from typer.testing import CliRunner
+
+    from aicd.cli import app
+
+    result = CliRunner().invoke(app, ["annotate", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())  # rich wraps the help in a box
+    assert "prefer the variable" in text and "ps" in text

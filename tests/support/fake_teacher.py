@@ -2,8 +2,8 @@
 
 It speaks just enough of the API for `aicd annotate`: `POST /v1/chat/completions` (with `n`, `usage`,
 `finish_reason`) and `GET /v1/models`. Faults are injected on purpose (latency, 429 with `Retry-After`, 500,
-hung requests, 401 without the right key, 404 for an unknown model) and every request is recorded so tests can
-assert what the client asked for.
+hung requests, 401 without the right key, 404 for an unknown model, 400s, replies without choices) and every
+request is recorded so tests can assert what the client asked for.
 
     base_url, handle = start_fake_teacher(latency=0.05, fail_rate=0.1)
     ...
@@ -44,9 +44,11 @@ class FakeRequest:
     question: str | None
     answer: str | None
     status: int
-    fault: str | None  # "429", "500", "hang", "auth", "model" or None
+    fault: str | None  # "429", "500", "hang", "auth", "model", "n", "400", "empty" or None
     t_start: float
     t_end: float = 0.0
+    prompt_tokens: int = 0  # the usage the server reported for this request (0 when it sent none)
+    completion_tokens: int = 0
 
 
 @dataclass
@@ -65,6 +67,12 @@ class FakeTeacherOptions:
     hang_s: float = 30.0
     require_key: str | None = None  # if set, requests without `Authorization: Bearer <key>` get 401
     n_mode: str = "ok"  # "ok": honour n; "ignore": always 1 choice (like Ollama); "reject": 400 if n > 1
+    n_reject_message: str = "n > 1 is not supported by this server"  # the 400's message with n_mode="reject"
+    n_reject_param: str | None = None  # ... and its error.param (OpenAI sends "n")
+    bad_request_questions: tuple[
+        str, ...
+    ] = ()  # questions containing any of these get a 400 (context length)
+    empty_choices: bool = False  # answer 200 with usage but `"choices": []`
     fail_questions: tuple[str, ...] = ()  # questions containing any of these always get a 500
     wrong_every: int = 10  # sample s of question q is wrong when hash(q, s) % wrong_every == 0 (0: never)
     hint_every: int = 10  # ... mentions the hint when hash % hint_every == 1 (0: never)
@@ -177,9 +185,16 @@ def _make_handler(handle: FakeTeacherHandle) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
-        def _error(self, status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> None:
+        def _error(
+            self,
+            status: int,
+            message: str,
+            kind: str,
+            headers: dict[str, str] | None = None,
+            param: str | None = None,
+        ) -> None:
             self._send(
-                status, {"error": {"message": message, "type": kind, "code": None, "param": None}}, headers
+                status, {"error": {"message": message, "type": kind, "code": None, "param": param}}, headers
             )
 
         def _auth_fault(self) -> bool:
@@ -262,7 +277,7 @@ def _make_handler(handle: FakeTeacherHandle) -> type[BaseHTTPRequestHandler]:
             if self._auth_fault():
                 rec.status, rec.fault = 401, "auth"
                 return
-            if rec.model not in opts.models:
+            if rec.model not in opts.models and f"{rec.model}:latest" not in opts.models:  # Ollama's tags
                 rec.status, rec.fault = 404, "model"
                 self._error(
                     404,
@@ -272,7 +287,17 @@ def _make_handler(handle: FakeTeacherHandle) -> type[BaseHTTPRequestHandler]:
                 return
             if opts.n_mode == "reject" and rec.n > 1:
                 rec.status, rec.fault = 400, "n"
-                self._error(400, "n > 1 is not supported by this server", "invalid_request_error")
+                self._error(400, opts.n_reject_message, "invalid_request_error", param=opts.n_reject_param)
+                return
+            if rec.question and any(marker in rec.question for marker in opts.bad_request_questions):
+                rec.status, rec.fault = 400, "400"
+                self._error(
+                    400,
+                    "This model's maximum context length is 4096 tokens. However, your messages resulted in "
+                    "5012 tokens. Please reduce the length of the messages.",
+                    "invalid_request_error",
+                    param="messages",
+                )
                 return
             if opts.latency or jitter:
                 time.sleep(opts.latency + jitter)
@@ -307,7 +332,9 @@ def _make_handler(handle: FakeTeacherHandle) -> type[BaseHTTPRequestHandler]:
                     self._error(500, "The server had an error (injected)", "server_error")
                 return
             question, answer = rec.question or rec.prompt, rec.answer or "0"
-            n_out = 1 if opts.n_mode == "ignore" else rec.n
+            n_out = 0 if opts.empty_choices else 1 if opts.n_mode == "ignore" else rec.n
+            if opts.empty_choices:
+                rec.fault = "empty"
             choices, completion_tokens = [], 0
             for i in range(n_out):
                 text = rationale_for(question, answer, i, opts)
@@ -321,6 +348,7 @@ def _make_handler(handle: FakeTeacherHandle) -> type[BaseHTTPRequestHandler]:
                     }
                 )
             prompt_tokens = max(1, len(rec.prompt) // 4)
+            rec.prompt_tokens, rec.completion_tokens = prompt_tokens, completion_tokens
             payload = {
                 "id": f"chatcmpl-{_digest(question, time.time()):x}",
                 "object": "chat.completion",
