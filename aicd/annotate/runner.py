@@ -47,6 +47,7 @@ class AnnotateReport(BaseModel):
     questions: int = 0
     wanted: int = 0  # samples this run had to get (k × questions minus those already stored)
     already_stored: int = 0
+    no_gold: int = 0  # source=gold: questions skipped for having no rationale with source "gold"
     ok: int = 0
     failed: int = 0
     requests: int = 0
@@ -79,6 +80,10 @@ class AnnotateReport(BaseModel):
             f"{f.no_answer}, wrong answer {f.wrong_answer} -> kept {f.kept} ({f.normalized} endings normalised); "
             f"{f.examples_with_rationale}/{f.examples} questions have a rationale",
         ]
+        if self.no_gold:
+            lines.append(
+                f"{self.no_gold} question{'' if self.no_gold == 1 else 's'} skipped: no gold rationale in the dataset"
+            )
         return "\n".join(lines)
 
 
@@ -341,13 +346,30 @@ async def annotate_async(
 # ------------------------------------------------------------------------------------------ gold and self
 
 
+def _check_gold(examples: list[Example]) -> None:
+    """`source=gold` stores only the dataset's own rationales; refuse a dataset that has none at all."""
+    if any(r.source == "gold" for ex in examples for r in ex.rationales):
+        return
+    others = sorted({r.source for ex in examples for r in ex.rationales})
+    held = f" (its rationales are marked source={'/'.join(others)})" if others else ""
+    raise DataError(
+        f"--source gold: none of the {len(examples)} questions has a gold rationale{held}; "
+        "annotate with a teacher (--source teacher) or a local model (--source self) instead"
+    )
+
+
 def _run_gold(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
-    """The dataset's own rationales (GSM8K solutions, StrategyQA facts) as samples 0..m-1; no teacher."""
+    """The dataset's own rationales (GSM8K solutions, StrategyQA facts) as samples 0..m-1; no teacher.
+
+    Only rationales with source "gold": those of another source (SVAMP/MultiArith's teacher-written ones) are
+    not the dataset's and are never stored as gold; a question with none is skipped and counted."""
     cfg = run.config
     for ex, missing in jobs:
         if run.stop():
             return
-        golds = [r for r in ex.rationales if r.source == "gold"] or list(ex.rationales)
+        golds = [r for r in ex.rationales if r.source == "gold"]
+        if not golds:
+            run.report.no_gold += 1
         for index in missing:
             if index < len(golds):
                 run.store(
@@ -491,8 +513,11 @@ def annotate(
     Returns the report with post-processed examples (`report.examples`). `should_stop()` is polled: once True no
     new request starts, requests in flight finish and are stored, and the report says `stopped`. Raises
     TeacherError (an AICDError) when the endpoint cannot serve the run at all (no/bad key, unreachable, unknown
-    model) — before anything is written when the preflight catches it.
+    model) — before anything is written when the preflight catches it — and DataError for source=gold on a
+    dataset without gold rationales.
     """
+    if config.source == "gold":
+        _check_gold(examples)
     run, jobs = _prepare(config, examples, sink, should_stop, on_progress)
     t0 = time.monotonic()
     try:
