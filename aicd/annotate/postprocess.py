@@ -97,9 +97,10 @@ def postprocess(
                 continue
             predicted = extract_answer(text, kind)
             if predicted is None:
-                stats.no_answer += 1
-                if config.filter_correct or config.normalize_ending:
+                if config.filter_correct:
+                    stats.no_answer += 1
                     continue
+                # not filtering on the answer: kept as written (there is no answer to end it with)
             elif config.filter_correct and not answers_match(predicted, ex.answer, kind):
                 stats.wrong_answer += 1
                 continue

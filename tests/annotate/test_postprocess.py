@@ -119,3 +119,18 @@ def test_yesno_answers_use_the_yesno_extractor() -> None:
     out, stats = postprocess(examples, records, AnnotateConfig(teacher="t"), "yesno")
     assert [r.text for r in out[0].rationales] == ["Fish have no legs. So, the answer is no."]
     assert stats.wrong_answer == 1
+
+
+def test_without_the_answer_filter_a_rationale_with_no_answer_is_kept_as_written() -> None:
+    examples = [Example(id="b", question="1+1?", answer="2")]
+    records = [
+        _rec("b", 0, "One and one make a pair."),  # no answer to extract
+        _rec("b", 1, "1 + 1 = 3. The answer is 3."),
+    ]
+    cfg = AnnotateConfig(teacher="t", filter_correct=False)  # normalize_ending stays on
+    out, stats = postprocess(examples, records, cfg, "number")
+    assert [r.text for r in out[0].rationales] == [
+        "One and one make a pair.",
+        "1 + 1 = 3. So, the answer is 3.",
+    ]
+    assert stats.kept == 2 and stats.no_answer == 0 and stats.normalized == 1
