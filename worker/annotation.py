@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.db import session_scope
 from backend.models import AnnotationJob, AnnotationRecordRow, JobStatus, Rationale
@@ -62,8 +63,16 @@ class DBSink:
             )
 
     def write_failure(self, record: Any) -> None:
+        """A repeated failure replaces the earlier one (its error and attempts), but never an ok sample."""
         with session_scope() as s:
-            store.upsert(s, AnnotationRecordRow, [self._row(record)], list(KEY))
+            insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(AnnotationRecordRow).values([self._row(record)])
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(KEY),
+                set_={c: stmt.excluded[c] for c in ("status", "record", "annotation_job_id")},
+                where=AnnotationRecordRow.status != "ok",
+            )
+            s.execute(stmt)
 
 
 KEY = ("dataset_id", "question_id", "sample_index", "writer", "prompt_hash")
