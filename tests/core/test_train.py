@@ -207,7 +207,9 @@ def test_accumulation_matches_a_direct_full_batch_gradient():
             nll, w = batch_nll(model, collate_episodes(part))
             reduce_loss(nll, w, reduction, n_episodes=len(episodes), total_weight=total_w).backward()
         for g_full, p in zip(full, model.parameters(), strict=True):
-            torch.testing.assert_close(p.grad, g_full, rtol=1e-5, atol=1e-7)
+            # float32 sums in another order differ by ~1e-7 of the gradient's scale; the #34191 bug is O(1)
+            atol = 1e-5 * float(g_full.abs().max()) + 1e-9
+            torch.testing.assert_close(p.grad, g_full, rtol=1e-5, atol=atol)
 
 
 def test_resume_of_a_hub_model_run_loads_the_tokenizer_from_the_checkpoint(tmp_path):
