@@ -385,6 +385,10 @@ def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
                 "runs": ";".join(per_run),
             }
         )
+    return _sorted(table)
+
+
+def _sorted(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     order = {o: i for i, o in enumerate(("aicd", "condgen", "lm", "nocot"))}
     table.sort(key=lambda r: (order.get(r["objective"], 9), r["variant"], r["dataset"], r["shots"]))
     return table
@@ -466,6 +470,75 @@ def write_report(
         stopped=stopped,
         sweep_dir=root,
     )
+
+
+_INT_FIELDS = ("n_shots", "shots", "n_runs", "n_values")
+_FLOAT_FIELDS = ("omega", "mean", "std")
+
+
+def read_table(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a results.csv written by `write_table`, with their numbers parsed back."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise AICDError(f"{path}: cannot read the results table ({exc.strerror or exc})") from None
+    if rows and not set(CSV_FIELDS) <= set(rows[0]):
+        raise AICDError(f"{path}: not a sweep results table (columns {', '.join(CSV_FIELDS)})")
+    table = []
+    for row in rows:
+        out: dict[str, Any] = {k: row.get(k, "") for k in CSV_FIELDS}
+        try:
+            for k in _INT_FIELDS:
+                out[k] = int(out[k])
+            for k in _FLOAT_FIELDS:
+                out[k] = float(out[k]) if out[k] != "" else None
+        except ValueError as exc:
+            raise AICDError(f"{path}: bad number in the results table ({exc})") from None
+        table.append(out)
+    return table
+
+
+def merge_tables(sources: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The rows of several sweeps' results tables (a sweep folder or its results.csv each) as one table.
+
+    Table 1 ships as one sweep per dataset; merged, its columns are the datasets. The same (objective,
+    variant, dataset, shots) cell in two sources is an error, not a silent choice.
+    """
+    merged: dict[tuple, dict[str, Any]] = {}
+    origin: dict[tuple, Path] = {}
+    for source in sources:
+        path = Path(source)
+        path = path / RESULTS_CSV if path.is_dir() else path
+        if not path.is_file():
+            raise AICDError(f"{source}: no {RESULTS_CSV} (run or resume the sweep first)")
+        for row in read_table(path):
+            key = (row["objective"], row["variant"], row["dataset"], row["shots"])
+            if key in merged:
+                label = _row_label(row)
+                raise AICDError(
+                    f"{path} and {origin[key]} both have {label} on {row['dataset']} at {row['shots']} shots"
+                )
+            merged[key], origin[key] = row, path
+    return _sorted(list(merged.values()))
+
+
+def write_merged_report(
+    sources: Sequence[str | Path], out_dir: str | Path, *, title: str = "Table 1"
+) -> SweepResult:
+    """Merge sweeps' results tables into out_dir/results.csv/.md (objectives × datasets) and the figures."""
+    from aicd.plots import plot_accuracy_vs_omega, plot_accuracy_vs_shots
+
+    table = merge_tables(sources)
+    out = Path(out_dir)
+    csv_path, md_path = write_table(table, out, title=title)
+    plots = [
+        p
+        for p in (plot_accuracy_vs_omega(table, out / FIG1), plot_accuracy_vs_shots(table, out / FIG2))
+        if p is not None
+    ]
+    return SweepResult(table_rows=table, csv_path=csv_path, md_path=md_path, plots=plots, sweep_dir=out)
 
 
 def load_sweep_config(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:

@@ -1,4 +1,5 @@
-"""`aicd sweep CONFIG.yaml [--set key=value ...] [--resume] [--dry-run]` and `aicd demo [--out DIR] [--quick]`."""
+"""`aicd sweep CONFIG.yaml [--set key=value ...] [--resume] [--dry-run]`, `aicd sweep-report DIR ... --out DIR`
+and `aicd demo [--out DIR] [--quick]`."""
 
 from __future__ import annotations
 
@@ -90,7 +91,23 @@ def demo_command(
     typer.echo("wrote " + ", ".join(str(p) for p in [result.csv_path, result.md_path, *result.plots]))
 
 
+def report_command(
+    sweeps: list[Path] = typer.Argument(
+        ..., metavar="SWEEP...", help="sweep folders (or their results.csv), e.g. runs/table1-*"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the merged results.csv/.md and figures"),
+    title: str = typer.Option("Table 1", "--title", help="heading of the Markdown table"),
+) -> None:
+    """Merge several sweeps' results (e.g. the four table1-<dataset> sweeps) into one Table 1."""
+    from aicd.sweep import write_merged_report
+
+    result = write_merged_report(sweeps, out, title=title)
+    typer.echo(result.md_path.read_text(encoding="utf-8"))
+    typer.echo("wrote " + ", ".join(str(p) for p in [result.csv_path, result.md_path, *result.plots]))
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command("sweep")(sweep_command)
+    app.command("sweep-report")(report_command)
     app.command("demo")(demo_command)

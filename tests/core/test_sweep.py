@@ -260,3 +260,70 @@ def test_cli_dry_run_and_bad_config(repo_root, tmp_path):
     bad.write_text("name: b\ngrid:\n  objective: [aicd, magic]\n")
     res = subprocess.run([*env_cmd, str(bad), "--dry-run"], cwd=repo_root, capture_output=True, text=True)
     assert res.returncode == 2 and "objective" in res.stderr and "Traceback" not in res.stderr
+
+
+def _finished_sweep(tmp_path, name, dataset, base):
+    """A sweep of the four objectives on one dataset whose evaluations are on disk (accuracy base + seed/10)."""
+    import json
+
+    from aicd.sweep import write_report
+
+    cfg = _config(tmp_path, objective=["aicd", "condgen", "lm", "nocot"])
+    cfg = cfg.model_copy(update={"name": name, "train": {**cfg.train, "dataset": dataset}})
+    runs = plan_sweep(cfg)
+    for i, run in enumerate(runs):
+        for ev in run.evals:
+            rows = [
+                {"shots": k, "seed": s, "accuracy": base + i / 100 + s / 10}
+                for k in ev.shots
+                for s in ev.seeds
+            ]
+            Path(ev.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(ev.output_dir) / "results.json").write_text(json.dumps({"rows": rows, "stopped": False}))
+    return write_report(cfg, runs)
+
+
+def test_sweep_report_merges_one_dataset_sweeps_into_table_1(tmp_path, monkeypatch, capsys):
+    from aicd.cli import main
+
+    a = _finished_sweep(tmp_path, "table1-arith", "arith", 0.2)
+    b = _finished_sweep(tmp_path, "table1-svamp", "svamp", 0.5)
+    out = tmp_path / "table1"
+    monkeypatch.setattr(
+        sys, "argv", ["aicd", "sweep-report", str(a.sweep_dir), str(b.csv_path), "--out", str(out)]
+    )
+    main()
+    printed = capsys.readouterr().out
+
+    with (out / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(a.table_rows) + len(b.table_rows) == 4 * 2 * 2
+    assert {(r["objective"], r["dataset"]) for r in rows} == {
+        (o, d) for o in ("aicd", "condgen", "lm", "nocot") for d in ("arith", "svamp")
+    }
+    md = (out / "results.md").read_text()
+    assert md.startswith("# Table 1") and md in printed
+    zero_shot = md.split("## 0-shot")[1].split("## 1-shot")[0]
+    assert "| objective | arith | svamp |" in zero_shot
+    # objectives as rows, datasets as columns, mean ± std over the two evaluation seeds
+    assert "| aicd | 25.0 ± 7.1 | 55.0 ± 7.1 |" in zero_shot
+    assert "| nocot | 28.0 ± 7.1 | 58.0 ± 7.1 |" in zero_shot
+    assert (out / "fig2_accuracy_vs_shots.png").stat().st_size > 5000
+
+
+def test_sweep_report_refuses_missing_and_overlapping_tables(tmp_path, monkeypatch, capsys):
+    from aicd.cli import main
+    from aicd.errors import AICDError
+    from aicd.sweep import merge_tables
+
+    a = _finished_sweep(tmp_path, "one", "arith", 0.2)
+    with pytest.raises(AICDError, match="both have aicd on arith at 0 shots"):
+        merge_tables([a.sweep_dir, a.csv_path])
+    monkeypatch.setattr(
+        sys, "argv", ["aicd", "sweep-report", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no results.csv" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
