@@ -93,7 +93,7 @@ def demo_command(
 
 def report_command(
     sweeps: list[Path] = typer.Argument(
-        ..., metavar="SWEEP...", help="sweep folders (or their results.csv), e.g. runs/table1-*"
+        ..., metavar="SWEEP", help="sweep folders (or their results.csv), e.g. runs/table1-*"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="folder for the merged results.csv/.md and figures"),
     title: str = typer.Option("Table 1", "--title", help="heading of the Markdown table"),
