@@ -45,18 +45,9 @@ def test_quick_demo_runs_end_to_end_and_cli_resumes(tmp_path, repo_root):
     assert result.md_path.read_text() in ok.stdout
 
 
-def _demo_cli(monkeypatch, *args: str) -> int:
-    from aicd.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["aicd", "demo", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-def test_demo_steps_option_reaches_every_run_and_help_states_the_real_default(tmp_path, monkeypatch):
+def test_demo_steps_option_reaches_every_run_and_help_states_the_real_default(
+    tmp_path, monkeypatch, aicd_cli
+):
     import typer
 
     import aicd.demo
@@ -71,12 +62,10 @@ def test_demo_steps_option_reaches_every_run_and_help_states_the_real_default(tm
         return write_report(config, planned)
 
     monkeypatch.setattr(aicd.demo, "run_sweep", fake_run_sweep)
-    assert (
-        _demo_cli(monkeypatch, "--quick", "--steps", "7", "--out", str(tmp_path / "d"), "--no-progress") == 0
-    )
+    assert aicd_cli("demo", "--quick", "--steps", "7", "--out", str(tmp_path / "d"), "--no-progress") == 0
     assert len(planned) == 4 and {r.train.max_steps for r in planned} == {7}
     planned.clear()
-    assert _demo_cli(monkeypatch, "--steps", "11", "--out", str(tmp_path / "e"), "--no-progress") == 0
+    assert aicd_cli("demo", "--steps", "11", "--out", str(tmp_path / "e"), "--no-progress") == 0
     assert {r.train.max_steps for r in planned} == {11}
 
     demo = typer.main.get_command(app).commands["demo"]
@@ -85,14 +74,14 @@ def test_demo_steps_option_reaches_every_run_and_help_states_the_real_default(tm
     assert demo_config(tmp_path / "f").train["max_steps"] == FULL["max_steps"]
 
 
-def test_demo_without_resume_refuses_an_existing_sweep_before_writing_anything(tmp_path, monkeypatch, capsys):
+def test_demo_without_resume_refuses_an_existing_sweep_before_writing_anything(tmp_path, aicd_cli, capsys):
     out = tmp_path / "demo"
     (out / "runs" / "aicd").mkdir(parents=True)
     (out / "arith").mkdir()
     train = out / "arith" / "train.jsonl"
     train.write_text("earlier data\n")
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
-    assert _demo_cli(monkeypatch, "--quick", "--out", str(out), "--no-progress") == 2
+    assert aicd_cli("demo", "--quick", "--out", str(out), "--no-progress") == 2
     err = capsys.readouterr().err
     assert "--resume" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert train.read_text() == "earlier data\n"

@@ -589,18 +589,7 @@ def test_cli_ctrl_c_saves_partial_results(tmp_path: Any) -> None:
     assert 1 <= len((out / "generations.jsonl").read_text().splitlines()) < 6
 
 
-def _main(monkeypatch: Any, *args: str) -> int:
-    from aicd.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["aicd", "eval", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-def test_cli_demonstrates_answers_only_to_a_nocot_checkpoint(tmp_path: Any, monkeypatch: Any) -> None:
+def test_cli_demonstrates_answers_only_to_a_nocot_checkpoint(tmp_path: Any, aicd_cli: Any) -> None:
     from aicd.config import TrainConfig, save_config
     from aicd.models import load_model_and_tokenizer
 
@@ -616,7 +605,7 @@ def test_cli_demonstrates_answers_only_to_a_nocot_checkpoint(tmp_path: Any, monk
     def prompts(out: Any) -> list[str]:
         return [json.loads(line)["prompt"] for line in open(out / "generations.jsonl")]
 
-    assert _main(monkeypatch, *common, "--out", str(tmp_path / "auto"), "--no-progress") == 0
+    assert aicd_cli("eval", *common, "--out", str(tmp_path / "auto"), "--no-progress") == 0
     auto = json.loads((tmp_path / "auto" / "results.json").read_text())
     assert auto["config"]["demonstrations"] == "answer"
     assert all(
@@ -625,17 +614,15 @@ def test_cli_demonstrates_answers_only_to_a_nocot_checkpoint(tmp_path: Any, monk
     )
 
     out = tmp_path / "forced"
-    assert (
-        _main(monkeypatch, *common, "--demonstrations", "rationale", "--out", str(out), "--no-progress") == 0
-    )
+    assert aicd_cli("eval", *common, "--demonstrations", "rationale", "--out", str(out), "--no-progress") == 0
     assert all("So, the answer is" in p for p in prompts(out))
-    assert _main(monkeypatch, *common, "--demonstrations", "nope", "--out", str(out)) == 2
+    assert aicd_cli("eval", *common, "--demonstrations", "nope", "--out", str(out)) == 2
 
     # results saved before the field existed resume as if it had its default
     results = json.loads((out / "results.json").read_text())
     del results["config"]["demonstrations"]
     (out / "results.json").write_text(json.dumps(results))
-    assert _main(monkeypatch, *common, "--demonstrations", "rationale", "--out", str(out), "--resume") == 0
+    assert aicd_cli("eval", *common, "--demonstrations", "rationale", "--out", str(out), "--resume") == 0
 
 
 def test_service_evaluates_a_nocot_run_with_answer_demonstrations() -> None:
