@@ -48,10 +48,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+class BrokerUnavailable(Exception):
+    """The job message could not be handed to the broker (Redis down or unreachable)."""
+
+
 class Dispatcher(Protocol):
     mode: str
 
-    def submit(self, task: str, job_id: int, attempt: int) -> None: ...
+    def submit(self, task: str, job_id: int, attempt: int) -> None:
+        """Hand the job to a worker; BrokerUnavailable when that is impossible right now."""
 
     def close(self) -> None: ...
 
@@ -66,7 +71,21 @@ class CeleryDispatcher:
         self.app.conf.update(celery_config(settings))
 
     def submit(self, task: str, job_id: int, attempt: int) -> None:
-        self.app.send_task(task, args=[job_id, attempt], queue=TASK_QUEUES[task])
+        from kombu.exceptions import OperationalError
+
+        try:
+            self.app.send_task(task, args=[job_id, attempt], queue=TASK_QUEUES[task])
+        except (OperationalError, OSError) as exc:  # kombu wraps redis/socket errors in OperationalError
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def ping(self, timeout: float) -> bool:
+        """Whether the broker answers a fresh connection within `timeout` seconds."""
+        try:
+            with self.app.connection_for_write(connect_timeout=timeout) as conn:
+                conn.ensure_connection(max_retries=0, timeout=timeout)
+            return True
+        except Exception:
+            return False
 
     def close(self) -> None:
         self.app.close()

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_shutting_down
+from celery.signals import celeryd_after_setup, worker_shutting_down
 
 from backend.core.settings import get_settings
 from backend.jobs import celery_config
-from worker.context import SHUTDOWN
+from worker.context import NODE, SHUTDOWN
 
 app = Celery("aicd", include=["worker.tasks"])
 app.conf.update(celery_config(get_settings()))
@@ -25,3 +25,9 @@ def _stop_running_job(**_: Any) -> None:
     """Warm shutdown (SIGTERM, `docker stop`): the running job checkpoints within seconds and ends `failed`
     (resumable) instead of being killed mid-step when the grace period runs out."""
     SHUTDOWN.set()
+
+
+@celeryd_after_setup.connect
+def _remember_node_name(sender: str, **_: Any) -> None:
+    """Jobs record which worker ran them as `<node>:<pid>`, e.g. `gpu@host:42` (the `-n` of the command)."""
+    NODE["name"] = str(sender)

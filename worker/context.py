@@ -1,7 +1,9 @@
 """Owning one job while it runs: claim it, heart-beat, notice cancel requests, record the outcome.
 
-Every status write is guarded by (id, attempt): a message for an old attempt (e.g. redelivered after its worker
-died and the user already resumed) finds nothing to claim and does nothing.
+Every status write is guarded by (id, attempt), and only a `queued` row can be claimed: a message redelivered
+after its worker died (the job is `lost`, or was resumed under a new attempt) finds nothing to claim and does
+nothing; `POST …/resume` queues a new attempt. Heartbeats are stamped with the database's clock (`now()`), the
+same one the API's reaper compares them with, so clock skew between hosts cannot fake a dead or live worker.
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ import socket
 import threading
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from backend.core.settings import get_settings
 from backend.db import session_scope
 from backend.models import JobStatus
-from backend.models.base import utcnow
 
 log = logging.getLogger("worker")
 
-CLAIMABLE = (JobStatus.queued.value, JobStatus.lost.value)
+CLAIMABLE = (JobStatus.queued.value,)
 SHUTDOWN = threading.Event()
 """Set when the worker process is asked to stop (SIGTERM): running jobs checkpoint and end as `failed`."""
+NODE: dict[str, str] = {}
+"""`name`: the Celery node name (`gpu@host`, `cpu@host`), set by `worker.celery_app` when the worker starts."""
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """What a job's `worker` column says: the Celery node (so gpu/cpu workers are told apart) and the pid."""
+    return f"{NODE.get('name') or socket.gethostname()}:{os.getpid()}"
 
 
 class JobContext:
@@ -49,8 +53,8 @@ class JobContext:
         return (self.model.id == self.job_id, self.model.attempt == self.attempt)
 
     def claim(self) -> bool:
-        """queued/lost → running for this attempt; False if another attempt owns it or it was cancelled."""
-        now = utcnow()
+        """queued → running for this attempt; False if another attempt owns it, or it was cancelled, or it is
+        `lost` (a redelivered message: the job continues only when resumed, under a new attempt)."""
         with session_scope() as s:
             result = s.execute(
                 update(self.model)
@@ -58,8 +62,8 @@ class JobContext:
                 .values(
                     status=JobStatus.running,
                     worker=worker_name(),
-                    heartbeat_at=now,
-                    started_at=now,
+                    heartbeat_at=func.now(),
+                    started_at=func.now(),
                     finished_at=None,
                     error=None,
                 )
@@ -80,7 +84,7 @@ class JobContext:
             row = s.execute(
                 update(self.model)
                 .where(*self._where(), self.model.status == JobStatus.running)
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=func.now())  # the database's clock, as the reaper's
                 .returning(self.model.cancel_requested)
                 .execution_options(synchronize_session=False)
             ).first()
@@ -135,7 +139,7 @@ class JobContext:
             s.execute(
                 update(self.model)
                 .where(*self._where(), self.model.status == JobStatus.running)
-                .values(status=status, error=error, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+                .values(status=status, error=error, finished_at=func.now(), heartbeat_at=func.now(), **values)
                 .execution_options(synchronize_session=False)
             )
 

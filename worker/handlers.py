@@ -79,7 +79,14 @@ def _train(ctx: JobContext) -> None:
 
     run: Run = ctx.load()
     root = _artifacts()
-    config = TrainConfig.model_validate({**run.config, "output_dir": str(root / "runs")})
+    # the run's own directory, as stored: runs/<name> for a run, sweeps/<sweep>/runs/<name> for a sweep's run
+    # (resumed on its own: it continues in the sweep's directory, never in a same-named run's elsewhere)
+    run_dir = (root / run.run_dir).resolve()
+    if root not in run_dir.parents:
+        raise AICDError(f"run {run.id}: its directory {run.run_dir} is outside the artifact directory")
+    config = TrainConfig.model_validate(
+        {**run.config, "output_dir": str(run_dir.parent), "name": run_dir.name}
+    )
     examples = None
     if (dataset_id := _db_id(config.dataset)) is not None:
         path, examples = _export_dataset(dataset_id)
@@ -121,7 +128,7 @@ def _train(ctx: JobContext) -> None:
         def should_stop(self) -> bool:
             return ctx.should_stop()
 
-    resume = config.run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
+    resume = run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
     result = train(config, examples=examples, callback=Callback(), resume=resume, progress=False)
     if result.stopped:
         ctx.finish(ctx.stopped_status(), ctx.stopped_message(), step=result.step)

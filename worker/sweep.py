@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from backend.core.settings import get_settings
 from backend.db import session_scope
@@ -74,7 +74,7 @@ def sweep(ctx: JobContext) -> None:
 
     def beat_child() -> None:  # the sweep's heartbeat keeps its current run alive for the reaper
         if current["run"] is not None:
-            ctx.update_other(Run, current["run"], heartbeat_at=utcnow())
+            ctx.update_other(Run, current["run"], heartbeat_at=func.now())  # the DB's clock, as the reaper
 
     ctx.on_beat = beat_child
 
@@ -106,7 +106,7 @@ def sweep(ctx: JobContext) -> None:
                     .values(
                         status=JobStatus.running,
                         started_at=utcnow(),
-                        heartbeat_at=utcnow(),
+                        heartbeat_at=func.now(),
                         finished_at=None,
                         error=None,
                         worker=ctx_worker(),
@@ -126,7 +126,7 @@ def sweep(ctx: JobContext) -> None:
                         progress_done=step,
                         progress_total=total_steps,
                         last_metrics=store.metric_row(rid, step, metrics)["values"],
-                        heartbeat_at=utcnow(),
+                        heartbeat_at=func.now(),
                     )
                 )
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
-from backend.jobs import get_dispatcher
+from backend.jobs import BrokerUnavailable, get_dispatcher
 from backend.models import RESUMABLE, AnnotationJob, Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
+
+log = logging.getLogger("backend")
+BROKER_DOWN = (
+    "the job broker (Redis) is unreachable, so the job was never queued; resume it once the broker is back"
+)
 
 JOB_TASKS: dict[type, str] = {
     AnnotationJob: "aicd.annotate",
@@ -21,9 +27,31 @@ JOB_TASKS: dict[type, str] = {
 
 
 def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
-    """Commit the queued row first, then send the message, so a worker always finds what it is told about."""
+    """Commit the queued row first, then send the message, so a worker always finds what it is told about.
+
+    If the broker cannot take the message the row would stay `queued` with nobody told about it: it is marked
+    `failed` (resumable) saying why, and the request gets a 503.
+    """
     session.commit()
-    get_dispatcher().submit(JOB_TASKS[type(job)], job.id, job.attempt)
+    try:
+        get_dispatcher().submit(JOB_TASKS[type(job)], job.id, job.attempt)
+    except BrokerUnavailable as exc:
+        kind = type(job).__name__.lower()
+        log.error("could not queue %s %s: %s", kind, job.id, exc)
+        model = type(job)
+        session.execute(
+            update(model)
+            .where(model.id == job.id, model.attempt == job.attempt, model.status == JobStatus.queued)
+            .values(status=JobStatus.failed, error=BROKER_DOWN, finished_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        raise ApiError(
+            503,
+            f"{kind} {job.id} was saved but could not be queued: the job broker is unreachable. "
+            f"It is marked failed; resume it (POST …/{job.id}/resume) once the broker is back.",
+            field="broker",
+        ) from None
 
 
 def request_cancel(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
@@ -63,8 +91,12 @@ def prepare_resume(session: Session, job: AnnotationJob | Run | Evaluation | Swe
 
 
 def reap_stale(session: Session, timeout_s: float) -> int:
-    """Mark running jobs whose worker stopped sending heartbeats as `lost`; returns how many."""
-    now = utcnow()
+    """Mark running jobs whose worker stopped sending heartbeats as `lost`; returns how many.
+
+    "Now" is the database's clock, the one workers stamp heartbeats with (`worker.context`), so a worker or
+    API host whose clock is off never makes live jobs look dead (or dead ones alive).
+    """
+    now = session.scalar(select(func.now()))
     cutoff = now - timedelta(seconds=timeout_s)
     total = 0
     for model in JOB_TASKS:
