@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 
 from backend.api import errors
-from backend.api.deps import require_token
+from backend.api.middleware import RequestGuard
 from backend.api.routes import (
     annotations,
     artifacts,
@@ -91,11 +91,16 @@ def create_app() -> FastAPI:
         description="Datasets, annotation, training runs, sweeps, evaluations and side-by-side chains. "
         "When AICD_API_TOKEN is set every endpoint except /health and the docs needs `Authorization: Bearer`.",
         lifespan=lifespan,
-        responses={code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422)},
+        responses={code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 503)},
     )
     errors.install(app)
+    # token and body size are checked before a body is read (health and the docs stay open)
+    open_paths = [p for p in (app.docs_url, app.redoc_url, app.openapi_url) if p]
+    if app.docs_url and app.swagger_ui_oauth2_redirect_url:
+        open_paths.append(app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(RequestGuard, open_paths=["/health", *open_paths])
     app.include_router(health.router)
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    api = APIRouter(prefix="/api/v1")
     for module in (datasets, annotations, teacher_keys, runs, sweeps, evaluations, compare, artifacts):
         api.include_router(module.router)
     api.include_router(preview.router)  # UI helpers (ui helper's file)

@@ -176,7 +176,7 @@ class ApiClient:
         self.request("DELETE", f"/api/v1/datasets/{dataset_id}")
 
     def builtins(self) -> list[dict[str, Any]]:
-        return self.get("/api/v1/preview/builtins")
+        return self.all("/api/v1/preview/builtins")
 
     def annotations(self, dataset_id: int | None = None) -> list[dict[str, Any]]:
         return self.all("/api/v1/annotations", max_items=200, dataset_id=dataset_id)
@@ -189,7 +189,7 @@ class ApiClient:
 
     def teacher_keys(self) -> list[dict[str, Any]]:
         """Endpoints with a key stored on the server (the keys themselves are never returned)."""
-        return self.get("/api/v1/teacher-keys")
+        return self.all("/api/v1/teacher-keys")
 
     def forget_teacher_key(self, base_url: str | None) -> None:
         self.request("DELETE", "/api/v1/teacher-keys", params=_params({"base_url": base_url}))
@@ -292,7 +292,7 @@ class ApiClient:
         return self.post("/api/v1/preview/prompt", json=body)
 
     def shipped_configs(self) -> list[dict[str, Any]]:
-        return self.get("/api/v1/preview/configs")
+        return self.all("/api/v1/preview/configs")
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:

@@ -1,18 +1,21 @@
-"""Dependencies: a DB session per request, the bearer-token check, pagination parameters."""
+"""Dependencies: a DB session per request, pagination parameters, the id types of paths and queries.
+
+(The bearer-token check and the body-size limits are `backend.api.middleware`: they run before a body is read.)
+"""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
 from backend.core.settings import Settings, get_settings
 from backend.db import read_session_factory, session_factory
+from backend.schemas.common import INT32_MAX, MAX_ID, Id
 
 # The dependencies are `async def` on purpose: they do no I/O (the session connects lazily inside the route's
 # worker thread), and async dependencies run on the event loop instead of costing a thread hop each.
@@ -36,23 +39,13 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 
-async def require_token(request: Request, settings: SettingsDep) -> None:
-    """With AICD_API_TOKEN set, require `Authorization: Bearer <token>` (constant-time comparison)."""
-    if settings.api_token is None:
-        return
-    expected = settings.api_token.get_secret_value()
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
-        raise ApiError(
-            401,
-            "missing or invalid bearer token",
-            field="Authorization",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-TokenDep = Depends(require_token)
+# Every id in a path or a query has the bounds of `backend.schemas.common.Id` (1 .. 2^63-1): a larger one is a
+# 422 naming the parameter on every database (SQLite would otherwise overflow with a 500).
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+IdListQuery = Annotated[list[Id], Query()]
+Int32Query = Annotated[int | None, Query(ge=-INT32_MAX - 1, le=INT32_MAX)]
+"""Filters on 32-bit integer columns (shots, seed)."""
 
 
 @dataclass

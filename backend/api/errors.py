@@ -101,6 +101,12 @@ def install(app: FastAPI) -> None:
             _body(f"a value is out of range or invalid for the database: {first}"), status_code=422
         )
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # e.g. SQLite given an integer past 64 bits that no schema bound caught
+        log.info("overflow: %s", exc)
+        return JSONResponse(_body(f"a number is too large: {exc}"), status_code=422)
+
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable: %s", exc.orig)

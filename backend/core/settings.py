@@ -25,7 +25,13 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(None, description="when set, every request but health/docs needs it")
     artifact_dir: Path | None = Field(None, description="runs, evaluations, sweeps; default <home>/artifacts")
-    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0, description="largest dataset upload (multipart)")
+    max_json_bytes: int = Field(
+        1024 * 1024, gt=0, description="largest body of every other request (JSON configs, keys, ...)"
+    )
+    broker_check_timeout_s: float = Field(
+        1.0, gt=0, description="how long /health waits for the broker before calling it unreachable"
+    )
     auto_migrate: bool = Field(True, description="run `alembic upgrade head` when the API starts")
     heartbeat_interval_s: float = Field(2.0, gt=0)
     heartbeat_timeout_s: float = Field(

@@ -3,11 +3,54 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 T = TypeVar("T")
+
+MAX_ID = 2**63 - 1
+"""Largest id any database here can hold (BIGINT / SQLite INTEGER); larger ids are refused as 422, never 500."""
+INT32_MAX = 2**31 - 1
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""The id type of every request body field naming a row (`backend.api.deps` has the Path/Query forms)."""
+
+NAME_MAX = 200
+NAME_PATTERN = r"^\.*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$"
+"""Letters, digits, `_`, `-`, `.`, not only dots (a run/sweep name becomes a directory: `.`/`..` would escape)."""
+NAME_RULE = f"1-{NAME_MAX} letters, digits, '_', '-' or '.', not only dots"
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=NAME_MAX)]
+
+
+def _no_nul(value: Any) -> Any:
+    if (path := nul_path(value)) is not None:
+        raise ValueError(f"contains a NUL character{' at ' + path if path else ''}, which cannot be stored")
+    return value
+
+
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in a JSON-like value (`''` = the value itself), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return sub
+            if (found := nul_path(item, sub)) is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if (found := nul_path(item, f"{path}.{i}" if path else str(i))) is not None:
+                return found
+    return None
+
+
+NoNul = AfterValidator(_no_nul)
+"""Annotated metadata: PostgreSQL text cannot hold NUL, so such input is a 422 naming the field, not a DB error."""
+Text = Annotated[str, NoNul]
 
 
 class ErrorDetail(BaseModel):

@@ -5,9 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas.common import ORM
-
-NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,200}$"
+from backend.schemas.common import NAME_RULE, ORM, Name, Text
 
 
 class DatasetImport(BaseModel):
@@ -15,12 +13,14 @@ class DatasetImport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME_PATTERN)
-    source: str = Field(min_length=1, description="built-in dataset name (see `aicd data list`)")
-    split: str = "train"
+    name: Name = Field(description=NAME_RULE)
+    source: Text = Field(
+        min_length=1, max_length=100, description="built-in dataset name (see `aicd data list`)"
+    )
+    split: Text = Field("train", max_length=100)
     limit: int | None = Field(None, gt=0)
     seed: int = 0
-    description: str = ""
+    description: Text = ""
 
 
 class DatasetPublic(ORM):
@@ -40,6 +40,11 @@ class RationalePublic(ORM):
     model: str | None
     meta: dict[str, Any]
     annotation_job_id: int | None
+
+
+class DatasetRationalePublic(RationalePublic):
+    example_id: int = Field(description="the example's `id` (as in /datasets/{id}/examples)")
+    ext_id: str = Field(description="the example's id in the uploaded/imported data")
 
 
 class ExamplePublic(ORM):

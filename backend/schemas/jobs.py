@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas.common import ORM, JobPublic
+from backend.schemas.common import NAME_RULE, ORM, Id, JobPublic, Name, NoNul
 
-NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,200}$"
+Config = Annotated[dict[str, Any], NoNul]
+"""A config dict as sent; NUL characters anywhere in it are refused here (the database cannot store them)."""
 
 
 class _In(BaseModel):
@@ -17,8 +18,8 @@ class _In(BaseModel):
 
 
 class AnnotationCreate(_In):
-    dataset_id: int
-    config: dict[str, Any] = Field(
+    dataset_id: Id
+    config: Config = Field(
         default_factory=dict,
         description="AnnotateConfig fields (source, base_url, api_key, teacher, k, temperature, ...). "
         "The api_key is stored server-side (per base URL, reused by later jobs that omit it) and never returned.",
@@ -33,9 +34,9 @@ class AnnotationPublic(JobPublic):
 
 
 class RunCreate(_In):
-    name: str | None = Field(None, pattern=NAME_PATTERN, description="unique; default: from the config")
-    dataset_id: int | None = Field(None, description="train on this stored dataset (else config.dataset)")
-    config: dict[str, Any] = Field(
+    name: Name | None = Field(None, description=f"unique ({NAME_RULE}); default: from the config")
+    dataset_id: Id | None = Field(None, description="train on this stored dataset (else config.dataset)")
+    config: Config = Field(
         default_factory=dict,
         description="TrainConfig fields: model, objective, n_shots, schedule, omega, weights, lr, epochs, "
         "max_steps, batch_size, ... (output_dir is chosen by the server)",
@@ -63,12 +64,12 @@ class MetricPointPublic(ORM):
 
 
 class EvaluationCreate(_In):
-    run_id: int | None = Field(None, description="evaluate this run's final model (or latest checkpoint)")
-    dataset_id: int | None = Field(None, description="evaluate on this stored dataset (else config.dataset)")
-    shots_dataset_id: int | None = Field(
+    run_id: Id | None = Field(None, description="evaluate this run's final model (or latest checkpoint)")
+    dataset_id: Id | None = Field(None, description="evaluate on this stored dataset (else config.dataset)")
+    shots_dataset_id: Id | None = Field(
         None, description="take k-shot demonstrations from this stored dataset"
     )
-    config: dict[str, Any] = Field(
+    config: Config = Field(
         default_factory=dict,
         description="EvalConfig fields: model (unless run_id), dataset, split, shots, seeds, limit, "
         "max_new_tokens, batch_size, ...",
@@ -100,14 +101,12 @@ class GenerationPublic(ORM):
 
 
 class SweepCreate(_In):
-    name: str | None = Field(None, pattern=NAME_PATTERN)
-    dataset_id: int | None = Field(
+    name: Name | None = Field(None, description=f"unique ({NAME_RULE}); default: from the config")
+    dataset_id: Id | None = Field(
         None, description="train every run on this stored dataset (sets train.dataset)"
     )
-    eval_dataset_ids: list[int] | None = Field(
-        None, description="evaluate every run on these stored datasets"
-    )
-    config: dict[str, Any] = Field(
+    eval_dataset_ids: list[Id] | None = Field(None, description="evaluate every run on these stored datasets")
+    config: Config = Field(
         default_factory=dict,
         description="SweepConfig fields: train (shared TrainConfig fields), eval (shared EvalConfig fields), "
         "grid (TrainConfig field -> list of values), eval_datasets. Stored datasets may be named `db:<id>`.",

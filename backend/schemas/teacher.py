@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from backend.schemas.common import ORM
 
+BASE_URL_MAX = 500  # teacher_keys.base_url
+
 
 class TeacherKeyPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -22,6 +24,10 @@ class TeacherKeyPut(BaseModel):
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if "\x00" in value:
+            raise ValueError("contains a NUL character")
+        if len(value) > BASE_URL_MAX:
+            raise ValueError(f"must be at most {BASE_URL_MAX} characters")
         return value
 
     @field_validator("api_key")
@@ -29,6 +35,8 @@ class TeacherKeyPut(BaseModel):
     def _not_blank(cls, value: SecretStr) -> SecretStr:
         if not value.get_secret_value().strip():
             raise ValueError("must not be empty")
+        if "\x00" in value.get_secret_value():
+            raise ValueError("contains a NUL character")
         return value
 
 

@@ -7,6 +7,7 @@ stored datasets are referred to as `db:<id>` (the worker exports them to JSONL b
 from __future__ import annotations
 
 import itertools
+import re
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from aicd.config import EvalConfig, SweepConfig, TrainConfig
 from backend.api.errors import ApiError, not_found
 from backend.models import Dataset, Run
+from backend.schemas.common import INT32_MAX, MAX_ID, NAME_MAX, NAME_PATTERN, NAME_RULE
 
 SERVER_FIELDS = ("output_dir",)
 
@@ -46,18 +48,29 @@ def _no_server_fields(data: dict[str, Any], prefix: str = "config") -> None:
             )
 
 
-def _check_builtin_dataset(value: Any, field: str) -> None:
+def _check_dataset(session: Session, value: Any, field: str) -> None:
+    """A dataset reference in a config: a stored `db:<id>` that exists, or a built-in dataset's name."""
     from aicd.data import loaders
 
     if isinstance(value, str) and value.startswith("db:"):
+        ref = value[3:]
+        dataset_ref(session, int(ref) if ref.isdigit() and len(ref) < 20 else 0, field)
         return
-    if value not in loaders.DATASETS:
+    if not isinstance(value, str) or value not in loaders.DATASETS:
         raise ApiError(
             422,
-            f"{field}: '{value}' is not a built-in dataset ({', '.join(sorted(loaders.DATASETS))});"
+            f"{field}: {value!r} is not a built-in dataset ({', '.join(sorted(loaders.DATASETS))});"
             " upload it and pass its dataset_id instead",
             field=field,
         )
+
+
+def _check_name(value: Any, field: str) -> str:
+    """Run and sweep names become directories and unique columns: the API's name rule, checked wherever the
+    name came from (the request's `name` or the config's)."""
+    if not isinstance(value, str) or len(value) > NAME_MAX or not re.fullmatch(NAME_PATTERN, value):
+        raise ApiError(422, f"{field}: must be {NAME_RULE} (got {str(value)[:60]!r})", field=field)
+    return value
 
 
 def _check_model(spec: Any, field: str) -> None:
@@ -73,7 +86,7 @@ def _check_model(spec: Any, field: str) -> None:
 def dataset_ref(session: Session, dataset_id: int | None, field: str = "dataset_id") -> Dataset | None:
     if dataset_id is None:
         return None
-    dataset = session.get(Dataset, dataset_id)
+    dataset = session.get(Dataset, dataset_id) if 1 <= dataset_id <= MAX_ID else None
     if dataset is None:
         raise ApiError(404, f"dataset {dataset_id} not found", field=field)
     return dataset
@@ -84,14 +97,18 @@ def train_config(
 ) -> TrainConfig:
     data = dict(config)
     _no_server_fields(data)
+    if name is None and data.get("name") is not None:
+        _check_name(data["name"], "config.name")
     data["name"] = name or data.get("name") or f"run-{uuid.uuid4().hex[:8]}"
     data["output_dir"] = "runs"
     if dataset_ref(session, dataset_id) is not None:
         data["dataset"] = f"db:{dataset_id}"
     cfg = _validate(TrainConfig, data)
     if dataset_id is None:
-        _check_builtin_dataset(cfg.dataset, "config.dataset")
+        _check_dataset(session, cfg.dataset, "config.dataset")
     _check_model(cfg.model, "config.model")
+    if cfg.max_steps is not None and cfg.max_steps > INT32_MAX:  # runs.total_steps is a 32-bit integer
+        raise ApiError(422, f"config.max_steps must be <= {INT32_MAX}", field="config.max_steps")
     return cfg
 
 
@@ -116,16 +133,8 @@ def eval_config(
             data.setdefault("demonstrations", "answer")
     elif not data.get("model"):
         raise ApiError(422, "config.model is required unless run_id is given", field="config.model")
-    elif (
-        str(data["model"]).startswith("run:")
-        or not str(data["model"]).startswith("tiny:")
-        and "/" not in str(data["model"])
-    ):
-        raise ApiError(
-            422,
-            "config.model must be tiny:<arch> or a hub id; use run_id for a trained run",
-            field="config.model",
-        )
+    elif str(data["model"]).startswith("run:"):  # any other model training accepts is fine (gpt2, org/name)
+        raise ApiError(422, "config.model: use run_id to evaluate a trained run", field="config.model")
     if dataset_ref(session, dataset_id) is not None:
         data["dataset"] = f"db:{dataset_id}"
     if dataset_ref(session, shots_dataset_id, "shots_dataset_id") is not None:
@@ -133,9 +142,9 @@ def eval_config(
     data["output_dir"] = output_dir
     cfg = _validate(EvalConfig, data)
     if dataset_id is None:
-        _check_builtin_dataset(cfg.dataset, "config.dataset")
+        _check_dataset(session, cfg.dataset, "config.dataset")
     if shots_dataset_id is None and cfg.shots_dataset is not None:
-        _check_builtin_dataset(cfg.shots_dataset, "config.shots_dataset")
+        _check_dataset(session, cfg.shots_dataset, "config.shots_dataset")
     if any(k < 0 for k in cfg.shots) or not cfg.shots or not cfg.seeds:
         raise ApiError(422, "config.shots and config.seeds must be non-empty", field="config.shots")
     _check_model(cfg.model, "config.model")
@@ -161,11 +170,15 @@ def sweep_config(
         for ds_id in eval_dataset_ids:
             dataset_ref(session, ds_id, "eval_dataset_ids")
         data["eval_datasets"] = [f"db:{i}" for i in eval_dataset_ids]
+    if name is None and data.get("name") is not None:
+        _check_name(data["name"], "config.name")
     data["name"] = name or data.get("name") or f"sweep-{uuid.uuid4().hex[:8]}"
     data["output_dir"] = "sweeps"
     cfg = _validate(SweepConfig, data)
     train = dict(cfg.train)
     _no_server_fields(train, "config.train")
+    # the shared evaluation fields, typed (run-specific ones are filled in per run by plan_sweep)
+    _validate(EvalConfig, {**cfg.eval, "model": "check"}, "config.eval")
     keys = list(cfg.grid)
     combos = list(itertools.islice(itertools.product(*(cfg.grid[k] for k in keys)), MAX_GRID + 1))
     if len(combos) > MAX_GRID:
@@ -179,11 +192,15 @@ def sweep_config(
     if cfg.eval.get("shots_dataset") is not None:
         refs.append(("config.eval.shots_dataset", cfg.eval["shots_dataset"]))
     for field, value in refs:
-        _check_builtin_dataset(value, field)
-        if isinstance(value, str) and value.startswith("db:"):
-            ref = value[3:]
-            dataset_ref(session, int(ref) if ref.isdigit() else -1, field)
+        _check_dataset(session, value, field)
     from aicd.sweep import plan_sweep  # no torch: expands the grid and validates every run's configs
 
-    plan_sweep(cfg)
+    for planned in plan_sweep(cfg):  # each becomes a run named <sweep>.<run>
+        if len(f"{cfg.name}.{planned.name}") > NAME_MAX:
+            raise ApiError(
+                422,
+                f"name: the sweep's run names ({cfg.name}.{planned.name[:40]}...) would be longer than "
+                f"{NAME_MAX} characters; choose a shorter sweep name",
+                field="name",
+            )
     return cfg

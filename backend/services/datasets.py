@@ -6,47 +6,75 @@ import re
 import tempfile
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from aicd.data.jsonl import read_examples
+from aicd.data.jsonl import iter_json_objects
 from aicd.data.record import Example
 from aicd.errors import AICDError, DataError
 from backend.api.errors import ApiError
 from backend.models import Dataset, Rationale
 from backend.models import Example as ExampleRow
+from backend.schemas.common import nul_path
+
+EXT_ID_MAX = ExampleRow.__table__.c.ext_id.type.length  # 200
+MODEL_MAX = Rationale.__table__.c.model.type.length  # 255
+MAX_FILENAME = 200
+
+
+def safe_filename(filename: str | None) -> str:
+    """The upload's file name reduced to harmless characters (it is echoed in messages and stored)."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(filename or "").name[-MAX_FILENAME:])
+    return name if name.strip(".") else "upload.jsonl"  # never "", "." or ".." (it becomes a file name)
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "record"
+    if first["type"] == "missing":
+        return f"missing field '{field}'"
+    return f"field '{field}': {first['msg']}"
+
+
+def _storable(ex: Example) -> str | None:
+    """Why the database could not store this record (NUL characters, over-long keys), or None."""
+    if (where := nul_path(ex.model_dump())) is not None:
+        return f"field '{where}' contains a NUL character, which cannot be stored"
+    if len(ex.id) > EXT_ID_MAX:
+        return f"field 'id' is longer than {EXT_ID_MAX} characters ({len(ex.id)})"
+    for i, r in enumerate(ex.rationales):
+        if r.model is not None and len(r.model) > MODEL_MAX:
+            return f"field 'rationales.{i}.model' is longer than {MODEL_MAX} characters ({len(r.model)})"
+    return None
 
 
 def parse_jsonl(filename: str, data: bytes) -> list[Example]:
-    """Validate every line with the core's JSONL reader; errors name the upload, line and field."""
-    safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(filename or "upload.jsonl").name) or "upload.jsonl"
+    """Validate every line like the core's JSONL reader, and that the database can store it; errors name the
+    upload, line and field."""
+    safe = safe_filename(filename)
+    examples: list[Example] = []
+    seen: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="aicd-upload-") as tmp:
         path = Path(tmp) / safe
         path.write_bytes(data)
         try:
-            examples = read_examples(path)
+            for lineno, obj in iter_json_objects(path):
+                try:
+                    ex = Example.model_validate(obj)
+                except ValidationError as exc:
+                    raise DataError(f"{safe}:{lineno}: {_describe(exc)}") from None
+                if (problem := _storable(ex)) is not None:
+                    raise DataError(f"{safe}:{lineno}: {problem}")
+                if ex.id in seen:
+                    raise DataError(f"{safe}: duplicate id '{ex.id}' (lines {seen[ex.id]} and {lineno})")
+                seen[ex.id] = lineno
+                examples.append(ex)
         except DataError as exc:
             raise DataError(str(exc).replace(str(path), safe)) from None
     if not examples:
         raise DataError(f"{safe}: no records (expected one JSON object per line)")
-    seen: dict[str, int] = {}
-    for lineno, ex in enumerate(examples, start=1):
-        if _has_nul(ex.model_dump()):
-            raise DataError(f"{safe}:{lineno}: contains a NUL character, which cannot be stored")
-        if ex.id in seen:
-            raise DataError(f"{safe}: duplicate id '{ex.id}' (records {seen[ex.id]} and {lineno})")
-        seen[ex.id] = lineno
     return examples
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def guess_answer_kind(examples: list[Example]) -> str:

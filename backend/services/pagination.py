@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from backend.schemas.common import Page
+
 T = TypeVar("T")
 
 
@@ -36,3 +38,12 @@ def keyset_rows(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (str(rows[-1]["id"]) if more and rows else None)
+
+
+def list_page(items: list[Any], cursor: int | None, limit: int) -> Page[Any]:
+    """A page of a short list computed in memory (built-in datasets, shipped configs): the cursor is the
+    position after the previous page."""
+    start = cursor or 0
+    chunk = items[start : start + limit]
+    more = start + limit < len(items)
+    return Page[Any](items=chunk, next_cursor=str(start + limit) if more else None, limit=limit)

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,33 @@ def client(stack_env: dict[str, str]) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
     _restore_env(old)
+
+
+@contextmanager
+def app_client(**env: str) -> Iterator[TestClient]:
+    """A fresh app with its own lifespan, under the session's settings plus `env` (e.g. another database or an
+    unreachable broker); the previous settings come back afterwards."""
+    old = _apply_env(env)
+    try:
+        from backend.main import create_app
+
+        with TestClient(create_app()) as c:
+            yield c
+    finally:
+        _restore_env(old)
+
+
+def sqlite_env(path: Path) -> dict[str, str]:
+    """Settings of an API on an SQLite file (migrated at start-up), otherwise like the session's."""
+    return {"AICD_DATABASE_URL": f"sqlite:///{path}", "AICD_AUTO_MIGRATE": "true"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Worker:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.models import Dataset, Evaluation, Example, Generation, MetricPoint, Run
-from tests.backend.conftest import arith_jsonl, tiny_train_config
+from tests.backend.conftest import app_client, arith_jsonl, sqlite_env, tiny_train_config
 
 
 def _count(model: type) -> int:
@@ -215,11 +217,8 @@ def test_teacher_key_is_entered_once_per_endpoint_and_never_returned(
     assert job["has_api_key"] and _stored_key(job["id"]) == first
     listed = client.get("/api/v1/teacher-keys")
     bodies.append(listed.text)
-    assert url in [k["base_url"] for k in listed.json()] and set(listed.json()[0]) == {
-        "base_url",
-        "created_at",
-        "updated_at",
-    }
+    keys = listed.json()["items"]  # a page, like every list
+    assert url in [k["base_url"] for k in keys] and set(keys[0]) == {"base_url", "created_at", "updated_at"}
     later = _annotate(client, dataset_id, url)  # no key sent: the stored one is used
     assert later["has_api_key"] and _stored_key(later["id"]) == first
     elsewhere = _annotate(client, dataset_id, other)  # a key belongs to its endpoint only
@@ -366,8 +365,29 @@ def test_metric_points_are_idempotent(client: TestClient) -> None:
         )
 
 
-def test_hostile_input_never_gives_500(client: TestClient, dataset_id: int) -> None:
+@pytest.fixture(params=["postgres", "sqlite"])
+def any_db_client(request: pytest.FixtureRequest, client: TestClient, tmp_path) -> Iterator[TestClient]:
+    """The session's API on PostgreSQL, or a fresh one on an SQLite file (embedded mode's database)."""
+    if request.param == "postgres":
+        yield client
+        return
+    with app_client(**sqlite_env(tmp_path / "hostile.db")) as c:
+        yield c
+
+
+def test_hostile_input_never_gives_500(any_db_client: TestClient) -> None:
+    client = any_db_client
+    resp = _upload(client, f"hostile-{uuid.uuid4().hex[:6]}", arith_jsonl("train", 4))
+    assert resp.status_code == 201, resp.text
+    dataset_id = resp.json()["id"]
+    dots = client.post(  # a file named ".." is only a name (it was written over the temporary directory)
+        "/api/v1/datasets",
+        files={"file": ("..", arith_jsonl("train", 2))},
+        data={"name": f"dots-{uuid.uuid4().hex[:6]}"},
+    )
+    assert dots.status_code == 201 and dots.json()["source"] == "upload:upload.jsonl", dots.text
     big = "9" * 30
+    huge = 2**63  # one past the largest id either database can hold
     requests = [
         ("GET", f"/api/v1/runs/{big}", None),
         ("GET", "/api/v1/runs", {"params": {"cursor": big}}),
@@ -398,6 +418,51 @@ def test_hostile_input_never_gives_500(client: TestClient, dataset_id: int) -> N
         ("DELETE", f"/api/v1/datasets/{2**40}", None),
         ("GET", "/api/v1/artifacts/1/download", None),
         ("GET", "/api/v1/files/" + "a" * 5000, None),
+        # a sweep's shared evaluation fields of the wrong type (was a TypeError)
+        ("POST", "/api/v1/sweeps", {"json": {"config": {"eval": {"shots_dataset": ["a", "b"]}}}}),
+        ("POST", "/api/v1/sweeps", {"json": {"config": {"eval": {"shots_dataset": {"a": 1}}}}}),
+        ("POST", "/api/v1/sweeps", {"json": {"config": {"eval_datasets": [f"db:{big}"]}}}),
+        ("POST", "/api/v1/runs", {"json": {"config": {"dataset": f"db:{big}"}}}),
+        # ids past 64 bits in paths, queries and bodies (SQLite overflowed with a 500)
+        *[
+            ("GET", f"/api/v1/{kind}/{huge}", None)
+            for kind in ("runs", "evaluations", "sweeps", "annotations", "datasets")
+        ],
+        ("GET", f"/api/v1/runs/{huge}/metrics", None),
+        ("POST", f"/api/v1/runs/{huge}/resume", None),
+        ("POST", f"/api/v1/sweeps/{huge}/cancel", None),
+        ("GET", f"/api/v1/artifacts/{huge}/download", None),
+        ("GET", f"/api/v1/datasets/{huge}/examples", None),
+        ("GET", f"/api/v1/datasets/{huge}/rationales", None),
+        ("GET", f"/api/v1/datasets/{dataset_id}/rationales", {"params": {"example_id": huge}}),
+        ("GET", f"/api/v1/preview/datasets/{huge}/stats", None),
+        ("GET", "/api/v1/runs", {"params": {"sweep_id": huge}}),
+        ("GET", "/api/v1/runs", {"params": {"status": "a\x00b"}}),
+        ("GET", "/api/v1/evaluations", {"params": {"run_id": huge}}),
+        ("GET", "/api/v1/annotations", {"params": {"dataset_id": huge}}),
+        ("GET", "/api/v1/artifacts", {"params": {"sweep_id": huge}}),
+        ("GET", "/api/v1/generations", {"params": {"evaluation_id": huge}}),
+        ("GET", f"/api/v1/evaluations/{huge}/generations", {"params": {"shots": 2**70}}),
+        ("GET", "/api/v1/compare", {"params": {"run_id": [huge]}}),
+        ("GET", "/api/v1/compare", {"params": {"evaluation_id": [huge], "seed": 2**70}}),
+        ("GET", "/api/v1/compare/q1", {"params": {"run_id": [huge]}}),
+        ("POST", "/api/v1/runs", {"json": {"dataset_id": huge, "config": {}}}),
+        ("POST", "/api/v1/evaluations", {"json": {"run_id": huge}}),
+        ("POST", "/api/v1/evaluations", {"json": {"dataset_id": huge, "config": {"model": "gpt2"}}}),
+        ("POST", "/api/v1/evaluations", {"json": {"shots_dataset_id": huge, "config": {"model": "gpt2"}}}),
+        ("POST", "/api/v1/annotations", {"json": {"dataset_id": huge}}),
+        ("POST", "/api/v1/sweeps", {"json": {"dataset_id": huge}}),
+        ("POST", "/api/v1/sweeps", {"json": {"eval_dataset_ids": [huge]}}),
+        ("POST", "/api/v1/preview/episode", {"json": {"dataset_id": huge}}),
+        ("POST", "/api/v1/preview/prompt", {"json": {"dataset_id": huge, "prompt_template": "{question}"}}),
+        (
+            "POST",
+            "/api/v1/preview/prompt",
+            {"json": {"dataset_id": dataset_id, "prompt_template": "{question} {answer}", "index": 2**70}},
+        ),
+        ("GET", "/api/v1/preview/configs", {"params": {"cursor": big}}),
+        ("DELETE", "/api/v1/teacher-keys", {"params": {"base_url": "http://x\x00"}}),
+        ("PUT", "/api/v1/teacher-keys", {"json": {"base_url": "http://x", "api_key": "k\x00"}}),
     ]
     for method, url, kwargs in requests:
         resp = client.request(method, url, **(kwargs or {}))

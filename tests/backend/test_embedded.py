@@ -53,7 +53,7 @@ def test_laptop_mode_runs_jobs_without_services(tmp_path: Path) -> None:
                     break
                 except httpx.TransportError:
                     time.sleep(0.2)
-            assert health == {"status": "ok", "mode": "embedded", "database": "sqlite"}
+            assert health == {"status": "ok", "mode": "embedded", "database": "sqlite", "broker": "embedded"}
             ds = client.post(
                 "/api/v1/datasets",
                 files={"file": ("a.jsonl", arith_jsonl("train", 12))},

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from aicd.config import format_validation_error
-from backend.api.deps import PageDep, SessionDep
+from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
 from backend.models import AnnotationJob, Dataset
 from backend.schemas.common import Page
 from backend.schemas.jobs import AnnotationCreate, AnnotationPublic
+from backend.schemas.teacher import BASE_URL_MAX
 from backend.services import lifecycle, teacher_keys
 from backend.services.pagination import keyset_page
 
@@ -54,6 +55,10 @@ def create_annotation(body: AnnotationCreate, session: SessionDep) -> Annotation
     if session.get(Dataset, body.dataset_id) is None:
         raise ApiError(404, f"dataset {body.dataset_id} not found", field="dataset_id")
     config, key = _validated(body.config)
+    if len(teacher_keys.endpoint(config.get("base_url"))) > BASE_URL_MAX:
+        raise ApiError(
+            422, f"config.base_url must be at most {BASE_URL_MAX} characters", field="config.base_url"
+        )
     if config["source"] == "teacher":  # a key sent once is kept for the endpoint; later jobs may omit it
         if key is not None:
             teacher_keys.remember(session, config.get("base_url"), key)
@@ -68,7 +73,7 @@ def create_annotation(body: AnnotationCreate, session: SessionDep) -> Annotation
 
 @router.get("", response_model=Page[AnnotationPublic], summary="List annotation jobs (newest first)")
 def list_annotations(
-    session: SessionDep, page: PageDep, dataset_id: Annotated[int | None, Query()] = None
+    session: SessionDep, page: PageDep, dataset_id: IdQuery = None
 ) -> Page[AnnotationPublic]:
     stmt = select(AnnotationJob)
     if dataset_id is not None:
@@ -83,12 +88,12 @@ def _get(session: SessionDep, job_id: int) -> AnnotationJob:
 
 
 @router.get("/{job_id}", response_model=AnnotationPublic)
-def get_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
+def get_annotation(job_id: IdPath, session: SessionDep) -> AnnotationPublic:
     return _public(_get(session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=AnnotationPublic)
-def cancel_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
+def cancel_annotation(job_id: IdPath, session: SessionDep) -> AnnotationPublic:
     job = _get(session, job_id)
     lifecycle.request_cancel(session, job)
     return _public(job)
@@ -100,7 +105,7 @@ def cancel_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
     response_model=AnnotationPublic,
     summary="Resume a failed/cancelled/lost job; rationales already stored are not asked for again",
 )
-def resume_annotation(job_id: int, session: SessionDep) -> AnnotationPublic:
+def resume_annotation(job_id: IdPath, session: SessionDep) -> AnnotationPublic:
     job = _get(session, job_id)
     lifecycle.prepare_resume(session, job)
     lifecycle.enqueue(session, job)

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
-from backend.api.deps import PageDep, SessionDep, SettingsDep
+from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, SettingsDep
 from backend.api.errors import ApiError, get_or_404
 from backend.models import Artifact
 from backend.schemas.common import Page
@@ -39,9 +38,9 @@ def safe_path(root: Path, relative: str) -> Path:
 def list_artifacts(
     session: SessionDep,
     page: PageDep,
-    run_id: Annotated[int | None, Query()] = None,
-    evaluation_id: Annotated[int | None, Query()] = None,
-    sweep_id: Annotated[int | None, Query()] = None,
+    run_id: IdQuery = None,
+    evaluation_id: IdQuery = None,
+    sweep_id: IdQuery = None,
 ) -> Page[ArtifactPublic]:
     stmt = select(Artifact)
     if run_id is not None:
@@ -55,7 +54,7 @@ def list_artifacts(
 
 
 @router.get("/artifacts/{artifact_id}/download", response_class=FileResponse, summary="Download one artifact")
-def download_artifact(artifact_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_artifact(artifact_id: IdPath, session: SessionDep, settings: SettingsDep) -> FileResponse:
     art = get_or_404(session, Artifact, artifact_id, "artifact")
     path = safe_path(settings.artifacts, art.path)
     return FileResponse(path, filename=path.name)

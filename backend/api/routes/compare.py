@@ -6,12 +6,12 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from backend.api.deps import PageDep, SessionDep, SettingsDep
+from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, SettingsDep
 from backend.api.errors import ApiError
 from backend.api.responses import page_response
 from backend.models import Generation
 from backend.models.jobs import GENERATION_COLUMNS
-from backend.schemas.common import Page
+from backend.schemas.common import INT32_MAX, Id, Page
 from backend.schemas.jobs import CompareRow, GenerationPublic
 from backend.services import compare as svc
 from backend.services.pagination import keyset_rows
@@ -19,8 +19,9 @@ from backend.services.pagination import keyset_rows
 router = APIRouter(tags=["generations"])
 _ROW = TypeAdapter(CompareRow)
 
-RunIds = Annotated[list[int], Query(description="runs to compare (each stands for its latest evaluation)")]
-EvalIds = Annotated[list[int], Query(description="evaluations to compare (alternative to run_id)")]
+RunIds = Annotated[list[Id], Query(description="runs to compare (each stands for its latest evaluation)")]
+EvalIds = Annotated[list[Id], Query(description="evaluations to compare (alternative to run_id)")]
+Shots = Annotated[int | None, Query(ge=0, le=INT32_MAX, description="default: the smallest evaluated")]
 
 
 @router.get(
@@ -28,9 +29,7 @@ EvalIds = Annotated[list[int], Query(description="evaluations to compare (altern
     response_model=Page[GenerationPublic],
     summary="Page through generated chains, of every evaluation or of one",
 )
-def list_all_generations(
-    session: SessionDep, page: PageDep, evaluation_id: Annotated[int | None, Query()] = None
-) -> Response:
+def list_all_generations(session: SessionDep, page: PageDep, evaluation_id: IdQuery = None) -> Response:
     stmt = select(*GENERATION_COLUMNS)
     if evaluation_id is not None:
         stmt = stmt.where(Generation.evaluation_id == evaluation_id)
@@ -48,8 +47,8 @@ def compare(
     settings: SettingsDep,
     run_id: RunIds = [],  # noqa: B006 (FastAPI copies defaults)
     evaluation_id: EvalIds = [],  # noqa: B006
-    shots: Annotated[int | None, Query(ge=0, description="default: the smallest evaluated")] = None,
-    seed: Annotated[int | None, Query(description="default: the smallest evaluated")] = None,
+    shots: Shots = None,
+    seed: Int32Query = None,
     disagree: Annotated[bool, Query(description="only questions where the runs disagree")] = False,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1)] = 20,
@@ -76,8 +75,8 @@ def compare_one(
     session: SessionDep,
     run_id: RunIds = [],  # noqa: B006
     evaluation_id: EvalIds = [],  # noqa: B006
-    shots: Annotated[int | None, Query(ge=0)] = None,
-    seed: Annotated[int | None, Query()] = None,
+    shots: Shots = None,
+    seed: Int32Query = None,
 ) -> Response:
     if "\x00" in example_id:
         raise ApiError(422, "example_id contains a NUL character", field="example_id")

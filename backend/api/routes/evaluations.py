@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from backend.api.deps import PageDep, SessionDep
+from backend.api.deps import IdPath, IdQuery, Int32Query, PageDep, SessionDep
 from backend.api.errors import get_or_404, not_found
 from backend.api.responses import page_response
-from backend.models import Evaluation, Generation
+from backend.models import Evaluation, Generation, JobStatus
 from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import Page
 from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationPublic
@@ -42,8 +42,8 @@ def create_evaluation(body: EvaluationCreate, session: SessionDep) -> Evaluation
 def list_evaluations(
     session: SessionDep,
     page: PageDep,
-    run_id: Annotated[int | None, Query()] = None,
-    status: Annotated[str | None, Query()] = None,
+    run_id: IdQuery = None,
+    status: Annotated[JobStatus | None, Query()] = None,
 ) -> Page[EvaluationPublic]:
     stmt = select(Evaluation)
     if run_id is not None:
@@ -64,7 +64,7 @@ def get_eval_or_404(session: SessionDep, evaluation_id: int) -> Evaluation:
     response_model=EvaluationPublic,
     summary="Status, progress and accuracy per (shots, seed) and per shots",
 )
-def get_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
+def get_evaluation(evaluation_id: IdPath, session: SessionDep) -> Evaluation:
     return get_eval_or_404(session, evaluation_id)
 
 
@@ -74,11 +74,11 @@ def get_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
     summary="Page through every generated chain of an evaluation",
 )
 def list_generations(
-    evaluation_id: int,
+    evaluation_id: IdPath,
     session: SessionDep,
     page: PageDep,
-    shots: Annotated[int | None, Query()] = None,
-    seed: Annotated[int | None, Query()] = None,
+    shots: Int32Query = None,
+    seed: Int32Query = None,
     correct: Annotated[bool | None, Query()] = None,
 ) -> Response:
     if session.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
@@ -95,7 +95,7 @@ def list_generations(
 
 
 @router.post("/{evaluation_id}/cancel", response_model=EvaluationPublic)
-def cancel_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
+def cancel_evaluation(evaluation_id: IdPath, session: SessionDep) -> Evaluation:
     ev = get_eval_or_404(session, evaluation_id)
     lifecycle.request_cancel(session, ev)
     return ev
@@ -107,7 +107,7 @@ def cancel_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
     response_model=EvaluationPublic,
     summary="Resume: generations already stored are kept, the rest are produced",
 )
-def resume_evaluation(evaluation_id: int, session: SessionDep) -> Evaluation:
+def resume_evaluation(evaluation_id: IdPath, session: SessionDep) -> Evaluation:
     ev = get_eval_or_404(session, evaluation_id)
     lifecycle.prepare_resume(session, ev)
     lifecycle.enqueue(session, ev)

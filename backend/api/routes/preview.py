@@ -19,9 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from aicd.config import SweepConfig, TemplateConfig, TrainConfig, format_validation_error
-from backend.api.deps import SessionDep
+from backend.api.deps import IdPath, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
 from backend.models import Dataset, Example, Rationale
+from backend.schemas.common import MAX_ID, Id, Page
+from backend.services.pagination import list_page
 
 router = APIRouter(prefix="/preview", tags=["preview"])
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,10 +40,10 @@ class ScheduleIn(BaseModel):
 
 
 class EpisodeIn(ScheduleIn):
-    dataset_id: int
+    dataset_id: Id
     objective: Literal["aicd", "condgen", "lm", "nocot"] = "aicd"
     seed: int = 0
-    index: int = Field(0, ge=0, description="which sampled episode to show")
+    index: int = Field(0, ge=0, le=MAX_ID, description="which sampled episode to show")
     max_length: int | None = Field(None, gt=16)
     template: TemplateConfig = Field(default_factory=TemplateConfig)
     model: str | None = Field(
@@ -52,10 +54,10 @@ class EpisodeIn(ScheduleIn):
 class PromptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dataset_id: int
+    dataset_id: Id
     prompt_template: str
     system_prompt: str | None = None
-    index: int = Field(0, ge=0, description="position of the question in the dataset")
+    index: int = Field(0, ge=0, le=MAX_ID, description="position of the question in the dataset")
 
 
 def _weights(body: ScheduleIn) -> list[float]:
@@ -203,7 +205,7 @@ def preview_prompt(body: PromptIn, session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/datasets/{dataset_id}/stats", summary="Questions, and rationales by source and by writer")
-def dataset_stats(dataset_id: int, session: SessionDep) -> dict[str, Any]:
+def dataset_stats(dataset_id: IdPath, session: SessionDep) -> dict[str, Any]:
     get_or_404(session, Dataset, dataset_id, "dataset")
     in_ds = Rationale.example_id.in_(select(Example.id).where(Example.dataset_id == dataset_id))
     by_source = dict(
@@ -231,18 +233,23 @@ def dataset_stats(dataset_id: int, session: SessionDep) -> dict[str, Any]:
     }
 
 
-@router.get("/builtins", summary="Built-in datasets that /datasets/import accepts")
-def builtins() -> list[dict[str, Any]]:
+@router.get(
+    "/builtins",
+    response_model=Page[dict[str, Any]],
+    summary="Built-in datasets that /datasets/import accepts",
+)
+def builtins(page: PageDep) -> Page[dict[str, Any]]:
     from aicd.data import loaders
 
     try:
         import aicd.data.synthetic  # noqa: F401  (registers "arith")
     except ImportError:
         pass
-    return [
+    infos = [
         {"name": i.name, "answer_kind": i.answer_kind, "n_shots": i.n_shots, "description": i.description}
         for i in sorted(loaders.DATASETS.values(), key=lambda i: i.name)
     ]
+    return list_page(infos, page.cursor, page.limit)
 
 
 def _config_kind(data: dict[str, Any]) -> str | None:
@@ -259,10 +266,15 @@ def _config_kind(data: dict[str, Any]) -> str | None:
         return None
 
 
-@router.get("/configs", summary="Shipped experiment configs (configs/*.yaml): Table 1, Fig. 1, Fig. 2, ...")
+@router.get(
+    "/configs",
+    response_model=Page[dict[str, Any]],
+    summary="Shipped experiment configs (configs/*.yaml): Table 1, Fig. 1, Fig. 2, ...",
+)
 def shipped_configs(
-    kind: Annotated[str | None, Query(description="sweep | train")] = None,
-) -> list[dict[str, Any]]:
+    page: PageDep,
+    kind: Annotated[Literal["sweep", "train"] | None, Query(description="sweep | train")] = None,
+) -> Page[dict[str, Any]]:
     out = []
     for folder in (ROOT / "configs", ROOT / "aicd" / "configs"):
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
@@ -276,4 +288,4 @@ def shipped_configs(
             out.append(
                 {"name": path.stem, "path": str(path.relative_to(ROOT)), "kind": found, "config": data}
             )
-    return out
+    return list_page(out, page.cursor, page.limit)

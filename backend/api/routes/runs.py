@@ -5,9 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from backend.api.deps import PageDep, SessionDep
+from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
-from backend.models import MetricPoint, Run
+from backend.models import JobStatus, MetricPoint, Run
 from backend.schemas.common import Page
 from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
 from backend.services import lifecycle
@@ -44,8 +44,8 @@ def create_run(body: RunCreate, session: SessionDep) -> Run:
 def list_runs(
     session: SessionDep,
     page: PageDep,
-    status: Annotated[str | None, Query()] = None,
-    sweep_id: Annotated[int | None, Query()] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+    sweep_id: IdQuery = None,
 ) -> Page[RunPublic]:
     stmt = select(Run)
     if status is not None:
@@ -62,7 +62,7 @@ def get_run_or_404(session: SessionDep, run_id: int) -> Run:
 
 
 @router.get("/{run_id}", response_model=RunPublic, summary="Status, step/total_steps and last metrics")
-def get_run(run_id: int, session: SessionDep) -> Run:
+def get_run(run_id: IdPath, session: SessionDep) -> Run:
     return get_run_or_404(session, run_id)
 
 
@@ -71,7 +71,7 @@ def get_run(run_id: int, session: SessionDep) -> Run:
     response_model=Page[MetricPointPublic],
     summary="Metric points in step order; pass next_cursor (a step) to get the ones after it",
 )
-def list_metrics(run_id: int, session: SessionDep, page: PageDep) -> Page[MetricPointPublic]:
+def list_metrics(run_id: IdPath, session: SessionDep, page: PageDep) -> Page[MetricPointPublic]:
     get_run_or_404(session, run_id)
     stmt = select(MetricPoint).where(MetricPoint.run_id == run_id)
     if page.cursor is not None:
@@ -86,7 +86,7 @@ def list_metrics(run_id: int, session: SessionDep, page: PageDep) -> Page[Metric
     response_model=RunPublic,
     summary="Cancel: queued runs stop at once, running ones checkpoint and stop within seconds",
 )
-def cancel_run(run_id: int, session: SessionDep) -> Run:
+def cancel_run(run_id: IdPath, session: SessionDep) -> Run:
     run = get_run_or_404(session, run_id)
     lifecycle.request_cancel(session, run)
     return run
@@ -98,7 +98,7 @@ def cancel_run(run_id: int, session: SessionDep) -> Run:
     response_model=RunPublic,
     summary="Resume a failed, cancelled or lost run from its last checkpoint",
 )
-def resume_run(run_id: int, session: SessionDep) -> Run:
+def resume_run(run_id: IdPath, session: SessionDep) -> Run:
     run = get_run_or_404(session, run_id)
     lifecycle.prepare_resume(session, run)
     lifecycle.enqueue(session, run)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from backend.api.deps import PageDep, SessionDep
+from backend.api.deps import IdPath, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
 from backend.models import Sweep
 from backend.schemas.common import Page
@@ -44,12 +44,12 @@ def _get(session: SessionDep, sweep_id: int) -> Sweep:
 
 
 @router.get("/{sweep_id}", response_model=SweepPublic)
-def get_sweep(sweep_id: int, session: SessionDep) -> Sweep:
+def get_sweep(sweep_id: IdPath, session: SessionDep) -> Sweep:
     return _get(session, sweep_id)
 
 
 @router.get("/{sweep_id}/table", response_model=SweepTable, summary="The sweep's results table (rows so far)")
-def sweep_table(sweep_id: int, session: SessionDep) -> SweepTable:
+def sweep_table(sweep_id: IdPath, session: SessionDep) -> SweepTable:
     sweep = _get(session, sweep_id)
     rows = sweep.table_rows or []
     columns: list[str] = []
@@ -59,7 +59,7 @@ def sweep_table(sweep_id: int, session: SessionDep) -> SweepTable:
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepPublic)
-def cancel_sweep(sweep_id: int, session: SessionDep) -> Sweep:
+def cancel_sweep(sweep_id: IdPath, session: SessionDep) -> Sweep:
     sweep = _get(session, sweep_id)
     lifecycle.request_cancel(session, sweep)
     return sweep
@@ -71,7 +71,7 @@ def cancel_sweep(sweep_id: int, session: SessionDep) -> Sweep:
     response_model=SweepPublic,
     summary="Resume: finished runs and evaluations are skipped, unfinished ones continue",
 )
-def resume_sweep(sweep_id: int, session: SessionDep) -> Sweep:
+def resume_sweep(sweep_id: IdPath, session: SessionDep) -> Sweep:
     sweep = _get(session, sweep_id)
     lifecycle.prepare_resume(session, sweep)
     lifecycle.enqueue(session, sweep)
