@@ -30,7 +30,9 @@ def test_services_and_dependencies() -> None:
 
 def test_commands_are_the_ones_tests_run() -> None:
     assert compose_command("migrate") == ["alembic", "upgrade", "head"]
-    assert compose_command("api")[:2] == ["uvicorn", "backend.main:app"]
+    api = compose_command("api")
+    assert api[:2] == ["uvicorn", "backend.main:app"]
+    assert api[api.index("--workers") + 1] == "${AICD_API_WORKERS:-2}"  # 2 processes, as benchmarked
     for service, queue in (("worker-gpu", "gpu"), ("worker-cpu", "cpu")):
         cmd = compose_command(service)
         assert cmd[:4] == ["celery", "-A", "worker.celery_app:app", "worker"]
@@ -42,5 +44,22 @@ def test_commands_are_the_ones_tests_run() -> None:
 
 def test_env_example_covers_compose_variables() -> None:
     text = (REPO / ".env.example").read_text()
-    for var in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "AICD_API_TOKEN"):
+    for var in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "AICD_API_TOKEN", "AICD_API_WORKERS"):
         assert f"{var}=" in text
+
+
+def test_image_holds_what_the_services_read() -> None:
+    """The Dockerfile copies every folder the api/worker/ui read at run time, shipped configs included."""
+    copied = {
+        line.split()[1].rstrip("/")
+        for line in (REPO / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    for folder in ("aicd", "backend", "worker", "ui", "migrations", "alembic.ini"):
+        assert folder in copied, folder
+    configs = [p for p in (REPO / "configs", REPO / "aicd" / "configs") if any(p.glob("*.yaml"))]
+    assert configs, "no shipped configs found"
+    for path in configs:  # aicd/configs comes with `COPY aicd`
+        assert path.relative_to(REPO).parts[0] in copied, path
+    for src in copied:  # a COPY of a missing path breaks the build
+        assert (REPO / src).exists() or src in ("pyproject.toml", "README.md"), src
