@@ -101,6 +101,18 @@ class TrainConfig(ScheduleConfig):
     save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only at the end)")
     keep_checkpoints: int = Field(2, gt=0)
     log_every: int = Field(1, gt=0)
+    eval_every: int = Field(
+        0,
+        ge=0,
+        description="every N steps and at the end, greedy accuracy on eval_limit held-out items (0 = off)",
+    )
+    eval_dataset: str | None = Field(None, description="where that accuracy is measured (default: dataset)")
+    eval_split: str = Field("test", description="split of eval_dataset used for it")
+    eval_limit: int = Field(32, gt=0, description="items scored at each evaluation during training")
+    eval_shots: int = Field(
+        0, ge=0, description="demonstrations in those prompts (from the training examples)"
+    )
+    eval_max_new_tokens: int = Field(128, gt=0)
 
     @model_validator(mode="after")
     def _check_batch(self) -> TrainConfig:

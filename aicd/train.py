@@ -316,6 +316,7 @@ def train(
     config: TrainConfig,
     *,
     examples: list[Example] | None = None,
+    eval_examples: list[Example] | None = None,
     callback: TrainCallback | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -327,6 +328,7 @@ def train(
     resume=True continues from the newest checkpoint (same step, optimizer, scheduler, data order and RNG)
     and drops metrics.jsonl lines after it; with no checkpoint it starts from scratch, and a finished run
     (final/ written) is returned as is. Raises AICDError subclasses for bad input, before writing anything.
+    With `eval_every`, accuracy on `eval_examples` (default: `eval_dataset`/`eval_split`) joins the metrics.
     """
     import torch
     from tqdm.auto import tqdm
@@ -353,6 +355,12 @@ def train(
     examples = list(examples) if examples is not None else _load_examples(config)
     if not examples:
         raise DataError("training needs at least one example")
+
+    held_out = None
+    if config.eval_every:
+        from aicd.train_eval import HeldOutEval
+
+        held_out = HeldOutEval(config, examples, eval_examples)
 
     accelerator = _make_accelerator(config)
     if accelerator.num_processes > 1:
@@ -466,7 +474,8 @@ def train(
         window.steps += 1
         window.episodes += n_episodes
         bar.update(1)
-        if step % config.log_every == 0 or step == total_steps:
+        evaluate_now = held_out is not None and held_out.due(step, config.eval_every, total_steps)
+        if step % config.log_every == 0 or step == total_steps or evaluate_now:
             last_metrics = {
                 "step": step,
                 "epoch": round(epoch + position / len(plan.steps), 4),
@@ -475,6 +484,8 @@ def train(
                 **window.summary(),
                 "episodes_skipped": plan.skipped,
             }
+            if evaluate_now:
+                last_metrics.update(held_out(accelerator.unwrap_model(model), tokenizer))
             window = _Window()
             append_metrics(run_dir / METRICS_FILE, last_metrics)
             callback.on_log(step, last_metrics)

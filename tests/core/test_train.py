@@ -416,3 +416,49 @@ def test_cli_trains_from_a_jsonl_dataset(tmp_path, monkeypatch, capsys):
     assert [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")] == [1, 2]
     saved = (run_dir / "final" / "config.yaml").read_text()
     assert "max_steps: 2" in saved and "lr: 0.001" in saved and str(data) in saved
+
+
+def test_eval_every_logs_accuracy_and_leaves_training_unchanged(tmp_path, monkeypatch):
+    """Accuracy lands in the metrics at every eval step and at the end; the losses (dropout on) are those
+    of a run without it, so model mode and RNG are restored around the evaluation."""
+    import aicd.evaluate
+
+    examples, held_out = _examples(16), _examples(8, seed=1)
+    for i, ex in enumerate(held_out):
+        ex.id = f"test{i}"
+    plain = train(_config(tmp_path, "plain"), examples=examples, progress=False)
+
+    real_generate = aicd.evaluate.generate
+    right = {ex.question: ex.answer for ex in held_out[:6:2]}  # 3 of the 6 scored items answered correctly
+    prompts_seen: list[str] = []
+
+    def half_right(model, tokenizer, prompts, **kw):
+        real_generate(model, tokenizer, prompts, **kw)  # the student really generates (eval mode, KV cache)
+        texts = [p if isinstance(p, str) else tokenizer.decode(p) for p in prompts]
+        prompts_seen.extend(texts)
+        last_q = [t.rsplit("Question: ", 1)[1].split("\nAnswer:")[0] for t in texts]
+        return [f" So, the answer is {right[q]}." if q in right else " I do not know." for q in last_q]
+
+    monkeypatch.setattr(aicd.evaluate, "generate", half_right)
+    cfg = _config(tmp_path, "evaluated", eval_every=4, eval_limit=6, eval_shots=1)
+    done = train(cfg, examples=examples, eval_examples=held_out, progress=False)
+
+    metrics = read_metrics(done.run_dir / "metrics.jsonl")
+    assert [m["loss"] for m in metrics] == pytest.approx(
+        [m["loss"] for m in read_metrics(plain.run_dir / "metrics.jsonl")], rel=1e-6
+    )
+    scored = {m["step"]: m for m in metrics if "eval_accuracy" in m}
+    assert sorted(scored) == [4, 6]  # every 4 steps and at the end (max_steps=6)
+    for m in scored.values():
+        assert m["eval_accuracy"] == pytest.approx(0.5)
+        assert m["eval_n"] == 6 and m["eval_invalid"] == 3 and m["eval_held_out"] is True
+    assert len(prompts_seen) == 12 and all(t.count("Question: ") == 2 for t in prompts_seen)  # 1-shot
+
+
+def test_eval_every_on_training_questions_says_they_are_not_held_out(tmp_path):
+    examples = _examples(16)
+    cfg = _config(tmp_path, "self", eval_every=3, eval_limit=4, eval_max_new_tokens=8)
+    done = train(cfg, examples=examples, eval_examples=examples[:4], progress=False)
+    scored = [m for m in read_metrics(done.run_dir / "metrics.jsonl") if "eval_accuracy" in m]
+    assert [m["step"] for m in scored] == [3, 6]
+    assert all(m["eval_held_out"] is False and 0.0 <= m["eval_accuracy"] <= 1.0 for m in scored)
