@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -44,7 +43,6 @@ def test_cli_runs_a_shipped_config_outside_the_checkout(tmp_path):
     assert res.stdout.startswith("sweep fig2-shots:")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("setuptools") is None, reason="needs setuptools to build")
 def test_a_built_wheel_ships_the_configs(tmp_path, repo_root):
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
