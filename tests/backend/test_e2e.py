@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.backend.conftest import TERMINAL, Worker, arith_jsonl, tiny_train_config, wait_for
+from tests.backend.conftest import TERMINAL, TINY_MODEL, Worker, arith_jsonl, tiny_train_config, wait_for
 from tests.support.fake_teacher import start_fake_teacher
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,28 @@ def _watch(client: TestClient, url: str, timeout: float = 300) -> tuple[dict, li
         if body["status"] in TERMINAL:
             return body, seen
         time.sleep(0.1)
+    raise AssertionError(f"{url} did not finish: {seen[-1]}")
+
+
+def _watch_run_and_metrics(
+    client: TestClient, run_id: int, timeout: float = 300
+) -> tuple[dict, list[dict], list[int]]:
+    """Like `_watch`, and while the run is running read its metric points: how many were served each time
+    the run was still running after the read."""
+    seen: list[dict] = []
+    live: list[int] = []
+    url = f"/api/v1/runs/{run_id}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(url).json()
+        seen.append(body)
+        if body["status"] in TERMINAL:
+            return body, seen, live
+        if body["status"] == "running":
+            points = client.get(f"{url}/metrics", params={"limit": 500}).json()["items"]
+            if client.get(url).json()["status"] == "running":
+                live.append(len(points))
+        time.sleep(0.05)
     raise AssertionError(f"{url} did not finish: {seen[-1]}")
 
 
@@ -98,6 +120,7 @@ def test_pipeline_end_to_end(
     job, seen = _watch(client, f"/api/v1/annotations/{resp.json()['id']}")
     assert job["status"] == "succeeded", (job, cpu_worker.tail())
     assert _statuses(seen)[-1] == "succeeded" and job["report"]["ok"] == 32
+    assert job["worker"].startswith("cpu@"), job["worker"]  # annotation runs on the CPU queue's worker
     examples = client.get(f"/api/v1/datasets/{train_id}/examples", params={"limit": 100}).json()["items"]
     kept = sum(len(e["rationales"]) for e in examples)
     assert kept == job["report"]["rationales_stored"] > 0
@@ -122,8 +145,10 @@ def test_pipeline_end_to_end(
         assert resp.status_code == 202, resp.text
         assert resp.json()["status"] == "queued"
         run_ids.append(resp.json()["id"])
-    run, seen = _watch(client, f"/api/v1/runs/{run_ids[0]}")
+    run, seen, live = _watch_run_and_metrics(client, run_ids[0])
     assert run["status"] == "succeeded", (run, gpu_worker.tail())
+    assert run["worker"].startswith("gpu@"), run["worker"]  # training runs on the GPU queue's worker
+    assert any(n > 0 for n in live), f"no metric points were served while the run was running: {live}"
     assert _statuses(seen) in (["queued", "running", "succeeded"], ["running", "succeeded"])
     assert any(b["status"] == "running" and 0 < b["step"] < b["total_steps"] for b in seen), (
         "no progress seen"
@@ -154,6 +179,7 @@ def test_pipeline_end_to_end(
     for eid in eval_ids:
         ev, seen = _watch(client, f"/api/v1/evaluations/{eid}")
         assert ev["status"] == "succeeded", (ev, gpu_worker.tail())
+        assert ev["worker"].startswith("gpu@"), ev["worker"]
         assert [r["shots"] for r in ev["rows"]] == [0, 1] and all(r["n"] == 8 for r in ev["rows"])
         gens, cursor = [], None
         while True:
@@ -314,3 +340,73 @@ def test_sweep_runs_grid_and_fills_table(client: TestClient, gpu_worker: Worker)
     assert len(rows) == 6 and all(len(r["entries"]) == 2 for r in rows)
     arts = client.get("/api/v1/artifacts", params={"sweep_id": sweep["id"]}).json()["items"]
     assert any(a["path"].endswith("results.md") for a in arts)
+
+
+def test_cancel_a_running_evaluation_and_a_running_sweep(client: TestClient, gpu_worker: Worker) -> None:
+    train_id = client.post(
+        "/api/v1/datasets", files={"file": ("ce.jsonl", arith_jsonl("train", 16))}, data={"name": "e2e-ce"}
+    ).json()["id"]
+    test_id = client.post(
+        "/api/v1/datasets", files={"file": ("cet.jsonl", arith_jsonl("test", 8))}, data={"name": "e2e-ce-t"}
+    ).json()["id"]
+    total = 8 * 3 * 3
+    ev = client.post(
+        "/api/v1/evaluations",
+        json={
+            "dataset_id": test_id,
+            "shots_dataset_id": train_id,
+            "config": {
+                "model": TINY_MODEL,
+                "shots": [0, 1, 2],
+                "seeds": [0, 1, 2],
+                "batch_size": 1,
+                "max_new_tokens": 48,
+            },
+        },
+    ).json()
+    url = f"/api/v1/evaluations/{ev['id']}"
+    running = wait_for(
+        client,
+        url,
+        lambda b: b["progress_done"] >= 2 or b["status"] in TERMINAL,
+        interval=0.05,
+        what="evaluation progress",
+    )
+    assert running["status"] == "running", running
+    asked = time.monotonic()
+    assert client.post(f"{url}/cancel").status_code == 200
+    done = wait_for(client, url, lambda b: b["status"] in TERMINAL, timeout=10, interval=0.1, what="cancel")
+    assert done["status"] == "cancelled" and done["error"] == "cancelled by request", done
+    stored = client.get(f"{url}/generations", params={"limit": 500}).json()["items"]
+    assert 2 <= len(stored) < total and done["progress_done"] < total
+    print(f"evaluation cancel honoured in {time.monotonic() - asked:.1f}s after {len(stored)} chains")
+
+    resp = client.post(
+        "/api/v1/sweeps",
+        json={
+            "name": "e2e-sweep-cancel",
+            "dataset_id": train_id,
+            "config": {
+                "train": tiny_train_config(max_steps=STEPS),
+                "grid": {"objective": ["aicd", "nocot"]},
+                "eval": {"shots": [0], "seeds": [0], "max_new_tokens": 8},
+            },
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    sweep_url = f"/api/v1/sweeps/{resp.json()['id']}"
+
+    def first_run_training(_: dict) -> bool:
+        runs = client.get("/api/v1/runs", params={"sweep_id": resp.json()["id"]}).json()["items"]
+        return any(r["status"] == "running" and r["step"] >= 3 for r in runs)
+
+    wait_for(client, sweep_url, first_run_training, interval=0.05, what="the sweep's first run training")
+    assert client.post(f"{sweep_url}/cancel").status_code == 200
+    sweep = wait_for(
+        client, sweep_url, lambda b: b["status"] in TERMINAL, timeout=10, interval=0.1, what="sweep cancel"
+    )
+    assert sweep["status"] == "cancelled", (sweep, gpu_worker.tail())
+    runs = client.get("/api/v1/runs", params={"sweep_id": sweep["id"]}).json()["items"]
+    stopped = [r for r in runs if r["status"] == "cancelled"]
+    assert len(stopped) == 1 and stopped[0]["step"] < STEPS, runs
+    assert not any(r["status"] in ("running", "succeeded") for r in runs), runs
