@@ -29,8 +29,14 @@ FORM_OVERHEAD = 64 * 1024
 def body_limit(settings: Settings, content_type: str) -> tuple[int, str]:
     """(bytes allowed, what the limit is called) for a request of this content type."""
     if content_type.lower().startswith("multipart/form-data"):
-        return settings.max_upload_bytes + FORM_OVERHEAD, f"upload limit of {settings.max_upload_bytes} bytes"
-    return settings.max_json_bytes, f"request body limit of {settings.max_json_bytes} bytes"
+        return (
+            settings.max_upload_bytes + FORM_OVERHEAD,
+            f"limit of {settings.max_upload_bytes} bytes for uploads (AICD_MAX_UPLOAD_BYTES)",
+        )
+    return (
+        settings.max_json_bytes,
+        f"limit of {settings.max_json_bytes} bytes for requests (AICD_MAX_JSON_BYTES)",
+    )
 
 
 class BodyTooLarge(ApiError):

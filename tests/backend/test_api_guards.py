@@ -129,7 +129,7 @@ def test_oversize_content_length_is_413_without_reading_the_body(client: TestCli
         app, "POST", "/api/v1/runs", {"content-type": "application/json", "content-length": declared}, []
     )
     assert (status, pulled) == (413, 0), body  # answered at once: the (never sent) body was not awaited
-    assert body["detail"]["field"] == "body" and "request body limit" in body["detail"]["message"]
+    assert body["detail"]["field"] == "body" and "larger than the limit" in body["detail"]["message"]
     upload_limit = settings.max_upload_bytes + 1024 * 1024
     status, body, pulled = asgi_request(
         app,
@@ -138,7 +138,7 @@ def test_oversize_content_length_is_413_without_reading_the_body(client: TestCli
         {"content-type": "multipart/form-data; boundary=x", "content-length": str(upload_limit)},
         [],
     )
-    assert (status, pulled) == (413, 0) and "upload limit" in body["detail"]["message"]
+    assert (status, pulled) == (413, 0) and "for uploads" in body["detail"]["message"]
 
 
 def test_streamed_body_is_counted_and_cut_at_the_limit(client: TestClient) -> None:
@@ -151,7 +151,7 @@ def test_streamed_body_is_counted_and_cut_at_the_limit(client: TestClient) -> No
         create_app(), "POST", "/api/v1/runs", {"content-type": "application/json"}, chunks
     )
     assert status == 413, body
-    assert body["detail"]["field"] == "body" and "request body limit" in body["detail"]["message"]
+    assert body["detail"]["field"] == "body" and "larger than the limit" in body["detail"]["message"]
     assert pulled <= limit // len(chunk) + 2 < len(chunks)  # stopped reading once past the limit
     # the same through a client streaming a multipart upload without a length
     limit = get_settings().max_upload_bytes
@@ -173,7 +173,7 @@ def test_streamed_body_is_counted_and_cut_at_the_limit(client: TestClient) -> No
 def test_json_body_limit_applies_to_every_json_request(client: TestClient) -> None:
     limit = get_settings().max_json_bytes
     resp = client.post("/api/v1/runs", json={"config": {"padding": "x" * limit}})
-    assert "request body limit" in _error(resp, 413)["message"]
+    assert "larger than the limit" in _error(resp, 413)["message"]
 
 
 # ---------------------------------------------------------------------------------- 2. broker unreachable
