@@ -184,6 +184,8 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
         )
         params = _collapse(objective, params, config.train)
         base = {**config.train, **params}
+        if base.get("eval_every") and not base.get("eval_dataset") and config.eval_datasets:
+            base["eval_dataset"] = config.eval_datasets[0]  # the accuracy curve tracks the first evaluation
         name = _run_name(params)
         if name in seen:
             continue

@@ -87,10 +87,13 @@ def _train(ctx: JobContext) -> None:
     config = TrainConfig.model_validate(
         {**run.config, "output_dir": str(run_dir.parent), "name": run_dir.name}
     )
-    examples = None
+    examples = eval_examples = None
     if (dataset_id := _db_id(config.dataset)) is not None:
         path, examples = _export_dataset(dataset_id)
         config = config.model_copy(update={"dataset": str(path)})
+    if config.eval_every and (eval_id := _db_id(config.eval_dataset)) is not None:
+        path, eval_examples = _export_dataset(eval_id)
+        config = config.model_copy(update={"eval_dataset": str(path)})
     run_id = run.id
 
     class Callback(TrainCallback):
@@ -129,7 +132,14 @@ def _train(ctx: JobContext) -> None:
             return ctx.should_stop()
 
     resume = run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
-    result = train(config, examples=examples, callback=Callback(), resume=resume, progress=False)
+    result = train(
+        config,
+        examples=examples,
+        eval_examples=eval_examples,
+        callback=Callback(),
+        resume=resume,
+        progress=False,
+    )
     if result.stopped:
         ctx.finish(ctx.stopped_status(), ctx.stopped_message(), step=result.step)
         return

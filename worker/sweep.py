@@ -36,8 +36,9 @@ def _resolve_datasets(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
 
     config = dict(config)
     train = dict(config.get("train") or {})
-    if "dataset" in train:
-        train["dataset"] = path(train["dataset"])
+    for key in ("dataset", "eval_dataset"):
+        if train.get(key):
+            train[key] = path(train[key])
     config["train"] = train
     grid = dict(config.get("grid") or {})
     if "dataset" in grid:

@@ -106,6 +106,8 @@ def train_config(
     cfg = _validate(TrainConfig, data)
     if dataset_id is None:
         _check_dataset(session, cfg.dataset, "config.dataset")
+    if cfg.eval_dataset is not None:
+        _check_dataset(session, cfg.eval_dataset, "config.eval_dataset")
     _check_model(cfg.model, "config.model")
     if cfg.max_steps is not None and cfg.max_steps > INT32_MAX:  # runs.total_steps is a 32-bit integer
         raise ApiError(422, f"config.max_steps must be <= {INT32_MAX}", field="config.max_steps")

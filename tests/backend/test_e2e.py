@@ -139,7 +139,12 @@ def test_pipeline_end_to_end(
             json={
                 "name": name,
                 "dataset_id": train_id,
-                "config": tiny_train_config(objective=objective, max_steps=30),
+                "config": {
+                    **tiny_train_config(objective=objective, max_steps=30),
+                    # accuracy on the stored test set while training (the Runs page's accuracy curve)
+                    **{"eval_every": 15, "eval_dataset": f"db:{test_id}", "eval_limit": 4},
+                    "eval_max_new_tokens": 16,
+                },
             },
         )
         assert resp.status_code == 202, resp.text
@@ -157,6 +162,9 @@ def test_pipeline_end_to_end(
     points = _steps(client, run_ids[0])
     assert [p["step"] for p in points] == list(range(1, 31))
     assert all(p["loss"] is not None and p["lr"] is not None for p in points)
+    scored = {p["step"]: p["values"] for p in points if "eval_accuracy" in p["values"]}
+    assert sorted(scored) == [15, 30], scored
+    assert all(v["eval_n"] == 4 and v["eval_held_out"] is True for v in scored.values())
     arts = client.get("/api/v1/artifacts", params={"run_id": run_ids[0], "limit": 100}).json()["items"]
     assert any(a["path"].endswith("final/model.safetensors") for a in arts)
     assert client.get(f"/api/v1/artifacts/{arts[0]['id']}/download").status_code == 200

@@ -64,6 +64,18 @@ def test_plan_demonstrates_answers_only_to_nocot_runs(tmp_path):
     }
 
 
+def test_plan_tracks_accuracy_during_training_on_the_first_eval_dataset(tmp_path):
+    cfg = _config(tmp_path, objective=["aicd"])
+    cfg = cfg.model_copy(
+        update={"train": {**cfg.train, "eval_every": 1}, "eval_datasets": ["svamp", "arith"]}
+    )
+    (run,) = plan_sweep(cfg)
+    assert (run.train.eval_every, run.train.eval_dataset) == (1, "svamp")
+    explicit = cfg.model_copy(update={"train": {**cfg.train, "eval_every": 1, "eval_dataset": "arith"}})
+    assert plan_sweep(explicit)[0].train.eval_dataset == "arith"
+    assert plan_sweep(_config(tmp_path, objective=["aicd"]))[0].train.eval_every == 0
+
+
 def test_plan_collapses_omega_for_omega_free_objectives(tmp_path):
     runs = plan_sweep(_config(tmp_path, objective=["aicd", "condgen", "lm"], omega=[0.1, 0.5]))
     assert sorted(r.name for r in runs) == ["aicd-omega0.1", "aicd-omega0.5", "condgen", "lm"]
