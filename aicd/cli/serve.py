@@ -4,6 +4,11 @@ Embedded defaults (nothing to install): SQLite under AICD_HOME (default `.aicd`)
 executor, so no Redis is needed. With AICD_REDIS_URL (or AICD_BROKER_URL) set, Celery workers are started for the
 `gpu` and `cpu` queues; with AICD_DATABASE_URL set, that database is used. The API applies migrations when it
 starts. Each child runs in its own process group, so stopping one also stops whatever it started.
+
+Settings come from the environment and from `.env` files (the checkout's, then the current directory's; the
+environment wins), read once here with the backend's own `Settings`: what they decide — broker or embedded
+executor, database, home, API token — is passed explicitly to every child, so the API, the workers and the UI
+(AICD_API_URL, AICD_API_TOKEN) all agree with what `up` prints.
 """
 
 from __future__ import annotations
@@ -35,6 +40,78 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+@dataclass
+class Stack:
+    """What `up` decided from the environment and the .env files."""
+
+    env: dict[str, str]  # of the API and the workers: every setting that was given, spelled out
+    ui_env: dict[str, str]  # of the UI: the same plus where the API is and its token
+    broker: str | None  # Celery broker URL; None = the API's embedded executor
+    token: str | None
+    database: str  # for the banner
+
+
+def env_files(cwd: Path | None = None) -> tuple[Path, ...]:
+    """The `.env` files honoured, later ones winning: the checkout's (the API, started there, would read it by
+    itself) and the current directory's."""
+    files = [ROOT / ".env", (cwd or Path.cwd()) / ".env"]
+    out: list[Path] = []
+    for f in files:
+        if f.is_file() and all(f.resolve() != o.resolve() for o in out):
+            out.append(f)
+    return tuple(out)
+
+
+def _spell(value: object) -> str:
+    from pydantic import SecretStr
+
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        return str(value.expanduser().resolve())  # relative to where `up` was started, not to the API's cwd
+    if isinstance(value, dict | list | tuple):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
+def resolve_stack(api_url: str, home: Path | None = None, cwd: Path | None = None) -> Stack:
+    """Build the backend's Settings once (environment + .env files + --home) and spell out its decisions."""
+    from pydantic import ValidationError
+
+    from backend.core.settings import Settings
+
+    files = env_files(cwd)
+    try:
+        settings = Settings(
+            _env_file=files or None,  # type: ignore[call-arg]
+            **({"home": home.expanduser().resolve()} if home is not None else {}),
+        )
+    except ValidationError as exc:
+        where = ", ".join(map(str, files)) or "the environment"
+        problems = "; ".join(f"AICD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise AICDError(f"invalid settings (from {where}): {problems}") from None
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"AICD_{name.upper()}"] = _spell(value)
+    if "home" not in settings.model_fields_set:  # the default home, where the API (cwd: the checkout) puts it
+        env["AICD_HOME"] = str((ROOT / settings.home).resolve())
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    ui_env = {**env, "AICD_API_URL": api_url}
+    if token:
+        ui_env["AICD_API_TOKEN"] = token
+    else:
+        ui_env.pop("AICD_API_TOKEN", None)
+    database = settings.database_url or f"SQLite in {env['AICD_HOME']}/aicd.db"
+    return Stack(env=env, ui_env=ui_env, broker=settings.celery_broker, token=token, database=database)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -115,12 +192,9 @@ def up_command(
     if not no_ui and api_port == ui_port:
         raise AICDError("--ui-port must differ from --api-port")
 
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    if home is not None:
-        env["AICD_HOME"] = str(home.expanduser().resolve())
-    broker = env.get("AICD_BROKER_URL") or env.get("AICD_REDIS_URL")
     api_url = f"http://{host}:{api_port}"
+    stack = resolve_stack(api_url, home)
+    env, broker = stack.env, stack.broker
     py = sys.executable
 
     api = Child("api", [py, "-m", "uvicorn", "backend.main:app", "--host", host, "--port", str(api_port)])
@@ -187,12 +261,12 @@ def up_command(
             _spawn(worker, env)
         if not no_ui:
             children.append(ui)
-            _spawn(ui, {**env, "AICD_API_URL": api_url})
+            _spawn(ui, stack.ui_env)
             if not _wait_http(f"http://{host}:{ui_port}/_stcore/health", ui, startup_timeout, stop):
                 if not stop.is_set():
                     raise AICDError(f"the UI did not start on port {ui_port}; see its log above")
                 return
-        db = env.get("AICD_DATABASE_URL") or f"SQLite in {env.get('AICD_HOME', '.aicd')}/aicd.db"
+        db = stack.database
         lines = ["", "AICD Workbench is up:"]
         if not no_ui:
             lines.append(f"  UI      http://{host}:{ui_port}")
@@ -200,6 +274,7 @@ def up_command(
             f"  API     {api_url}  (docs {api_url}/docs)",
             f"  worker  {'Celery on ' + _redact(broker) if broker else 'embedded in the API (no Redis)'}",
             f"  data    {_redact(db)}",
+            *(["  auth    API token required (the UI has it)"] if stack.token else []),
             "  pids    " + ", ".join(f"{c.name}={c.proc.pid}" for c in children if c.proc),
             "Press Ctrl-C to stop.",
             "",

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from aicd.errors import AICDError
 from tests.ui.conftest import REPO, backend_env, free_port, wait_until
 
 
@@ -75,7 +76,11 @@ def test_up_starts_everything_prints_urls_and_stops_cleanly(tmp_path: Path, sig:
         assert f"API     http://127.0.0.1:{api_port}" in out.text
         assert "embedded in the API (no Redis)" in out.text
         health = httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=5).json()
-        assert health == {"status": "ok", "mode": "embedded", "database": "sqlite"}
+        assert {k: health.get(k) for k in ("status", "mode", "database")} == {
+            "status": "ok",
+            "mode": "embedded",
+            "database": "sqlite",
+        }
         assert (tmp_path / "home" / "aicd.db").exists()  # migrations ran against the embedded database
         assert httpx.get(f"http://127.0.0.1:{ui_port}/_stcore/health", timeout=5).text == "ok"
         pids = dict(re.findall(r"(\w+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
@@ -206,3 +211,79 @@ def test_up_on_postgres_and_redis_runs_a_job_with_celery_workers(tmp_path: Path)
     assert code == 0, out.text
     for name, pid in pids.items():
         assert not _alive(int(pid)), f"{name} (pid {pid}) still running"
+
+
+def test_up_reads_settings_like_the_backend_and_passes_its_decisions_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A .env in the directory `up` runs from decides the broker and the token for every child."""
+    from aicd.cli.serve import resolve_stack
+
+    for key in list(os.environ):
+        if key.startswith("AICD_"):
+            monkeypatch.delenv(key)
+    (tmp_path / ".env").write_text(
+        "AICD_API_TOKEN=from-dotenv\nAICD_REDIS_URL=redis://127.0.0.1:6379/9\nAICD_HOME=data\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    stack = resolve_stack("http://127.0.0.1:8123")
+    assert stack.broker == "redis://127.0.0.1:6379/9"  # so `up` starts the Celery workers
+    assert stack.token == "from-dotenv"
+    assert stack.env["AICD_API_TOKEN"] == "from-dotenv" and stack.env["AICD_REDIS_URL"] == stack.broker
+    assert stack.env["AICD_HOME"] == str(tmp_path / "data")  # relative to where `up` ran, not the API's cwd
+    assert stack.ui_env["AICD_API_TOKEN"] == "from-dotenv"
+    assert stack.ui_env["AICD_API_URL"] == "http://127.0.0.1:8123"
+    assert stack.database == f"SQLite in {tmp_path / 'data'}/aicd.db"
+
+    monkeypatch.setenv("AICD_API_TOKEN", "from-env")  # the environment wins over .env, as in the backend
+    monkeypatch.setenv("AICD_BROKER_URL", "redis://127.0.0.1:6379/10")
+    stack = resolve_stack("http://127.0.0.1:8123", home=tmp_path / "elsewhere")
+    assert stack.token == "from-env" and stack.ui_env["AICD_API_TOKEN"] == "from-env"
+    assert stack.broker == "redis://127.0.0.1:6379/10"
+    assert stack.env["AICD_HOME"] == str(tmp_path / "elsewhere")
+
+    (tmp_path / ".env").write_text("AICD_EMBEDDED_WORKERS=0\n")  # invalid: one line, not a traceback
+    with pytest.raises(AICDError, match="AICD_EMBEDDED_WORKERS"):
+        resolve_stack("http://127.0.0.1:8123")
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+def test_up_with_a_token_in_dotenv_protects_the_api_and_hands_the_token_to_the_ui(tmp_path: Path) -> None:
+    api_port, ui_port = free_port(), free_port()
+    cwd = tmp_path / "project"
+    cwd.mkdir()
+    (cwd / ".env").write_text(f"AICD_API_TOKEN=dotenv-secret-77\nAICD_HOME={tmp_path / 'home'}\n")
+    env = backend_env(tmp_path)
+    env.pop("AICD_HOME")  # the .env says where
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aicd", "up", "--api-port", str(api_port), "--ui-port", str(ui_port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out = Output(proc)
+    try:
+        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
+        assert proc.poll() is None, out.text
+        assert "auth    API token required" in out.text and "dotenv-secret-77" not in out.text
+        url = f"http://127.0.0.1:{api_port}"
+        assert httpx.get(f"{url}/api/v1/datasets", timeout=5).status_code == 401
+        ok = httpx.get(
+            f"{url}/api/v1/datasets", headers={"Authorization": "Bearer dotenv-secret-77"}, timeout=5
+        )
+        assert ok.status_code == 200, ok.text
+        pids = dict(re.findall(r"(\w+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+        ui_env = _environ(int(pids["ui"]))
+        assert ui_env["AICD_API_TOKEN"] == "dotenv-secret-77" and ui_env["AICD_API_URL"] == url
+        assert _environ(int(pids["api"]))["AICD_API_TOKEN"] == "dotenv-secret-77"
+        assert (tmp_path / "home" / "aicd.db").exists()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0, out.text
