@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `ui` importable without an editable install
 
 from ui.client import ApiError  # noqa: E402
 from ui.components import plans  # noqa: E402
-from ui.components.common import STATUS_ICONS, api, page_guard, show_error  # noqa: E402
+from ui.components.common import STATUS_ICONS, api, page_guard, settle_when_ended, show_error  # noqa: E402
 
 st.set_page_config(page_title="AICD Workbench", page_icon=":material/science:", layout="wide")
 
@@ -54,7 +54,19 @@ with st.sidebar:
         st.caption(f"🔴 backend {client.base_url} unreachable")
 
 
-@st.fragment(run_every=3)
+SIDEBAR_EVERY = 3.0
+
+
+def _sidebar_every() -> float | None:
+    """Poll while a comparison launched here is still going; nothing to poll once they have all ended
+    (the Launch page reruns the app after a launch, which starts the timer again)."""
+    return SIDEBAR_EVERY if any(i["status"] not in plans.ENDED for i in plans.launched()) else None
+
+
+sidebar_every = _sidebar_every()
+
+
+@st.fragment(run_every=sidebar_every)
 def launched() -> None:
     """Comparisons launched in this session: each run's status and how many runs are trained and evaluated."""
     for item in plans.launched():
@@ -74,6 +86,7 @@ def launched() -> None:
         ended = sweep["status"] in plans.ENDED
         tail = (" — done" if sweep["status"] == "succeeded" else f" — {sweep['status']}") if ended else ""
         st.caption(f"**{sweep['name']}** {icons} {done}/{total} trained and evaluated{tail}")
+    settle_when_ended("sidebar", sidebar_every, _sidebar_every())
 
 
 with st.sidebar:  # always there: a comparison launched during this run shows up at the next tick

@@ -6,6 +6,8 @@ an unreachable backend, a 4xx or a failed job shows a clear `st.error`, never a 
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -59,6 +61,17 @@ def page_guard() -> Iterator[None]:
         st.stop()
 
 
+@contextmanager
+def fragment_guard() -> Iterator[None]:
+    """`page_guard` for the body of an `st.fragment`: its timed reruns (`run_every`) run the fragment alone,
+    outside the page's guard, so an ApiError there must become a message here. Does not stop the script
+    (a full run goes on with the rest of the page)."""
+    try:
+        yield
+    except ApiError as exc:
+        show_error(exc)
+
+
 def guarded(main: Callable[[], None]) -> None:
     """Run a page body; an ApiError it lets escape becomes a message (pages also run outside the router)."""
     with page_guard():
@@ -72,6 +85,57 @@ def attempt(fn: Callable[..., T], *args: Any, what: str | None = None, **kwargs:
     except ApiError as exc:
         show_error(exc, what)
         return None
+
+
+# -- live panels: poll while something runs, stop once it has ended ----------------------------------------
+LIVE_EVERY = 2.0  # seconds between refreshes of a panel whose job is queued or running
+SLOW_EVERY = 15.0  # ... whose job has ended but whose sweep may still add to it (e.g. its evaluation)
+
+
+def poll_every(*jobs: dict[str, Any] | None, waiting: bool = False) -> float | None:
+    """The `run_every` of a panel showing `jobs`: fast while any is active, slow while `waiting` for more,
+    else None (no polling: an ended job does not change)."""
+    if any(j and j.get("status") in ACTIVE for j in jobs):
+        return LIVE_EVERY
+    return SLOW_EVERY if waiting else None
+
+
+def settle_when_ended(key: str, every: float | None, still: float | None) -> None:
+    """Called at the end of a polling fragment: when what it watches has ended (it polls slower now, or not
+    at all) or woke up, rerun the page once with fresh reads so the fragment is registered again with the
+    right timer and the rest of the page shows the new state (at most once per LIVE_EVERY per panel)."""
+    if every is None or still == every:
+        return
+    stamps = st.session_state.setdefault("_settled_at", {})
+    now = time.monotonic()
+    if now - stamps.get(key, -1e9) < LIVE_EVERY:
+        return
+    stamps[key] = now
+    clear_caches()
+    st.rerun()
+
+
+def live_caption(every: float | None) -> None:
+    if every:
+        st.caption(f"🔄 live · refreshes every {every:g} s")
+
+
+# -- markdown -------------------------------------------------------------------------------------------------
+_MD_INLINE = re.compile(r"([\\`*_\[\]<>$~|])")
+_MD_LINE_START = re.compile(r"^(\s*)(?:([#>+\-=])|(\d+)([.)]))", re.M)
+
+
+def md_escape(text: Any) -> str:
+    """User text (a question, a name) shown literally by st.markdown: no emphasis, links, HTML, lists or
+    headings, and no `$...$` turned into LaTeX (GSM8K's "$80,000 ... $50,000")."""
+    out = _MD_INLINE.sub(r"\\\1", str(text))
+
+    def line_start(m: re.Match[str]) -> str:
+        if m.group(2):
+            return f"{m.group(1)}\\{m.group(2)}"
+        return f"{m.group(1)}{m.group(3)}\\{m.group(4)}"
+
+    return _MD_LINE_START.sub(line_start, out)
 
 
 def status_label(job: dict[str, Any]) -> str:
@@ -122,8 +186,14 @@ def sweeps(base_url: str) -> list[dict[str, Any]]:
     return api().sweeps()
 
 
+@st.cache_data(ttl=3, show_spinner=False)
+def run_evaluations(base_url: str, run_id: int) -> list[dict[str, Any]]:
+    """One run's evaluations (filtered on the server, not out of the newest 2000)."""
+    return api().evaluations(run_id=run_id, max_items=200)
+
+
 def clear_caches() -> None:
-    for fn in (datasets, dataset_stats, runs, evaluations, sweeps):
+    for fn in (datasets, dataset_stats, runs, evaluations, sweeps, run_evaluations):
         fn.clear()
 
 

@@ -191,13 +191,17 @@ def main() -> None:
             f"{report.get('rationales_stored', report.get('ok', 0))} rationales stored"
         )
 
-    @st.fragment(run_every=2)
+    every = c.poll_every(by_id[job_id])
+
+    @st.fragment(run_every=every)
     def job_panel(job_id: int) -> None:
-        try:
-            job = client.annotation(job_id)
-        except ApiError as exc:
-            c.show_error(exc)
-            return
+        still = every
+        with c.fragment_guard():
+            still = _job_panel(job_id)
+        c.settle_when_ended(f"ann-{job_id}", every, still)
+
+    def _job_panel(job_id: int) -> float | None:
+        job = client.annotation(job_id)
         report = job.get("report") or {}
         st.markdown(
             f"**{c.status_label(job)}** · key stored server-side: {'yes' if job['has_api_key'] else 'no'}"
@@ -225,16 +229,17 @@ def main() -> None:
         x, y, _ = st.columns([1, 1, 4])
         if job["status"] in c.ACTIVE and x.button("Cancel", key=f"ann_cancel_{job_id}"):
             c.attempt(client.job_action, "annotations", job_id, "cancel", what="cancel")
-            st.rerun(scope="fragment")
+            st.rerun()  # the whole page: the panel's refresh timer follows the new status
         if job["status"] in ("failed", "cancelled", "lost") and y.button(
             "Resume", key=f"ann_resume_{job_id}"
         ):
             c.attempt(client.job_action, "annotations", job_id, "resume", what="resume")
-            st.rerun(scope="fragment")
-        if job["status"] == "succeeded":
-            c.dataset_stats.clear()
+            st.rerun()
         with st.expander("Config (without the key)"):
             st.json(job["config"], expanded=False)
+        now = c.poll_every(job)
+        c.live_caption(now)
+        return now
 
     job_panel(job_id)
 

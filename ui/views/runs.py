@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import streamlit as st
 
-from ui.client import ApiError
-from ui.components import charts
 from ui.components import common as c
+from ui.components import live
 
 
 def main() -> None:
@@ -18,36 +15,6 @@ def main() -> None:
     base = c.base()
 
     runs_tab, sweeps_tab, evals_tab = st.tabs(["Training runs", "Sweeps", "Evaluations"])
-
-    def _actions(kind: str, job: dict[str, Any], key: str) -> None:
-        a, b, _ = st.columns([1, 1, 5])
-        if job["status"] in c.ACTIVE and a.button("⏹ Cancel", key=f"{key}_cancel_{job['id']}"):
-            if c.attempt(client.job_action, kind, job["id"], "cancel", what="cancel"):
-                st.toast(f"cancel requested for {kind[:-1]} {job['id']}")
-                c.clear_caches()
-                st.rerun()
-        if job["status"] in ("failed", "cancelled", "lost") and b.button(
-            "▶ Resume", key=f"{key}_resume_{job['id']}"
-        ):
-            if c.attempt(client.job_action, kind, job["id"], "resume", what="resume"):
-                c.clear_caches()
-                st.rerun()
-
-    def _job_state(job: dict[str, Any], what: str) -> None:
-        if job["status"] == "failed":
-            st.error(f"This {what} failed: {job.get('error') or 'no reason given'}", icon=":material/error:")
-        elif job["status"] == "lost":
-            st.warning(f"{job.get('error') or 'The worker stopped responding.'}", icon=":material/warning:")
-        elif job["status"] == "cancelled":
-            reason = f" ({job['error']})" if job.get("error") else ""
-            st.info(
-                f"This {what} was cancelled{reason}; resume continues where it stopped.",
-                icon=":material/stop_circle:",
-            )
-        elif job["status"] == "queued":
-            st.info(
-                f"Queued: waiting for a worker (attempt {job['attempt']}).", icon=":material/hourglass_empty:"
-            )
 
     # ------------------------------------------------------------------------------------------------ runs
     with runs_tab:
@@ -94,73 +61,16 @@ def main() -> None:
                 "Run", list(by_id), key="runs_pick", format_func=lambda i: c.run_label(by_id[i])
             )
 
-            @st.fragment(run_every=2)
-            def run_panel(run_id: int) -> None:
-                try:
-                    run = client.run(run_id)
-                    metrics = client.metrics(run_id)
-                except ApiError as exc:
-                    c.show_error(exc)
-                    return
-                cfg = run["config"]
-                st.markdown(
-                    f"### {run['name']}  \n{c.status_label(run)} · "
-                    f"{c.OBJECTIVE_LABELS.get(cfg.get('objective'), cfg.get('objective'))} · "
-                    f"n = {cfg.get('n_shots')} · schedule {cfg.get('schedule')} (ω = {cfg.get('omega')}) · "
-                    f"model `{cfg.get('model')}` · seed {cfg.get('seed')}"
-                )
-                _job_state(run, "run")
-                total = run["total_steps"]
-                st.progress(
-                    c.progress_fraction(run),
-                    text=f"step {run['step']}/{total}" if total else "waiting for the first step",
-                )
-                last = run.get("last_metrics") or {}
-                m = st.columns(4)
-                m[0].metric(
-                    "loss", f"{last['loss']:.4f}" if isinstance(last.get("loss"), int | float) else "–"
-                )
-                m[1].metric(
-                    "learning rate", f"{last['lr']:.2e}" if isinstance(last.get("lr"), int | float) else "–"
-                )
-                tps = last.get("tokens_per_s")
-                m[2].metric("tokens/s", f"{tps:,.0f}" if isinstance(tps, int | float) else "–")
-                m[3].metric("checkpoint", run.get("checkpoint_step") or "–")
-                fig = charts.training_curves(metrics)
-                if fig is not None:
-                    st.plotly_chart(fig, key=f"runs_curve_{run_id}")
-                elif run["status"] not in c.ACTIVE:
-                    st.caption("No metrics were logged for this run.")
-                _actions("runs", run, "runs")
+            run = by_id[run_id]
+            sweep = next((x for x in c.sweeps(base) if x["id"] == run.get("sweep_id")), None)
+            every = live.run_poll(run, c.run_evaluations(base, run_id), sweep)
 
-                evals = [e for e in c.evaluations(base) if e.get("run_id") == run_id]
-                if evals:
-                    st.markdown("**Evaluations**")
-                    for ev in evals:
-                        summary = pd.DataFrame(ev.get("summary") or [])
-                        label = (
-                            f"evaluation #{ev['id']} · {c.status_label(ev)} · "
-                            f"{ev['progress_done']}/{ev['progress_total']} generations"
-                        )
-                        with st.expander(label, expanded=ev["status"] in c.ACTIVE):
-                            _job_state(ev, "evaluation")
-                            if not summary.empty:
-                                summary = summary.assign(
-                                    dataset=str(ev.get("dataset_id")),
-                                    objective=run["name"],
-                                    mean=summary["mean"] * 100,
-                                    std=summary["std"] * 100,
-                                )
-                                st.plotly_chart(
-                                    charts.accuracy_by_shots(summary, title="accuracy (%) by shots"),
-                                    key=f"runs_eval_{ev['id']}",
-                                )
-                if run["status"] in c.ACTIVE:
-                    return
-                c.evaluations.clear()
+            @st.fragment(run_every=every)
+            def run_panel(run_id: int) -> None:
+                still = live.run_panel(client, run_id, every)
+                c.settle_when_ended(f"run-{run_id}", every, still)
 
             run_panel(run_id)
-            run = by_id[run_id]
 
             with st.expander("Evaluate this run"):
                 if run["status"] != "succeeded" and not run.get("checkpoint_step"):
@@ -205,13 +115,14 @@ def main() -> None:
                 st.json(run["config"], expanded=False)
             with st.expander("Artifacts"):
                 arts = c.attempt(client.artifacts, run_id=run_id, what="artifacts") or []
+                for ev in c.run_evaluations(base, run_id)[:5]:  # its evaluations' results and generations
+                    arts += c.attempt(client.artifacts, evaluation_id=ev["id"], what="artifacts") or []
                 if not arts:
-                    st.caption("No artifacts yet (the final model and metrics appear when the run ends).")
-                for art in arts:
-                    st.markdown(
-                        f"- [`{art['path']}`]({client.file_url(art['id'])}) · {art['kind']} · "
-                        f"{art['size_bytes'] / 1e6:.2f} MB"
+                    st.caption(
+                        "No artifacts yet (the final model, the metrics and each evaluation's generations "
+                        "appear when they are done)."
                     )
+                live.artifact_downloads(client, arts, "runs")
 
     # ------------------------------------------------------------------------------------------------ sweeps
     with sweeps_tab:
@@ -230,41 +141,19 @@ def main() -> None:
                 format_func=lambda i: f"#{i} {by_sid[i]['name']} · {c.status_label(by_sid[i])}",
             )
 
-            @st.fragment(run_every=3)
+            sweep_every = c.poll_every(by_sid[sid])
+
+            @st.fragment(run_every=sweep_every)
             def sweep_panel(sweep_id: int) -> None:
-                try:
-                    sweep = client.sweep(sweep_id)
-                    table = client.sweep_table(sweep_id)
-                    members = client.runs(sweep_id=sweep_id)
-                except ApiError as exc:
-                    c.show_error(exc)
-                    return
-                _job_state(sweep, "sweep")
-                total = sweep["progress_total"]
-                st.progress(
-                    c.progress_fraction(sweep),
-                    text=f"{sweep['progress_done']}/{total} jobs" if total else "waiting for a worker",
-                )
-                if members:
-                    st.dataframe(
-                        pd.DataFrame(
-                            [
-                                {
-                                    "run": r["name"],
-                                    "status": c.status_label(r),
-                                    "progress": c.progress_fraction(r),
-                                }
-                                for r in members
-                            ]
-                        ),
-                        hide_index=True,
-                        column_config={"progress": st.column_config.ProgressColumn(min_value=0, max_value=1)},
-                    )
-                if table["rows"]:
-                    st.dataframe(pd.DataFrame(table["rows"], columns=table["columns"]), hide_index=True)
-                _actions("sweeps", sweep, "sweeps")
+                still = live.sweep_panel(client, sweep_id, sweep_every)
+                c.settle_when_ended(f"sweep-{sweep_id}", sweep_every, still)
 
             sweep_panel(sid)
+            with st.expander("Sweep artifacts (results table, figures)"):
+                arts = c.attempt(client.artifacts, sweep_id=sid, what="artifacts") or []
+                if not arts:
+                    st.caption("Nothing yet: the results table and figures are written as runs finish.")
+                live.artifact_downloads(client, arts, "sweeps")
 
     # ------------------------------------------------------------------------------------------------ evaluations
     with evals_tab:
@@ -295,8 +184,8 @@ def main() -> None:
             for ev in active[:10]:
                 with st.container(border=True):
                     st.markdown(f"evaluation #{ev['id']} · {c.status_label(ev)}")
-                    _job_state(ev, "evaluation")
-                    _actions("evaluations", ev, "evals")
+                    live.job_state(ev, "evaluation")
+                    live.actions(client, "evaluations", ev, "evals")
 
 
 c.guarded(main)
