@@ -16,6 +16,62 @@ from ui.client import ApiClient
 LAUNCHED_KEY = "launched_sweeps"
 ENDED = ("succeeded", "failed", "cancelled", "lost")
 
+# The server's sweep planner (aicd/sweep.py: OMEGA_FREE, uses_omega) trains a run whose loss ignores ω once,
+# however many ω values the grid lists: objectives that do not weight shots by ω (condgen: only the last
+# rationale counts; lm: every token), and schedules whose weights are not a function of ω (constant: 1 for every
+# shot; custom, or any explicit per-shot list). no-CoT weights its answers by ω like AICD, so ω matters there.
+# The summary of what will run, and the Results page's grouping, follow the same rule.
+OMEGA_FREE_OBJECTIVES = ("condgen", "lm")
+OMEGA_SCHEDULES = ("paper", "linear", "exponential")
+
+
+def omega_free(objective: str, schedule: str | None = "paper", weights: list[float] | None = None) -> bool:
+    """Whether ω changes nothing for a run with this objective, schedule and explicit weights."""
+    return objective in OMEGA_FREE_OBJECTIVES or schedule not in OMEGA_SCHEDULES or weights is not None
+
+
+def plan_rows(
+    *,
+    mode: str,
+    name: str,
+    objectives: list[str],
+    omegas: list[float],
+    seeds: list[int],
+    n_shots: int,
+    schedule: str,
+    model: str,
+    weights: list[float] | None = None,
+    evaluated: bool = True,
+    labels: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The training runs a launch creates, one row each: objectives × ω values × seeds, with ω collapsed for
+    ω-free runs exactly as the server does (so a constant-schedule "sweep" over 4 ω × 3 seeds is 3 runs)."""
+    labels = labels or {}
+    rows: list[dict[str, Any]] = []
+    for obj in objectives:
+        free = omega_free(obj, schedule, weights)
+        values: list[float | None] = [None] if free else list(dict.fromkeys(omegas))
+        for w in values:
+            for s in dict.fromkeys(seeds):
+                if mode == "sweep":
+                    run = f"{name}: {obj}" + (f", ω={w:g}" if w is not None else "") + f", seed {s}"
+                elif mode == "compare" or evaluated:
+                    run = f"{name}.{obj}"
+                else:
+                    run = name
+                rows.append(
+                    {
+                        "run": run,
+                        "objective": labels.get(obj, obj),
+                        "ω": w,
+                        "seed": s,
+                        "n": n_shots,
+                        "schedule": "–" if obj in OMEGA_FREE_OBJECTIVES else schedule,
+                        "model": model,
+                    }
+                )
+    return rows
+
 
 def launched() -> list[dict[str, Any]]:
     return st.session_state.setdefault(LAUNCHED_KEY, [])
@@ -31,14 +87,16 @@ def sweep_body(
     train_dataset_id: int,
     eval_cfg: dict[str, Any],
     eval_dataset_id: int,
+    grid: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """A sweep config that trains one run per objective and evaluates each on `eval_dataset_id`, drawing the
-    k-shot demonstrations from the training data (as a stand-alone evaluation of each run would)."""
+    """A sweep config that trains one run per objective (× the other `grid` values) and evaluates each on
+    `eval_dataset_id`, drawing the k-shot demonstrations from the training data (as a stand-alone evaluation
+    of each run would), never from the evaluated questions themselves."""
     return {
         "train": {**train_cfg, "dataset": f"db:{train_dataset_id}", "objective": objectives[0]},
         "eval": {**eval_cfg, "shots_dataset": f"db:{train_dataset_id}"},
         "eval_datasets": [f"db:{eval_dataset_id}"],
-        "grid": {"objective": list(objectives)},
+        "grid": {"objective": list(objectives), **(grid or {})},
     }
 
 

@@ -21,8 +21,15 @@ MODES = {
 }
 
 
+FLASH_KEY = "launch_flash"
+
+
 def main() -> None:
     st.title("Launch")
+    flash = st.session_state.pop(FLASH_KEY, None)
+    if flash:
+        st.success(flash, icon=":material/check_circle:")
+        st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
     client = c.api()
     base = c.base()
     mode = (
@@ -88,7 +95,7 @@ def main() -> None:
             if made:
                 c.clear_caches()
                 st.success(
-                    f"Sweep #{made['id']} **{made['name']}** queued — follow it on the Runs page.",
+                    f"Sweep #{made['id']} **{c.md_escape(made['name'])}** queued — follow it on the Runs page.",
                     icon=":material/check_circle:",
                 )
                 st.page_link("views/runs.py", label="Runs", icon=":material/monitoring:")
@@ -109,11 +116,14 @@ def main() -> None:
     assert train_ds is not None
     stats = c.dataset_stats(base, train_ds["id"])
     if stats["questions"] == 0:
-        st.warning(f"**{train_ds['name']}** is empty: there is nothing to train on.", icon=":material/inbox:")
+        st.warning(
+            f"**{c.md_escape(train_ds['name'])}** is empty: there is nothing to train on.",
+            icon=":material/inbox:",
+        )
         st.stop()
     if stats["rationales"] == 0:
         st.warning(
-            f"**{train_ds['name']}** has no rationales yet: only the no-CoT objective can train on it. "
+            f"**{c.md_escape(train_ds['name'])}** has no rationales yet: only the no-CoT objective can train on it. "
             "Annotate it first for AICD / CondGen / LM.",
             icon=":material/edit_note:",
         )
@@ -227,34 +237,31 @@ def main() -> None:
         ]
     name = _slug(st.text_input("Name", f"{train_ds['name']}-{mode}-{stamp}", key="launch_name"))
 
-    plan_rows = [
-        {
-            "run": f"{name}.{obj}"
-            if mode == "compare" or eval_ds
-            else (f"{name}: ω={w:g}, seed {s}" if mode == "sweep" else name),
-            "objective": c.OBJECTIVE_LABELS[obj],
-            "ω": w if obj == "aicd" else None,
-            "seed": s,
-            "n": n_shots,
-            "schedule": schedule if obj == "aicd" else "–",
-            "model": model,
-        }
-        for obj in objectives
-        for w in (omegas if mode == "sweep" else [omega])
-        for s in (train_seeds if mode == "sweep" else [seed])
-    ]
+    plan_rows = plans.plan_rows(
+        mode=mode,
+        name=name,
+        objectives=objectives,
+        omegas=omegas if mode == "sweep" else [omega],
+        seeds=train_seeds if mode == "sweep" else [seed],
+        n_shots=n_shots,
+        schedule=schedule,
+        weights=weights,
+        model=model,
+        evaluated=eval_ds is not None,
+        labels=c.OBJECTIVE_LABELS,
+    )
     if not plan_rows:
         st.info("Pick at least one objective / ω / seed.", icon=":material/touch_app:")
         st.stop()
     st.dataframe(pd.DataFrame(plan_rows), hide_index=True)
     generations = len(plan_rows) * len(eval_cfg["shots"]) * len(eval_cfg["seeds"]) * n_questions
     st.markdown(
-        f"**{len(plan_rows)} training run(s)** on *{train_ds['name']}* "
+        f"**{len(plan_rows)} training run(s)** on *{c.md_escape(train_ds['name'])}* "
         f"({stats['questions']} questions, {stats['rationales']} rationales), "
         + (f"at most {max_steps} steps each; " if max_steps else f"{epochs:g} epochs each; ")
         + (
-            f"then evaluated on *{eval_ds['name']}*: {n_questions} questions × shots {eval_cfg['shots']} × "
-            f"seeds {eval_cfg['seeds']} = **{generations:,} generations**."
+            f"then evaluated on *{c.md_escape(eval_ds['name'])}*: {n_questions} questions × "
+            f"shots {eval_cfg['shots']} × seeds {eval_cfg['seeds']} = **{generations:,} generations**."
             if eval_ds
             else "no evaluation."
         )
@@ -262,27 +269,29 @@ def main() -> None:
 
     if st.button("Launch", key="launch_go", type="primary"):
         if mode == "sweep":
-            cfg = {
-                "train": {**train_cfg, "dataset": f"db:{train_ds['id']}", "objective": objectives[0]},
-                "eval": eval_cfg,  # demonstrations come from the evaluated data itself
-                "eval_datasets": [f"db:{eval_ds['id']}"],
-                "grid": {"objective": objectives, "omega": omegas, "seed": train_seeds},
-            }
+            assert eval_ds is not None
+            grid = {"omega": omegas, "seed": train_seeds}  # k-shot demonstrations from the training data
+            cfg = plans.sweep_body(train_cfg, objectives, train_ds["id"], eval_cfg, eval_ds["id"], grid)
             made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
             if made:
                 c.clear_caches()
-                st.success(f"Sweep #{made['id']} **{made['name']}** queued.", icon=":material/check_circle:")
+                st.success(
+                    f"Sweep #{made['id']} **{c.md_escape(made['name'])}** queued.",
+                    icon=":material/check_circle:",
+                )
         elif eval_ds:  # train then evaluate, on the server: one sweep job over the objectives
             cfg = plans.sweep_body(train_cfg, objectives, train_ds["id"], eval_cfg, eval_ds["id"])
             made = c.attempt(client.create_sweep, cfg, name=name, what="launch")
             if made:
                 c.clear_caches()
                 plans.remember(made)
-                st.success(
-                    f"Queued {len(plan_rows)} run(s) as sweep #{made['id']} **{made['name']}**: each run is "
-                    "evaluated on the server as soon as it is trained (closing this tab does not stop it).",
-                    icon=":material/check_circle:",
+                # rerun the whole app so the sidebar starts following it; the message survives the rerun
+                st.session_state[FLASH_KEY] = (
+                    f"Queued {len(plan_rows)} run(s) as sweep #{made['id']} **{c.md_escape(made['name'])}**: "
+                    "each run is evaluated on the server as soon as it is trained (closing this tab does not "
+                    "stop it)."
                 )
+                st.rerun()
         else:
             made = c.attempt(
                 client.create_run,
@@ -293,14 +302,17 @@ def main() -> None:
             )
             if made:
                 c.clear_caches()
-                st.success(f"Queued run #{made['id']} **{made['name']}**.", icon=":material/check_circle:")
+                st.success(
+                    f"Queued run #{made['id']} **{c.md_escape(made['name'])}**.",
+                    icon=":material/check_circle:",
+                )
         st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
 
     if plans.launched():
         st.divider()
         st.subheader("Launched from this session")
         for item in plans.launched():
-            st.markdown(f"**{item['name']}** · sweep #{item['id']} · {item['status']}")
+            st.markdown(f"**{c.md_escape(item['name'])}** · sweep #{item['id']} · {item['status']}")
 
 
 c.guarded(main)
