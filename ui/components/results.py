@@ -1,10 +1,19 @@
-"""Results as data: one long table of accuracies from evaluations × runs, the Table-1 pivot, and its exports."""
+"""Results as data: one long table of accuracies from evaluations × runs, the Table-1 pivot, and its exports.
+
+Each row carries the settings of its run (and evaluation) that change what is measured (`settings`, a JSON
+object): runs that differ in any of them — model, n, ω, lr, steps, data, ... — are never averaged into one cell
+unless the reader asks for it; their rows get a label naming what differs ("AICD (lr=0.001)").
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pandas as pd
+
+from ui.components import plans
 
 OBJECTIVE_LABELS = {"aicd": "AICD", "condgen": "CondGen", "lm": "LM", "nocot": "no-CoT"}
 OBJECTIVE_ORDER = ["AICD", "CondGen", "LM", "no-CoT"]
@@ -23,7 +32,25 @@ COLUMNS = [
     "eval_seed",
     "accuracy",
     "n",
+    "settings",
 ]
+
+# training fields that do not change what a run learns (or that other columns already carry)
+IGNORED_TRAIN_FIELDS = frozenset(
+    {
+        "name",
+        "output_dir",
+        "seed",
+        "objective",
+        "save_every",
+        "keep_checkpoints",
+        "log_every",
+        "micro_batch_size",
+    }
+)
+OMEGA_FIELDS = ("omega", "schedule", "weights")
+EVAL_FIELDS = ("limit", "max_new_tokens", "shots_dataset", "split", "shots_split")  # evaluation settings
+SHORT_NAMES = {"omega": "ω", "n_shots": "n", "dataset": "train data", "max_steps": "steps"}
 
 
 def _dataset_name(ev: dict[str, Any], names: dict[int, str]) -> str:
@@ -41,15 +68,52 @@ def _percent(acc: Any) -> float | None:
     return 100.0 * float(acc)  # the API reports fractions
 
 
+def _show(value: Any, names: dict[int, str]) -> str:
+    if isinstance(value, str) and value.startswith("db:") and value[3:].isdigit():
+        return names.get(int(value[3:]), value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def run_settings(run: dict[str, Any], ev: dict[str, Any], names: dict[int, str]) -> dict[str, str]:
+    """What distinguishes this (run, evaluation) besides its objective and seeds, as display strings."""
+    cfg = run.get("config") or {}
+    out: dict[str, str] = {}
+    if run:
+        # what does not change the loss does not tell runs apart (the server's rule, see plans.omega_free)
+        ignored = set(IGNORED_TRAIN_FIELDS)
+        if cfg.get("objective") in plans.OMEGA_FREE_OBJECTIVES:
+            ignored |= set(OMEGA_FIELDS)
+        elif plans.omega_free(str(cfg.get("objective")), cfg.get("schedule", "paper"), cfg.get("weights")):
+            ignored.add("omega")
+        for key, value in cfg.items():
+            if key in ignored or value is None:
+                continue
+            out[key] = _show(value, names)
+        if run.get("dataset_id") is not None:
+            out["dataset"] = names.get(run["dataset_id"], f"#{run['dataset_id']}")
+    else:  # a base model evaluated directly
+        out["model"] = _show((ev.get("config") or {}).get("model"), names)
+    evcfg = ev.get("config") or {}
+    for key in EVAL_FIELDS:
+        if evcfg.get(key) is not None:
+            out[f"eval {key}"] = _show(evcfg[key], names)
+    return out
+
+
 def accuracy_frame(
     evaluations: list[dict[str, Any]], runs: list[dict[str, Any]], dataset_names: dict[int, str]
 ) -> pd.DataFrame:
-    """One row per (evaluation, shots, eval seed) with the training run's objective, ω and seed."""
+    """One row per (evaluation, shots, eval seed) with the training run's objective, ω, seed and settings."""
     by_id = {r["id"]: r for r in runs}
     rows = []
     for ev in evaluations:
         run = by_id.get(ev.get("run_id")) or {}
         cfg = run.get("config") or {}
+        settings = json.dumps(run_settings(run, ev, dataset_names), sort_keys=True)
         for row in ev.get("rows") or []:
             rows.append(
                 {
@@ -67,9 +131,43 @@ def accuracy_frame(
                     "eval_seed": row.get("seed"),
                     "accuracy": _percent(row.get("accuracy")),
                     "n": row.get("n"),
+                    "settings": settings,
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _settings(df: pd.DataFrame) -> list[dict[str, str]]:
+    if "settings" not in df:
+        return [{} for _ in range(len(df))]
+    return [json.loads(s) if isinstance(s, str) and s else {} for s in df["settings"]]
+
+
+def varying_fields(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Per objective, the settings whose values differ between its rows (what averaging would mix up)."""
+    out: dict[str, list[str]] = {}
+    parsed = _settings(df)
+    for objective in df["objective"].unique() if len(df) else []:
+        rows = [p for p, o in zip(parsed, df["objective"], strict=True) if o == objective]
+        keys = sorted({k for p in rows for k in p})
+        differ = [k for k in keys if len({p.get(k) for p in rows}) > 1]
+        if differ:
+            out[objective] = differ
+    return out
+
+
+def with_labels(df: pd.DataFrame, split: list[str] | None = None) -> pd.DataFrame:
+    """`df` with a `label` column: the objective, plus the settings that differ within it (restricted to
+    `split` when given): "AICD (ω=0.1)", "LM (lr=0.001, steps=2)"."""
+    out = df.copy()
+    varying = varying_fields(df)
+    labels = []
+    for objective, settings in zip(df["objective"], _settings(df), strict=True):
+        keys = [k for k in varying.get(objective, []) if split is None or k in split]
+        parts = [f"{SHORT_NAMES.get(k, k)}={settings.get(k, '–')}" for k in keys]
+        labels.append(f"{objective} ({', '.join(parts)})" if parts else objective)
+    out["label"] = labels
+    return out
 
 
 def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -81,47 +179,81 @@ def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out
 
 
-def _order(objectives: pd.Index) -> list[str]:
+def _order(labels: pd.Index) -> list[str]:
     rank = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
-    return sorted(objectives, key=lambda o: (rank.get(o.split(" ")[0], len(rank)), o))
+    return sorted(labels, key=lambda o: (rank.get(o.split(" ")[0], len(rank)), o))
 
 
 def table1(df: pd.DataFrame, shots: int) -> pd.DataFrame:
-    """Objectives × datasets, cells "mean ± std" at `shots` in-context examples (the paper's Table 1)."""
+    """Rows (objectives, split by differing settings) × datasets, cells "mean ± std" at `shots` in-context
+    examples (the paper's Table 1). Uses `df["label"]` when present, else labels every differing setting."""
     sub = df[df["shots"] == shots].copy()
     if sub.empty:
         return pd.DataFrame()
-    aicd = sub["objective"] == "AICD"
-    if sub.loc[aicd, "omega"].nunique() > 1:  # several ω: one row each instead of averaging them together
-        sub.loc[aicd, "objective"] = [f"AICD (ω={w:g})" for w in sub.loc[aicd, "omega"]]
-    summ = summarize(sub, ["objective", "dataset"])
+    if "label" not in sub:
+        sub = with_labels(sub)
+    summ = summarize(sub, ["label", "dataset"])
     summ["cell"] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(summ["mean"], summ["std"], strict=True)]
-    table = summ.pivot(index="objective", columns="dataset", values="cell")
+    table = summ.pivot(index="label", columns="dataset", values="cell")
     table = table.reindex(_order(table.index)).fillna("–")
     table.columns.name = None
     table.index.name = "objective"
     return table
 
 
+def _md_cell(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub-style Markdown table (hand-formatted: no tabulate dependency)."""
+    """A GitHub-style Markdown table (hand-formatted: no tabulate dependency); `|` in cells is escaped."""
     header = [table.index.name or "", *map(str, table.columns)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines = [
+        "| " + " | ".join(map(_md_cell, header)) + " |",
+        "|" + "|".join(["---"] * len(header)) + "|",
+    ]
     for idx, row in table.iterrows():
-        lines.append("| " + " | ".join([str(idx), *map(str, row.tolist())]) + " |")
+        lines.append("| " + " | ".join(map(_md_cell, [idx, *row.tolist()])) + " |")
     return "\n".join(lines) + "\n"
 
 
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "%": r"\%",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "ω": r"$\omega$",
+    "–": "--",
+    "—": "---",
+    "×": r"$\times$",
+    "∅": r"$\emptyset$",
+}
+_LATEX_RE = re.compile("|".join(map(re.escape, _LATEX_SPECIAL)))
+
+
+def latex_escape(text: Any) -> str:
+    """Plain text as LaTeX source: the special characters escaped, ± ω × as math (one pass, so the
+    backslashes it writes are never escaped again)."""
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+
+
 def to_latex(table: pd.DataFrame, caption: str = "Accuracy (%) mean ± std over seeds.") -> str:
-    """A booktabs LaTeX table; ± becomes $\\pm$."""
-    latex_ready = table.map(lambda v: str(v).replace("±", "$\\pm$"))
-    latex_ready.columns = [str(c).replace("_", "\\_") for c in latex_ready.columns]
-    latex_ready.index = [str(i).replace("_", "\\_") for i in latex_ready.index]
-    latex_ready.index.name = table.index.name or ""
+    """A booktabs LaTeX table that compiles: caption, headers, row labels and cells are escaped."""
+    latex_ready = table.map(latex_escape)
+    latex_ready.columns = [latex_escape(c) for c in latex_ready.columns]
+    latex_ready.index = [latex_escape(i) for i in latex_ready.index]
+    latex_ready.index.name = latex_escape(table.index.name or "")
     return latex_ready.reset_index().to_latex(
         escape=False,
         index=False,
-        caption=caption.replace("±", "$\\pm$"),
+        caption=latex_escape(caption),
         label="tab:aicd-results",
         position="t",
         column_format="l" + "c" * len(table.columns),

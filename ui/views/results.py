@@ -8,6 +8,8 @@ from ui.components import charts
 from ui.components import common as c
 from ui.components import results as res
 
+ALL_RUNS = "all"
+
 
 def main() -> None:
     st.title("Results")
@@ -27,14 +29,18 @@ def main() -> None:
 
     sweeps = {s["id"]: s["name"] for s in c.sweeps(base)}
     a, f, b, cc = st.columns(4)
-    scope_options = [None, *sorted(x for x in df["sweep_id"].dropna().unique())]
+    # newest sweep (a comparison, an ω sweep, ...) first: runs of unrelated experiments are not averaged
+    # together unless the reader asks for "all runs"
+    sweep_ids = sorted((int(x) for x in df["sweep_id"].dropna().unique()), reverse=True)
+    scope_options: list[int | str] = [*sweep_ids, ALL_RUNS]
     scope = a.selectbox(
         "Runs",
         scope_options,
         key="res_scope",
-        format_func=lambda s: "all runs" if s is None else f"sweep #{int(s)} {sweeps.get(int(s), '')}",
+        format_func=lambda s: "all runs" if s == ALL_RUNS else f"sweep #{s} {sweeps.get(int(s), '')}",
+        help="the newest sweep by default; 'all runs' pools every evaluated run",
     )
-    if scope is not None:
+    if scope != ALL_RUNS:
         df = df[df["sweep_id"] == scope]
     pattern = f.text_input("Run names containing", key="res_filter", placeholder="e.g. a comparison's name")
     if pattern:
@@ -48,15 +54,45 @@ def main() -> None:
     shot_values = sorted(df["shots"].unique())
     shots = cc.selectbox("Shots for the table", shot_values, index=0, key="res_shots")
 
+    # runs of one objective whose settings differ (model, n, ω, lr, steps, data, ...) get rows of their own
+    varying = res.varying_fields(df)
+    fields = sorted({k for ks in varying.values() for k in ks})
+    split = fields
+    if fields:
+        split = st.multiselect(
+            "Separate rows by",
+            fields,
+            default=fields,
+            key="res_split",
+            help="settings that differ between runs of the same objective in this selection",
+        )
+        mixed = [k for k in fields if k not in split]
+        if mixed:
+            st.warning(
+                "Some cells average runs with different settings: "
+                + "; ".join(
+                    f"{obj} differs in {', '.join(k for k in ks if k in mixed)}"
+                    for obj, ks in varying.items()
+                    if any(k in mixed for k in ks)
+                )
+                + ". Separate the rows by them, or narrow the selection.",
+                icon=":material/warning:",
+            )
+        else:
+            st.caption(
+                "Rows are split by the settings that differ between runs of one objective: "
+                + "; ".join(f"{obj}: {', '.join(ks)}" for obj, ks in varying.items())
+            )
+    df = res.with_labels(df, split)
+
     st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over seeds")
     table = res.table1(df, int(shots))
     st.dataframe(table)
-    seeds = res.summarize(df[df["shots"] == shots], ["objective", "dataset"])
+    seeds = res.summarize(df[df["shots"] == shots], ["label", "dataset"])
     st.caption(
         "seeds per cell: "
         + ", ".join(
-            f"{o}/{d}: {int(n)}"
-            for o, d, n in seeds[["objective", "dataset", "n_seeds"]].itertuples(index=False)
+            f"{o}/{d}: {int(n)}" for o, d, n in seeds[["label", "dataset", "n_seeds"]].itertuples(index=False)
         )
     )
     x, y, z, _ = st.columns([1, 1, 1, 3])
@@ -68,8 +104,8 @@ def main() -> None:
         st.code(res.to_latex(table), language="latex")
 
     st.subheader("Fig. 2 — accuracy vs number of shots")
-    by_shots = res.summarize(df, ["objective", "dataset", "shots"])
-    st.plotly_chart(charts.accuracy_by_shots(by_shots), key="res_fig2")
+    by_shots = res.summarize(df, ["label", "dataset", "shots"])
+    st.plotly_chart(charts.accuracy_by_shots(by_shots, color="label"), key="res_fig2")
 
     st.subheader("Fig. 1 — accuracy vs ω")
     aicd = df[(df["objective"] == "AICD") & df["omega"].notna()]
@@ -79,8 +115,12 @@ def main() -> None:
         )
     else:
         omega_shots = st.selectbox("at shots", sorted(aicd["shots"].unique()), key="res_omega_shots")
-        by_omega = res.summarize(aicd[aicd["shots"] == omega_shots], ["dataset", "omega"])
+        at_shots = res.with_labels(aicd[aicd["shots"] == omega_shots], [k for k in split if k != "omega"])
+        if at_shots["label"].nunique() > 1:  # one line per dataset and other differing setting
+            at_shots = at_shots.assign(dataset=at_shots["dataset"] + " · " + at_shots["label"])
+        by_omega = res.summarize(at_shots, ["dataset", "omega"])
         st.plotly_chart(charts.accuracy_by_omega(by_omega), key="res_fig1")
+        st.caption("error bars: ± one standard deviation over seeds (training × evaluation)")
 
     with st.expander("All accuracies (one row per evaluation, shots and seed)"):
         st.dataframe(df, hide_index=True)
