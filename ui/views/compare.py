@@ -81,8 +81,17 @@ def main() -> None:
         key="cmp_runs",
         format_func=lambda rid: c.run_label(runs[rid]),
     )
-    if not chosen:
-        st.info("Pick at least one run (two to four to compare).", icon=":material/touch_app:")
+    chosen = list(dict.fromkeys(chosen))  # distinct runs
+    if len(chosen) < 2:
+        if len(options) < 2:
+            st.info(
+                f"Only {len(options)} run has chains on **{c.md_escape(dataset)}**: comparing needs two to "
+                "four runs evaluated on the same dataset. Evaluate another run on it (Runs page) or launch a "
+                "comparison.",
+                icon=":material/touch_app:",
+            )
+        else:
+            st.info("Pick two to four different runs to compare.", icon=":material/touch_app:")
         st.stop()
     evs = [latest[rid] for rid in chosen]
     labels = [runs[rid]["name"] for rid in chosen]
@@ -98,9 +107,7 @@ def main() -> None:
         st.stop()
 
     # --------------------------------------------------------------------------------------------- filters
-    filters = ["all questions", "only disagreements"]
-    if len(chosen) >= 2:
-        filters.append("A right, B wrong")
+    filters = ["all questions", "only disagreements", "A right, B wrong"]
     mode = cc.selectbox("Show", filters, key="cmp_filter")
     query = d.text_input("Search", key="cmp_search", placeholder="words in the question or a chain")
     run_a = run_b = 0
@@ -110,6 +117,9 @@ def main() -> None:
         run_b = y.selectbox(
             "B (wrong)", range(len(chosen)), index=1, format_func=lambda i: labels[i], key="cmp_b"
         )
+        if run_a == run_b:
+            st.warning("A and B are the same run: pick two different runs.", icon=":material/compare_arrows:")
+            st.stop()
 
     def keep(row: dict[str, Any]) -> bool:
         entries = row["entries"]
@@ -160,8 +170,10 @@ def main() -> None:
         entries = row["entries"]
         with st.container(border=True):
             agree = "" if row["agree"] else " · ⚡ disagree"
-            st.markdown(f"**{row['example_id']}** · gold answer **{row['gold']}**{agree}")
-            st.markdown(row["question"])
+            st.markdown(
+                f"**{c.md_escape(row['example_id'])}** · gold answer **{c.md_escape(row['gold'])}**{agree}"
+            )
+            st.markdown(c.md_escape(row["question"]))  # literal text: "$80,000 … $50,000" is not LaTeX
             cols = st.columns(len(entries))
             for i, (col, entry) in enumerate(zip(cols, entries, strict=True)):
                 ref = (
@@ -171,7 +183,7 @@ def main() -> None:
                 )
                 mark = "✔" if entry["correct"] else ("✘" if entry["correct"] is False else "–")
                 with col:
-                    st.markdown(f"{mark} **{labels[i]}** → `{entry['extracted'] or '∅'}`")
+                    st.markdown(f"{mark} **{c.md_escape(labels[i])}** → `{entry['extracted'] or '∅'}`")
                     st.html(diff.diff_html(entry["generation"], ref))
 
     with st.expander("This page as a table"):

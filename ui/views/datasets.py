@@ -118,7 +118,11 @@ def main() -> None:
                 cursors.pop()
                 st.rerun()
             first = (len(cursors) - 1) * size + 1
-            info_col.caption(f"questions {first}–{first + len(rows) - 1} of {ds['n_examples']}")
+            info_col.caption(
+                f"questions {first}–{first + len(rows) - 1} of {ds['n_examples']}"
+                if rows
+                else f"no questions (of {ds['n_examples']})"
+            )
             if next_col.button("Next ▶", key="ds_next", disabled=not page.get("next_cursor")):
                 cursors.append(page["next_cursor"])
                 st.rerun()
