@@ -23,6 +23,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from ui.client import ApiClient
+from ui.components import plans
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "ui" / "app.py")
@@ -173,6 +174,19 @@ def failed_run(backend: Backend, seeded: Seeded) -> dict[str, Any]:
     return run
 
 
+@pytest.fixture(scope="session")
+def trained_run(backend: Backend, seeded: Seeded) -> dict[str, Any]:
+    """A stand-alone LM run of one step (created through HTTP, trained by the embedded executor): it has the
+    run artifacts (config, metrics, the final model's files) that sweep members do not."""
+    api = backend.client
+    run = api.create_run(
+        {**TINY_TRAIN, "objective": "lm", "max_steps": 1}, name="ui-trained", dataset_id=seeded.train["id"]
+    )
+    done = wait_until(lambda: job_ended(api.run, run["id"]), 300, "the stand-alone run")
+    assert done["status"] == "succeeded", (done, backend.log_tail())
+    return done
+
+
 def job_ended(get: Callable[[int], dict[str, Any]], job_id: int) -> dict[str, Any] | None:
     job = get(job_id)
     return job if job["status"] in ("succeeded", "failed", "cancelled", "lost") else None
@@ -289,14 +303,64 @@ def chromium() -> Iterator[Any]:
 class Comparison:
     runs: list[dict[str, Any]]  # one per objective, succeeded
     evaluations: list[dict[str, Any]]  # one per run, succeeded, on the test sample
-    summary: str  # what the Launch page said would run
+    summary: str = ""  # what the Launch page said would run (browser-launched comparison only)
+    sweep: dict[str, Any] | None = None
+
+
+def wait_for_sweep(api: ApiClient, sweep_id: int, timeout: float = 900) -> dict[str, Any]:
+    return wait_until(
+        lambda: (s := api.sweep(sweep_id))["status"] not in ("queued", "running") and s,
+        timeout,
+        f"sweep {sweep_id}",
+        interval=1.0,
+    )
+
+
+def sweep_results(api: ApiClient, sweep: dict[str, Any]) -> Comparison:
+    runs = sorted((api.run(r["id"]) for r in api.runs(sweep_id=sweep["id"])), key=lambda r: r["id"])
+    evaluations = [e for r in runs for e in api.evaluations(run_id=r["id"])]
+    return Comparison(runs, evaluations, sweep=sweep)
+
+
+API_COMPARISON = "api-cmp"
+API_EVAL = {**TINY_EVAL, "limit": 6}  # 6 questions: two pages at 5 per page on Compare
 
 
 @pytest.fixture(scope="session")
-def comparison(backend: Backend, seeded: Seeded, ui_server: str, failed_run: dict[str, Any]) -> Comparison:
+def comparison(backend: Backend, seeded: Seeded, failed_run: dict[str, Any]) -> Comparison:
+    """A tiny comparison of the four objectives launched through the API exactly as the Launch page submits it
+    (one sweep job on the server trains and evaluates each run): the data of the Runs, Results and Compare
+    AppTests, which therefore need no browser."""
+    api = backend.client
+    body = plans.sweep_body(TINY_TRAIN, OBJECTIVES, seeded.train["id"], API_EVAL, seeded.test["id"])
+    sweep = wait_for_sweep(api, api.create_sweep(body, name=API_COMPARISON)["id"])
+    assert sweep["status"] == "succeeded", (sweep, backend.log_tail())
+    return sweep_results(api, sweep)
+
+
+OMEGA_SWEEP = "api-omega"
+
+
+@pytest.fixture(scope="session")
+def omega_sweep(backend: Backend, seeded: Seeded, comparison: Comparison) -> Comparison:
+    """AICD at ω = 0 and ω = 1 (one training seed), each evaluated at 1 shot with two evaluation seeds (so each
+    point of Fig. 1 has a spread): launched through the API after the comparison, so it is the newest sweep."""
+    api = backend.client
+    grid = {"omega": [0.0, 1.0], "seed": [0]}
+    eval_cfg = {**TINY_EVAL, "shots": [1], "seeds": [0, 1], "limit": 3}
+    body = plans.sweep_body(TINY_TRAIN, ["aicd"], seeded.train["id"], eval_cfg, seeded.test["id"], grid)
+    sweep = wait_for_sweep(api, api.create_sweep(body, name=OMEGA_SWEEP)["id"])
+    assert sweep["status"] == "succeeded", (sweep, backend.log_tail())
+    return sweep_results(api, sweep)
+
+
+@pytest.fixture(scope="session")
+def browser_comparison(
+    backend: Backend, seeded: Seeded, ui_server: str, failed_run: dict[str, Any]
+) -> Comparison:
     """A tiny comparison of the four objectives launched by clicking through the Launch page in Chromium (one
     sweep job on the server trains and evaluates each run); the sidebar follows it until done. The data of the
-    runs/results/compare tests and of the browser test."""
+    browser test."""
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.set_default_timeout(60_000)
@@ -366,3 +430,16 @@ def texts(at: AppTest) -> str:
 
 def no_traceback(at: AppTest) -> None:
     assert not at.exception, [e.message for e in at.exception]
+
+
+def plotly_values(value: Any) -> list[Any]:
+    """A trace's x / y / error array as a list: Plotly sends numeric arrays as typed base64 (`bdata`)."""
+    if isinstance(value, dict) and "bdata" in value:
+        import base64
+
+        import numpy as np
+
+        shape = value.get("shape")
+        arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return (arr.reshape([int(x) for x in str(shape).split(",")]) if shape else arr).tolist()
+    return list(value)

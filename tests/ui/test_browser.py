@@ -1,7 +1,7 @@
-"""A real browser (Debian's headless Chromium driven by Playwright) uses the running UI: the `comparison` fixture
-launched a tiny comparison of the four objectives from the Launch page and waited until every run was trained
-and evaluated; here the browser reads the runs, the results and the chains side by side. Screenshots go to
-tests/artifacts/."""
+"""A real browser (Debian's headless Chromium driven by Playwright) uses the running UI: the `browser_comparison`
+fixture launched a tiny comparison of the four objectives from the Launch page and waited until every run was
+trained and evaluated; here the browser reads the runs, the results and the chains side by side. Screenshots go
+to tests/artifacts/."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from tests.ui.conftest import (
 
 
 def test_browser_launches_a_comparison_and_compares_chains(
-    ui_server: str, backend: Backend, comparison: Comparison
+    ui_server: str, backend: Backend, browser_comparison: Comparison
 ) -> None:
+    comparison = browser_comparison
     assert "4 training run(s)" in comparison.summary, comparison.summary
     assert "3 questions × shots [0, 1] × seeds [0] = 24 generations" in comparison.summary, comparison.summary
     assert sorted(r["config"]["objective"] for r in comparison.runs) == OBJECTIVES

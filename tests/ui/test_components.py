@@ -3,12 +3,20 @@ and the HTTP client's error messages."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
+from aicd import sweep
 from tests.ui.conftest import free_port
 from ui.client import ApiClient, ApiError
-from ui.components import diff, episode, results, upload
+from ui.components import diff, episode, plans, results, upload
+from ui.components.common import md_escape
 
 
 def test_diff_marks_only_the_words_that_differ_and_keeps_the_text() -> None:
@@ -62,7 +70,7 @@ def test_episode_html_shades_by_weight_and_escapes() -> None:
     ]
 
 
-def _frame() -> pd.DataFrame:
+def _frame(extra_runs: list[dict] | None = None) -> pd.DataFrame:
     evaluations = [
         {
             "id": 1,
@@ -95,6 +103,17 @@ def _frame() -> pd.DataFrame:
         {"id": 2, "name": "b", "config": {"objective": "lm", "seed": 0}},
         {"id": 3, "name": "c", "config": {"objective": "nocot", "seed": 0}},
     ]
+    for i, run in enumerate(extra_runs or [], start=10):
+        runs.append({"id": i, "name": f"x{i}", **run})
+        evaluations.append(
+            {
+                "id": i,
+                "run_id": i,
+                "dataset_id": 7,
+                "config": {},
+                "rows": [{"shots": 0, "seed": 0, "accuracy": 0.9, "n": 10}],
+            }
+        )
     return results.accuracy_frame(evaluations, runs, {7: "svamp"})
 
 
@@ -110,10 +129,148 @@ def test_table1_is_mean_and_sample_std_over_seeds_in_paper_order() -> None:
 
 
 def test_table1_splits_aicd_rows_by_omega_when_several() -> None:
-    df = _frame()
-    extra = df[df["objective"] == "AICD"].assign(omega=0.5, accuracy=90.0)
-    table = results.table1(pd.concat([df, extra]), shots=0)
+    df = _frame([{"config": {"objective": "aicd", "omega": 0.5, "seed": 0}}])
+    table = results.table1(df, shots=0)
     assert list(table.index)[:2] == ["AICD (ω=0.1)", "AICD (ω=0.5)"]
+    assert table.loc["AICD (ω=0.5)", "svamp"] == "90.0 ± 0.0"
+
+
+def test_runs_with_different_settings_get_their_own_rows_and_omega_free_ones_do_not() -> None:
+    df = _frame(
+        [
+            {"config": {"objective": "lm", "seed": 1, "lr": 0.001}},  # LM again, another learning rate
+            {"config": {"objective": "lm", "seed": 2, "lr": 0.001, "omega": 0.9}},  # ω means nothing to LM
+            {"config": {"objective": "aicd", "omega": 0.1, "seed": 1}},  # another seed of the same AICD
+            {"config": {"objective": "nocot", "seed": 1, "omega": 0.5}},  # no-CoT weights answers by ω
+        ]
+    )
+    varying = results.varying_fields(df)
+    assert varying == {"LM": ["lr"], "no-CoT": ["omega"]}, varying  # seeds never separate runs
+    table = results.table1(df, shots=0)
+    assert list(table.index) == ["AICD", "LM (lr=0.001)", "LM (lr=–)", "no-CoT (ω=0.5)", "no-CoT (ω=–)"]
+    assert table.loc["AICD", "svamp"] == "70.0 ± 20.0"  # 50, 70 (seed 0) and 90 (seed 1): same settings
+    assert table.loc["LM (lr=0.001)", "svamp"] == "90.0 ± 0.0"  # seeds 1 and 2, ω ignored
+    merged = results.table1(results.with_labels(df, split=[]), shots=0)  # the reader asked to pool them
+    assert list(merged.index) == ["AICD", "LM", "no-CoT"]
+
+
+def test_omega_of_a_schedule_that_ignores_it_does_not_separate_runs() -> None:
+    df = _frame(
+        [
+            {"config": {"objective": "aicd", "schedule": "constant", "omega": 0.3, "seed": 0}},
+            {"config": {"objective": "aicd", "schedule": "constant", "omega": 0.7, "seed": 1}},
+        ]
+    )
+    assert results.varying_fields(df) == {"AICD": ["omega", "schedule"]}  # vs the paper-schedule run
+    table = results.table1(df, shots=0)
+    assert list(table.index)[:2] == ["AICD (ω=0.1, schedule=–)", "AICD (ω=–, schedule=constant)"], table
+
+
+def _latex_problems(tex: str, n_cols: int) -> list[str]:
+    """What would stop pdflatex: unbalanced braces or $, a bare % (comment) or & outside the separators."""
+    problems = []
+    plain = tex.replace("\\\\\n", "\n")  # row ends
+    plain = re.sub(r"\\[%&#$_{}]", "", plain)  # escaped specials
+    depth = 0
+    for ch in plain:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            problems.append("a } closes nothing")
+    if depth:
+        problems.append(f"{depth} unclosed {{")
+    if "%" in plain:
+        problems.append("bare %")
+    if plain.count("$") % 2:
+        problems.append("odd number of $")
+    lines = plain.splitlines()
+    top, bottom = lines.index("\\toprule"), lines.index("\\bottomrule")
+    for i, line in enumerate(lines):
+        inside = top < i < bottom and line != "\\midrule"
+        expected = n_cols - 1 if inside else 0
+        if line.count("&") != expected:
+            problems.append(f"line {i} has {line.count('&')} & (expected {expected}): {line}")
+    return problems
+
+
+def test_latex_export_escapes_caption_headers_and_row_labels() -> None:
+    table = pd.DataFrame(
+        {"svamp_test & 50% #1 {x} $5": ["60.0 ± 14.1", "–"], "a\\b~^": ["1.0 ± 0.0", "2.0 ± 0.0"]},
+        index=["AICD (ω=0.1)", "LM_base"],
+    )
+    table.index.name = "objective"
+    tex = results.to_latex(table)
+    assert _latex_problems(tex, n_cols=3) == [], tex
+    assert "\\caption{Accuracy (\\%) mean $\\pm$ std over seeds.}" in tex
+    assert "AICD ($\\omega$=0.1)" in tex and "LM\\_base" in tex and "ω" not in tex and "±" not in tex
+    assert "svamp\\_test \\& 50\\% \\#1 \\{x\\} \\$5" in tex
+    # the same checks catch what the export used to produce
+    assert _latex_problems("\\caption{Accuracy (%) a & b}\n\\toprule\nx \\\\\n\\bottomrule", 1)
+    if shutil.which("pdflatex"):
+        doc = "\\documentclass{article}\\usepackage{booktabs}\\begin{document}" + tex + "\\end{document}"
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "t.tex").write_text(doc, encoding="utf-8")
+            run = subprocess.run(
+                ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_markdown_export_escapes_pipes() -> None:
+    table = pd.DataFrame({"a|b": ["60.0 ± 1.0 | x"]}, index=["AICD|2"])
+    table.index.name = "objective"
+    md = results.to_markdown(table)
+    for line in md.splitlines():  # every row has exactly the header's columns
+        assert len(re.split(r"(?<!\\)\|", line.strip().strip("|"))) == 2, line
+    assert "AICD\\|2" in md and "a\\|b" in md
+
+
+def test_md_escape_keeps_text_literal() -> None:
+    text = (
+        "Josh buys a house for $80,000 and puts in $50,000 *now*\n1. not a list\n# not a heading [x](y) <b>"
+    )
+    out = md_escape(text)
+    assert "\\$80,000" in out and "\\$50,000" in out and re.search(r"(?<!\\)\$", out) is None
+    assert "\\*now\\*" in out and "1\\. not a list" in out and "\\# not a heading" in out
+    assert "\\[x\\](y)" in out and "\\<b\\>" in out
+    assert md_escape("svamp-test.aicd 12") == "svamp-test.aicd 12"
+
+
+@pytest.mark.parametrize("objective", ["aicd", "condgen", "lm", "nocot"])
+@pytest.mark.parametrize("schedule", ["paper", "constant", "linear", "exponential", "custom"])
+def test_plan_rows_count_the_runs_the_server_plans(objective: str, schedule: str) -> None:
+    """The Launch summary's rows are the server's plan: ω collapsed exactly where aicd.sweep collapses it."""
+    from aicd.config import SweepConfig, build_config
+
+    omegas, seeds = [0.1, 0.5, 1.0], [0, 1]
+    weights = [0.1, 0.1, 0.1, 1.0] if schedule == "custom" else None
+    train = {"model": "tiny:gpt2", "n_shots": 4, "schedule": schedule, "omega": 0.1}
+    if weights:
+        train["weights"] = weights
+    body = plans.sweep_body(
+        train, [objective], 1, {"shots": [0], "seeds": [0]}, 2, {"omega": omegas, "seed": seeds}
+    )
+    server = sweep.plan_sweep(
+        build_config(SweepConfig, {**body, "name": "p", "output_dir": "/tmp/p"}, source="t")
+    )
+    rows = plans.plan_rows(
+        mode="sweep",
+        name="s",
+        objectives=[objective],
+        omegas=omegas,
+        seeds=seeds,
+        n_shots=4,
+        schedule=schedule,
+        weights=weights,
+        model="m",
+    )
+    assert len(rows) == len(server), ([r["run"] for r in rows], [r.name for r in server])
+    free = objective in ("condgen", "lm") or schedule in ("constant", "custom")
+    assert len(rows) == (len(seeds) if free else len(omegas) * len(seeds))
+    assert all(r["ω"] is None for r in rows) == free
 
 
 def test_upload_mapping_builds_example_records_and_names_bad_rows() -> None:

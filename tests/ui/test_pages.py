@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import streamlit as st
 
 from tests.support.fake_teacher import start_fake_teacher
 from tests.support.word_tokenizer import save_word_tokenizer
 from tests.ui.conftest import (
+    API_COMPARISON,
     REPO,
+    TINY_TRAIN,
     Backend,
     Comparison,
     Seeded,
@@ -21,9 +24,12 @@ from tests.ui.conftest import (
     free_port,
     job_ended,
     no_traceback,
+    plotly_values,
     texts,
     wait_until,
 )
+from ui.components import results as res
+from ui.components.common import md_escape
 
 PAGES = ["datasets", "annotate", "schedule", "launch", "runs", "results", "compare"]
 
@@ -80,6 +86,21 @@ def test_empty_backend_every_page_explains_what_to_do(tmp_path, monkeypatch: pyt
                 or "No finished evaluations" in shown
                 or "Nothing to compare yet" in shown
             ), (page, shown)
+
+        # a dataset without questions (the API refuses to create one; an older import or a restore can)
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "aicd.db") as db:
+            db.execute(
+                "INSERT INTO datasets (name, description, source, answer_kind, n_examples, created_at) "
+                "VALUES ('hollow', '', 'test', NULL, 0, '2026-01-01 00:00:00.000000')"
+            )
+        st.cache_data.clear()  # the page read "no datasets" a moment ago
+        at = app_test("datasets")
+        no_traceback(at)
+        assert any("This dataset is empty" in w.value for w in at.warning), texts(at)
+        captions = [c.value for c in at.caption]
+        assert "no questions (of 0)" in captions and not any("questions 1–0" in c for c in captions), captions
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -218,14 +239,32 @@ def test_annotate_with_a_teacher_key_entered_once_and_filter_statistics(ui_env: 
         assert "questions have at least one rationale" in shown
         assert secret not in shown and secret not in json.dumps(job)
         assert f"A key for `{base_url}` is stored on the server" in shown
+        report = job["report"]
+        metrics = {m.label: m.value for m in at.metric}
+        assert report["prompt_tokens"] > 0 and report["completion_tokens"] > 0, report
+        assert metrics["prompt tokens"] == f"{report['prompt_tokens']:,}"
+        assert metrics["completion tokens"] == f"{report['completion_tokens']:,}"
+        assert metrics["cost"] == "n/a"  # a model without a price: unknown cost, not a made-up one
+        assert metrics["requests / retries"] == f"{report['requests']} / {report['retries']}"
+        assert "refreshes every" not in shown  # a finished job is not polled
 
-        at.button(key="ann_start").click().run()  # no key typed this time: the endpoint's stored key is used
+        # no key typed this time: the endpoint's stored key is used; a priced model shows its cost
+        at.text_input(key="ann_teacher").set_value("gpt-3.5-turbo").run()
+        at.button(key="ann_start").click().run()
         no_traceback(at)
         second = [j for j in api.annotations(dataset_id=ds["id"]) if j["id"] != job["id"]]
         assert len(second) == 1 and second[0]["has_api_key"], second
-        wait_until(
-            lambda: api.annotation(second[0]["id"])["status"] not in ("queued", "running"), 240, "second job"
+        done = wait_until(
+            lambda: (j := api.annotation(second[0]["id"]))["status"] not in ("queued", "running") and j,
+            240,
+            "second job",
         )
+        assert done["status"] == "succeeded", done
+        at.run()
+        no_traceback(at)
+        cost = done["report"]["cost_usd"]
+        assert cost and cost > 0, done["report"]
+        assert {m.label: m.value for m in at.metric}["cost"] == f"${cost:.4f}"
         at.button(key="ann_forget_key").click().run()
         no_traceback(at)
         assert f"No key stored for `{base_url}`" in texts(at)
@@ -331,7 +370,7 @@ def test_runs_page_curves_evaluations_and_a_failed_run(
     assert aicd["name"] in shown and "succeeded" in shown
     specs = [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
     curve = next(s for s in specs if s["layout"]["title"]["text"] == "training loss")
-    assert len(curve["data"][0]["x"]) == len(ui_env.client.metrics(aicd["id"])) > 0
+    assert len(plotly_values(curve["data"][0]["x"])) == len(ui_env.client.metrics(aicd["id"])) > 0
     assert any("accuracy (%) by shots" in s["layout"]["title"]["text"] for s in specs)
 
     failed = wait_until(lambda: job_ended(ui_env.client.run, failed_run["id"]), 300, "the failing run")
@@ -341,6 +380,116 @@ def test_runs_page_curves_evaluations_and_a_failed_run(
     errors = [e.value for e in at.error]
     assert any(e.startswith("This run failed:") and failed["error"] in e for e in errors), errors
     assert at.button(key=f"runs_resume_{failed['id']}")  # a failed run can be resumed
+    assert "refreshes every" not in texts(at)  # an ended run is not polled
+
+
+@pytest.fixture
+def served_files(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[bytes, str | None]]:
+    """What AppTest's media storage was given to serve (file id -> bytes, file name): the bytes behind each
+    download button."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    served: dict[str, tuple[bytes, str | None]] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):  # noqa: ANN001
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        served[file_id] = (path_or_data, filename)
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    return served
+
+
+def _button_bytes(button, served: dict[str, tuple[bytes, str | None]]) -> bytes:  # noqa: ANN001
+    file_id = button.proto.url.rsplit("/", 1)[-1].split(".", 1)[0]
+    return served[file_id][0]
+
+
+def test_runs_config_and_artifacts_expanders_download_through_the_ui(
+    ui_env: Backend, trained_run: dict, served_files: dict
+) -> None:
+    api = ui_env.client
+    run = trained_run
+    at = app_test("runs")
+    at.selectbox(key="runs_pick").set_value(run["id"]).run()
+    no_traceback(at)
+    labels = [e.label for e in at.expander]
+    assert "Config" in labels and "Artifacts" in labels, labels
+    assert any(j.value == json.dumps(run["config"]) or json.loads(j.value) == run["config"] for j in at.json)
+
+    arts = api.artifacts(run_id=run["id"])
+    assert arts, "a finished run has artifacts"
+    buttons = {b.proto.label: b for b in at.get("download_button") if b.key and b.key.startswith("runs_art_")}
+    assert len(buttons) == len(arts), (list(buttons), arts)
+    small = [a for a in arts if a["size_bytes"] <= 5 * 1024 * 1024]
+    assert small
+    for art in small:  # each button serves the artifact's bytes itself (no link to the API)
+        button = next(b for label, b in buttons.items() if label.startswith(f"{art['path']} ·"))
+        assert _button_bytes(button, served_files) == api.download(art["id"])
+    html = json.dumps([m.value for m in at.markdown])
+    assert "/api/v1/artifacts/" not in html  # no link the browser could not follow under docker / a token
+
+
+def test_runs_cancel_and_resume_buttons_reach_the_api(ui_env: Backend, seeded: Seeded) -> None:
+    api = ui_env.client
+    long_run = api.create_run(
+        {**TINY_TRAIN, "objective": "nocot", "max_steps": 100_000},
+        name="ui-cancel-me",
+        dataset_id=seeded.train["id"],
+    )
+    try:
+        at = app_test("runs")
+        at.selectbox(key="runs_pick").set_value(long_run["id"]).run()
+        no_traceback(at)
+        assert "refreshes every 2 s" in texts(at)  # an active run is polled
+        at.button(key=f"runs_cancel_{long_run['id']}").click().run()
+        no_traceback(at)
+        cancelled = wait_until(lambda: job_ended(api.run, long_run["id"]), 120, "the cancelled run")
+        assert cancelled["status"] == "cancelled", cancelled
+        at.run()
+        no_traceback(at)
+        assert "was cancelled" in texts(at) and "refreshes every" not in texts(at)
+        at.button(key=f"runs_resume_{long_run['id']}").click().run()
+        no_traceback(at)
+        assert api.run(long_run["id"])["status"] in ("queued", "running")
+    finally:
+        if api.run(long_run["id"])["status"] in ("queued", "running"):
+            api.job_action("runs", long_run["id"], "cancel")
+
+
+def _run_panel_tick(url: str, run_id: int) -> None:
+    """What one `run_every` tick of the Runs page's panel executes: the panel alone, outside the page guard."""
+    from ui.client import ApiClient
+    from ui.components import live
+
+    live.run_panel(ApiClient(url, timeout=3), run_id, 2.0)
+
+
+def test_runs_panel_tick_with_the_backend_gone_shows_a_message(
+    ui_env: Backend, comparison: Comparison, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    run = comparison.runs[0]
+    tick = AppTest.from_function(_run_panel_tick, args=(ui_env.url, run["id"]), default_timeout=60)
+    tick.run()
+    no_traceback(tick)
+    assert run["name"] in texts(tick)
+
+    dead = f"http://127.0.0.1:{free_port()}"  # the backend went away while the page was open
+    tick = AppTest.from_function(_run_panel_tick, args=(dead, run["id"]), default_timeout=60)
+    tick.run()
+    no_traceback(tick)
+    assert any("Backend unreachable" in e.value for e in tick.error), [e.value for e in tick.error]
+
+    at = app_test("runs")  # the whole page, then the backend is gone at the next rerun
+    at.selectbox(key="runs_pick").set_value(run["id"]).run()
+    no_traceback(at)
+    monkeypatch.setenv("AICD_API_URL", dead)
+    at.run()
+    no_traceback(at)
+    assert any("Backend unreachable" in e.value for e in at.error), [e.value for e in at.error]
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -348,7 +497,8 @@ def test_runs_page_curves_evaluations_and_a_failed_run(
 
 def test_results_table_figures_and_exports(ui_env: Backend, comparison: Comparison) -> None:
     at = app_test("results")
-    at.text_input(key="res_filter").set_value("browser-cmp").run()
+    at.selectbox(key="res_scope").set_value(comparison.sweep["id"]).run()
+    at.text_input(key="res_filter").set_value(API_COMPARISON).run()
     no_traceback(at)
     table = at.dataframe[0].value
     assert list(table.index) == ["AICD", "CondGen", "LM", "no-CoT"] and list(table.columns) == ["svamp-test"]
@@ -367,6 +517,52 @@ def test_results_table_figures_and_exports(ui_env: Backend, comparison: Comparis
     assert "at 1 shot(s)" in texts(at)
 
 
+def test_results_default_to_the_newest_sweep_and_draw_fig1_with_error_bars(
+    ui_env: Backend, comparison: Comparison, omega_sweep: Comparison
+) -> None:
+    at = app_test("results")
+    no_traceback(at)
+    assert at.selectbox(key="res_scope").value == omega_sweep.sweep["id"]  # not "all runs"
+    table = at.dataframe[0].value
+    assert list(table.index) == ["AICD (ω=0)", "AICD (ω=1)"], table
+    assert "rows are split" in texts(at).lower()
+
+    fig1 = next(
+        json.loads(p.proto.spec)
+        for p in at.get("plotly_chart")
+        if json.loads(p.proto.spec)["layout"]["title"]["text"].startswith("accuracy vs ω")
+    )
+    (line,) = fig1["data"]
+    assert plotly_values(line["x"]) == [0.0, 1.0]
+    names = {d["id"]: d["name"] for d in ui_env.client.datasets()}
+    df = res.accuracy_frame(omega_sweep.evaluations, omega_sweep.runs, names)
+    expected = res.summarize(df[df["shots"] == 1], ["omega"]).sort_values("omega")
+    assert plotly_values(line["y"]) == pytest.approx(list(expected["mean"]))
+    assert plotly_values(line["error_y"]["array"]) == pytest.approx(
+        list(expected["std"])
+    )  # the error bars: std over seeds
+    assert list(expected["n_seeds"]) == [2, 2]
+
+
+def test_results_never_average_runs_with_different_settings_silently(
+    ui_env: Backend, comparison: Comparison, omega_sweep: Comparison
+) -> None:
+    at = app_test("results")
+    at.selectbox(key="res_scope").set_value("all").run()  # all runs: the comparison and the ω sweep
+    at.selectbox(key="res_shots").set_value(1).run()
+    no_traceback(at)
+    table = at.dataframe[0].value
+    aicd_rows = [i for i in table.index if i.startswith("AICD")]
+    assert len(aicd_rows) == 3, table  # ω = 0.1 (comparison), 0 and 1 (sweep): three rows, not one mean
+    assert all("ω=" in i for i in aicd_rows)
+    assert {"CondGen", "LM", "no-CoT"} <= set(table.index)
+    split = at.multiselect(key="res_split")
+    assert "omega" in split.value
+    split.set_value([k for k in split.value if k != "omega"]).run()
+    no_traceback(at)
+    assert any("average runs with different settings" in w.value and "omega" in w.value for w in at.warning)
+
+
 # ------------------------------------------------------------------------------------------ compare
 
 
@@ -375,12 +571,14 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
     at.selectbox(key="cmp_dataset").set_value("svamp-test").run()
     picked = [r for r in comparison.runs if r["config"]["objective"] in ("aicd", "nocot")]
     at.multiselect(key="cmp_runs").set_value([r["id"] for r in picked]).run()
+    at.selectbox(key="cmp_shots").set_value(0).run()  # (the ω sweep's runs, shown first, had only 1 shot)
     no_traceback(at)
     rows = ui_env.client.compare(run_ids=[r["id"] for r in picked], shots=0, seed=0)["items"]
-    assert len(rows) == 3
+    assert len(rows) == 6
+    at.segmented_control(key="cmp_size").set_value(25).run()
     shown = texts(at)
     for row in rows:
-        assert row["gold"] in shown and row["example_id"] in shown
+        assert md_escape(row["gold"]) in shown and md_escape(row["example_id"]) in shown
         for entry in row["entries"]:
             mark = "✔" if entry["correct"] else "✘"
             assert f"{mark} **{entry['run_name']}** → `{entry['extracted'] or '∅'}`" in shown
@@ -399,6 +597,10 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
     no_traceback(at)
     n_ab = sum(r["entries"][1]["correct"] is True and r["entries"][0]["correct"] is False for r in rows)
     assert f"shown {n_ab} / {len(rows)}" in texts(at).replace("\n", " ")
+    at.selectbox(key="cmp_b").set_value(1).run()  # A = B compares nothing
+    no_traceback(at)
+    assert any("same run" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.selectbox(key="cmp_b").set_value(0).run()
 
     at.selectbox(key="cmp_filter").set_value("all questions").run()
     word = rows[0]["question"].split()[2]
@@ -409,9 +611,63 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
     )
     assert f"shown {expected} / {len(rows)}" in texts(at).replace("\n", " ")
 
+    # paging: 6 questions at 5 per page
     at.text_input(key="cmp_search").set_value("").run()
     at.segmented_control(key="cmp_size").set_value(5).run()
-    assert "page 1 of 1" in texts(at)
+    no_traceback(at)
+    shown = texts(at)
+    assert "page 1 of 2 · questions 1–5" in shown
+    assert md_escape(rows[5]["example_id"]) not in shown
+    at.button(key="cmp_next").click().run()
+    no_traceback(at)
+    shown = texts(at)
+    assert "page 2 of 2 · questions 6–6" in shown
+    assert f"**{md_escape(rows[5]['example_id'])}**" in shown
+    assert f"**{md_escape(rows[0]['example_id'])}**" not in shown
+    assert at.button(key="cmp_next").disabled
+    at.button(key="cmp_prev").click().run()
+    assert "page 1 of 2" in texts(at)
+
+
+def test_compare_needs_two_distinct_runs(ui_env: Backend, comparison: Comparison) -> None:
+    at = app_test("compare")
+    at.selectbox(key="cmp_dataset").set_value("svamp-test").run()
+    at.multiselect(key="cmp_runs").set_value([comparison.runs[0]["id"]]).run()
+    no_traceback(at)
+    assert any("two to four different runs" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.html  # no chains for a "comparison" of one run
+
+
+def test_compare_shows_dollar_amounts_literally(
+    ui_env: Backend, seeded: Seeded, comparison: Comparison
+) -> None:
+    """GSM8K-style questions with two `$` must not turn into LaTeX between them."""
+    api = ui_env.client
+    question = "Josh buys a house for $80,000 and then puts in $50,000 in repairs. What is 2_000 * 3?"
+    ds = api.upload_dataset(
+        "dollars", (json.dumps({"id": "d1", "question": question, "answer": "6000"}) + "\n").encode()
+    )
+    picked = comparison.runs[:2]
+    evals = [
+        api.create_evaluation(
+            {"shots": [0], "seeds": [0], "max_new_tokens": 8},
+            run_id=r["id"],
+            dataset_id=ds["id"],
+            shots_dataset_id=seeded.train["id"],
+        )
+        for r in picked
+    ]
+    for ev in evals:
+        done = wait_until(lambda ev=ev: job_ended(api.evaluation, ev["id"]), 300, "the evaluation")
+        assert done["status"] == "succeeded", done
+    at = app_test("compare")
+    at.selectbox(key="cmp_dataset").set_value("dollars").run()
+    at.multiselect(key="cmp_runs").set_value([r["id"] for r in picked]).run()
+    no_traceback(at)
+    shown = [m.value for m in at.markdown]
+    assert md_escape(question) in shown, shown
+    assert "\\$80,000 and then puts in \\$50,000" in md_escape(question)
+    assert not any("$80,000" in m and "\\$80,000" not in m for m in shown)  # never an unescaped pair of $
 
 
 def _cancel_sweep(api, sweep_id: int) -> None:
@@ -443,6 +699,8 @@ def test_launch_an_omega_by_seed_sweep(ui_env: Backend, seeded: Seeded) -> None:
         assert cfg["grid"] == {"objective": ["aicd"], "omega": [0.0, 0.5, 1.0], "seed": [0, 1]}
         assert cfg["train"]["dataset"] == f"db:{seeded.train['id']}" and cfg["train"]["max_steps"] == 1
         assert cfg["eval_datasets"] == [f"db:{seeded.test['id']}"]
+        # k-shot demonstrations come from the training data, as in a comparison, never from the test questions
+        assert cfg["eval"]["shots_dataset"] == f"db:{seeded.train['id']}"
         assert any("ui-sweep" in s.value for s in at.success)
     finally:
         _cancel_sweep(api, sweep["id"])
@@ -471,3 +729,90 @@ def test_launch_a_shipped_paper_config(ui_env: Backend) -> None:
         assert any("ui-fig1" in s.value for s in at.success)
     finally:
         _cancel_sweep(api, sweep["id"])
+
+
+@pytest.mark.parametrize(
+    ("objective", "schedule", "n_runs"),
+    [("aicd", "constant", 2), ("aicd", "custom", 2), ("nocot", "paper", 6)],
+)
+def test_sweep_summary_counts_omega_free_runs_once(
+    ui_env: Backend, seeded: Seeded, objective: str, schedule: str, n_runs: int
+) -> None:
+    """A schedule that ignores ω (constant: 1 per shot; custom: the given list) makes 3 ω × 2 seeds 2 runs, as the
+    server plans them; no-CoT weights its answers by ω, so there every ω is a run of its own."""
+    at = app_test("launch")
+    at.segmented_control(key="launch_mode").set_value("sweep").run()
+    select_dataset(at, "launch_train_ds", seeded.train)
+    select_dataset(at, "launch_eval_ds", seeded.test)
+    at.number_input(key="launch_n").set_value(2).run()
+    at.selectbox(key="launch_schedule").set_value(schedule).run()
+    at.selectbox(key="launch_sweep_objective").set_value(objective).run()
+    at.text_input(key="launch_sweep_omegas").set_value("0, 0.5, 1").run()
+    at.text_input(key="launch_sweep_seeds").set_value("0, 1").run()
+    at.text_input(key="launch_eval_shots").set_value("0").run()
+    at.text_input(key="launch_eval_seeds").set_value("0").run()
+    at.number_input(key="launch_eval_limit").set_value(2).run()
+    no_traceback(at)
+    shown = texts(at)
+    assert f"{n_runs} training run(s)" in shown, shown
+    assert f"2 questions × shots [0] × seeds [0] = **{2 * n_runs} generations**" in shown
+    plan = at.dataframe[0].value
+    assert len(plan) == n_runs and sorted(set(plan["seed"])) == [0, 1]
+    assert plan["ω"].isna().all() == (n_runs == 2)
+
+
+def test_launch_one_run_without_evaluation(ui_env: Backend, seeded: Seeded) -> None:
+    api = ui_env.client
+    at = app_test("launch")
+    at.segmented_control(key="launch_mode").set_value("run").run()
+    select_dataset(at, "launch_train_ds", seeded.train)
+    at.selectbox(key="launch_eval_ds").set_value(None).run()
+    at.selectbox(key="launch_objective").set_value("condgen").run()
+    at.number_input(key="launch_max_steps").set_value(1).run()
+    at.number_input(key="launch_n").set_value(2).run()
+    at.text_input(key="launch_name").set_value("ui-one-run").run()
+    no_traceback(at)
+    assert "1 training run(s)" in texts(at) and "no evaluation." in texts(at)
+    assert list(at.dataframe[0].value["run"]) == ["ui-one-run"]
+    at.button(key="launch_go").click().run()
+    no_traceback(at)
+    run = next(r for r in api.runs() if r["name"] == "ui-one-run")
+    try:
+        assert any("Queued run #" in s.value and "ui-one-run" in s.value for s in at.success)
+        assert run["sweep_id"] is None and run["dataset_id"] == seeded.train["id"]
+        assert run["config"]["objective"] == "condgen" and run["config"]["max_steps"] == 1
+        assert run["config"]["n_shots"] == 2
+        assert not [s for s in api.sweeps() if s["name"] == "ui-one-run"]  # no evaluation, no sweep
+    finally:
+        if api.run(run["id"])["status"] in ("queued", "running"):
+            api.job_action("runs", run["id"], "cancel")
+
+
+def test_upload_jsonl_through_the_datasets_page(ui_env: Backend) -> None:
+    lines = [
+        {"id": "j1", "question": "Sam has 3 pens and gets 4 more. How many?", "answer": "7"},
+        {
+            "id": "j2",
+            "question": "A box holds 5 eggs. How many in 2 boxes?",
+            "answer": "10",
+            "rationales": [{"text": "2 boxes * 5 = 10. So, the answer is 10.", "source": "gold"}],
+        },
+    ]
+    content = "\n".join(json.dumps(x) for x in lines).encode()
+    at = app_test("datasets")
+    at.file_uploader(key="up_file").set_value(("pens.jsonl", content, "application/x-ndjson")).run()
+    no_traceback(at)
+    assert any("2 records" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.text_input(key="up_name").set_value("pens-jsonl").run()
+    at.button(key="up_go").click().run()
+    no_traceback(at)
+    assert any("pens-jsonl" in s.value and "2 questions" in s.value for s in at.success), [
+        e.value for e in at.error
+    ]
+    api = ui_env.client
+    ds = next(d for d in api.datasets() if d["name"] == "pens-jsonl")
+    items = api.examples(ds["id"])["items"]
+    assert [(e["ext_id"], e["question"], e["answer"]) for e in items] == [
+        (x["id"], x["question"], x["answer"]) for x in lines
+    ]
+    assert items[0]["rationales"] == [] and items[1]["rationales"][0]["text"].startswith("2 boxes * 5")
