@@ -189,6 +189,8 @@ def sweep_config(
         point = dict(zip(keys, combo, strict=True))
         _validate(TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train")
     refs = [("config.train.dataset", train.get("dataset", "svamp"))]
+    if train.get("eval_dataset") is not None:
+        refs.append(("config.train.eval_dataset", train["eval_dataset"]))
     refs += [("config.grid.dataset", v) for v in cfg.grid.get("dataset", [])]
     refs += [("config.eval_datasets", v) for v in cfg.eval_datasets or []]
     if cfg.eval.get("shots_dataset") is not None:

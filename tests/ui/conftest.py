@@ -332,7 +332,8 @@ def comparison(backend: Backend, seeded: Seeded, failed_run: dict[str, Any]) -> 
     (one sweep job on the server trains and evaluates each run): the data of the Runs, Results and Compare
     AppTests, which therefore need no browser."""
     api = backend.client
-    body = plans.sweep_body(TINY_TRAIN, OBJECTIVES, seeded.train["id"], API_EVAL, seeded.test["id"])
+    train = {**TINY_TRAIN, "eval_every": 1, "eval_limit": 2, "eval_max_new_tokens": 8}  # accuracy curves
+    body = plans.sweep_body(train, OBJECTIVES, seeded.train["id"], API_EVAL, seeded.test["id"])
     sweep = wait_for_sweep(api, api.create_sweep(body, name=API_COMPARISON)["id"])
     assert sweep["status"] == "succeeded", (sweep, backend.log_tail())
     return sweep_results(api, sweep)

@@ -304,3 +304,19 @@ def test_client_turns_every_failure_into_one_readable_error() -> None:
     with pytest.raises(ApiError) as info:
         client.health()
     assert info.value.unreachable and "cannot reach the backend" in info.value.message
+
+
+def test_accuracy_curve_plots_eval_points_and_says_where_they_were_measured() -> None:
+    from ui.components import charts
+
+    metrics = [
+        {"step": 1, "loss": 2.0, "values": {}},
+        {"step": 2, "loss": 1.5, "values": {"eval_accuracy": 0.25, "eval_n": 8, "eval_held_out": False}},
+        {"step": 3, "loss": 1.2, "values": {}},
+        {"step": 4, "loss": 1.0, "values": {"eval_accuracy": 0.5, "eval_n": 8, "eval_held_out": False}},
+    ]
+    fig = charts.accuracy_curve(metrics)
+    assert fig is not None
+    assert list(fig.data[0].x) == [2, 4] and list(fig.data[0].y) == [25.0, 50.0]
+    assert "8 training questions (no held-out split), 0-shot" in fig.layout.title.text
+    assert charts.accuracy_curve([{"step": 1, "loss": 2.0, "values": {}}]) is None

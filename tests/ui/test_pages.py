@@ -347,6 +347,8 @@ def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seed
     assert cfg["grid"] == {"objective": ["aicd", "condgen", "lm", "nocot"]}
     assert cfg["train"]["dataset"] == f"db:{seeded.train['id']}" and cfg["train"]["max_steps"] == 1
     assert cfg["eval_datasets"] == [f"db:{seeded.test['id']}"]
+    # the accuracy curve during training is on by default when there is an evaluation dataset
+    assert cfg["train"]["eval_every"] == 50 and cfg["train"]["eval_dataset"] == f"db:{seeded.test['id']}"
     assert cfg["eval"]["shots_dataset"] == f"db:{seeded.train['id']}" and cfg["eval"]["shots"] == [0, 1]
     assert at.session_state["launched_sweeps"][-1]["id"] == sweep["id"]
     if api.sweep(sweep["id"])["status"] in (
@@ -371,6 +373,10 @@ def test_runs_page_curves_evaluations_and_a_failed_run(
     specs = [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
     curve = next(s for s in specs if s["layout"]["title"]["text"] == "training loss")
     assert len(plotly_values(curve["data"][0]["x"])) == len(ui_env.client.metrics(aicd["id"])) > 0
+    acc = next(s for s in specs if s["layout"]["title"]["text"].startswith("accuracy during training"))
+    assert "2 held-out items, 0-shot" in acc["layout"]["title"]["text"]
+    assert list(plotly_values(acc["data"][0]["x"])) == [1, 2]  # eval_every=1, max_steps=2
+    assert all(0 <= y <= 100 for y in plotly_values(acc["data"][0]["y"]))
     assert any("accuracy (%) by shots" in s["layout"]["title"]["text"] for s in specs)
 
     failed = wait_until(lambda: job_ended(ui_env.client.run, failed_run["id"]), 300, "the failing run")
@@ -782,6 +788,8 @@ def test_launch_one_run_without_evaluation(ui_env: Backend, seeded: Seeded) -> N
         assert run["sweep_id"] is None and run["dataset_id"] == seeded.train["id"]
         assert run["config"]["objective"] == "condgen" and run["config"]["max_steps"] == 1
         assert run["config"]["n_shots"] == 2
+        # no evaluation data: the accuracy curve is measured on the training dataset (and labelled so)
+        assert run["config"]["eval_every"] == 50 and run["config"]["eval_dataset"] is None
         assert not [s for s in api.sweeps() if s["name"] == "ui-one-run"]  # no evaluation, no sweep
     finally:
         if api.run(run["id"])["status"] in ("queued", "running"):

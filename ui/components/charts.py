@@ -85,6 +85,38 @@ def training_curves(metrics: list[dict[str, Any]]) -> go.Figure | None:
     return fig
 
 
+def accuracy_curve(metrics: list[dict[str, Any]]) -> go.Figure | None:
+    """Accuracy measured during training (`eval_every`) against the optimizer step; None when not measured."""
+    points = [
+        (m["step"], v)
+        for m in metrics
+        if isinstance(v := (m.get("values") or {}).get("eval_accuracy"), int | float)
+    ]
+    if not points:
+        return None
+    last = (next(m for m in reversed(metrics) if "eval_accuracy" in (m.get("values") or {})))["values"]
+    where = "held-out items" if last.get("eval_held_out", True) else "training questions (no held-out split)"
+    shots = last.get("eval_shots", 0)
+    fig = go.Figure(
+        go.Scatter(
+            x=[s for s, _ in points],
+            y=[100 * a for _, a in points],
+            mode="lines+markers",
+            name="accuracy",
+            marker={"size": 6},
+        )
+    )
+    fig.update_layout(
+        title=f"accuracy during training ({last.get('eval_n', '?')} {where}, {shots}-shot)",
+        xaxis_title="optimizer step",
+        yaxis_title="accuracy (%)",
+        yaxis={"range": [0, 100]},
+        height=340,
+        margin={"t": 50, "b": 40, "l": 50, "r": 30},
+    )
+    return fig
+
+
 def accuracy_by_shots(summary: pd.DataFrame, color: str = "objective", title: str | None = None) -> go.Figure:
     """Fig. 2: mean accuracy (± std over seeds) at 0..k shots, one line per objective."""
     fig = px.line(

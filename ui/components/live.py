@@ -95,7 +95,12 @@ def _run_panel(client: ApiClient, run_id: int) -> float | None:
     m[2].metric("tokens/s", f"{tps:,.0f}" if isinstance(tps, int | float) else "–")
     m[3].metric("checkpoint", run.get("checkpoint_step") or "–")
     fig = charts.training_curves(metrics)
-    if fig is not None:
+    acc = charts.accuracy_curve(metrics)
+    if fig is not None and acc is not None:
+        left, right = st.columns(2)
+        left.plotly_chart(fig, key=f"runs_curve_{run_id}")
+        right.plotly_chart(acc, key=f"runs_accuracy_{run_id}")
+    elif fig is not None:
         st.plotly_chart(fig, key=f"runs_curve_{run_id}")
     elif run["status"] not in c.ACTIVE:
         st.caption("No metrics were logged for this run.")

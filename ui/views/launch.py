@@ -158,10 +158,21 @@ def main() -> None:
     epochs = float(b.number_input("epochs", 0.1, 100.0, 10.0, key="launch_epochs"))
     max_steps = int(cc.number_input("max steps (0 = no cap)", 0, 1_000_000, 0, key="launch_max_steps"))
     seed = int(d.number_input("seed", 0, 100_000, 0, key="launch_seed"))
-    a, b, cc, _ = st.columns(4)
+    a, b, cc, d = st.columns(4)
     batch = int(a.number_input("batch size (episodes)", 1, 1024, 8, key="launch_batch"))
     micro = int(b.number_input("micro batch", 1, 1024, min(4, batch), key="launch_micro"))
     max_length = int(cc.number_input("max tokens per episode", 32, 32768, 1024, key="launch_max_len"))
+    eval_every = int(
+        d.number_input(
+            "accuracy every N steps (0 = off)",
+            0,
+            1_000_000,
+            50,
+            key="launch_eval_every",
+            help="greedy accuracy on 32 evaluation questions every N steps and at the end: the Runs page's "
+            "accuracy curve (without an evaluation dataset it is measured on training questions)",
+        )
+    )
 
     train_cfg: dict[str, Any] = {
         "model": model,
@@ -179,6 +190,10 @@ def main() -> None:
         train_cfg["weights"] = weights
     if max_steps:
         train_cfg["max_steps"] = max_steps
+    if eval_every:
+        train_cfg["eval_every"] = eval_every
+        if eval_ds:
+            train_cfg["eval_dataset"] = f"db:{eval_ds['id']}"
 
     # ------------------------------------------------------------------------------------------------ evaluation
     st.subheader("Evaluation")
