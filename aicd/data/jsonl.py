@@ -15,7 +15,8 @@ from aicd.data.record import Example
 from aicd.errors import DataError
 
 
-def _describe(err: ValidationError) -> str:
+def describe_record_error(err: ValidationError) -> str:
+    """The first problem of a record, naming its field (for `file:line: …` messages)."""
     first = err.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "record"
     if first["type"] == "missing":
@@ -51,7 +52,7 @@ def iter_examples(path: str | Path) -> Iterator[Example]:
         try:
             yield Example.model_validate(obj)
         except ValidationError as exc:
-            raise DataError(f"{path}:{lineno}: {_describe(exc)}") from None
+            raise DataError(f"{path}:{lineno}: {describe_record_error(exc)}") from None
 
 
 def read_examples(path: str | Path) -> list[Example]:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from aicd.data.jsonl import iter_json_objects
+from aicd.data.jsonl import describe_record_error, iter_json_objects
 from aicd.data.record import Example
 from aicd.errors import AICDError, DataError
 from backend.api.errors import ApiError
@@ -27,14 +27,6 @@ def safe_filename(filename: str | None) -> str:
     """The upload's file name reduced to harmless characters (it is echoed in messages and stored)."""
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", Path(filename or "").name[-MAX_FILENAME:])
     return name if name.strip(".") else "upload.jsonl"  # never "", "." or ".." (it becomes a file name)
-
-
-def _describe(err: ValidationError) -> str:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "record"
-    if first["type"] == "missing":
-        return f"missing field '{field}'"
-    return f"field '{field}': {first['msg']}"
 
 
 def _storable(ex: Example) -> str | None:
@@ -63,7 +55,7 @@ def parse_jsonl(filename: str, data: bytes) -> list[Example]:
                 try:
                     ex = Example.model_validate(obj)
                 except ValidationError as exc:
-                    raise DataError(f"{safe}:{lineno}: {_describe(exc)}") from None
+                    raise DataError(f"{safe}:{lineno}: {describe_record_error(exc)}") from None
                 if (problem := _storable(ex)) is not None:
                     raise DataError(f"{safe}:{lineno}: {problem}")
                 if ex.id in seen:
