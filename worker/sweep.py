@@ -144,7 +144,17 @@ def sweep(ctx: JobContext) -> None:
         def should_stop(self) -> bool:
             return ctx.should_stop()
 
-    result = run_sweep(config, callback=Callback(), resume=True, progress=False)
+    try:
+        result = run_sweep(config, callback=Callback(), resume=True, progress=False)
+    except BaseException:
+        _close_unstarted(
+            sweep_id, JobStatus.failed, "the sweep failed before this run started; resume the sweep"
+        )
+        raise
+    if result.stopped:
+        _close_unstarted(
+            sweep_id, ctx.stopped_status(), "the sweep stopped before this run started; resume the sweep"
+        )
     rows = [dict(r) for r in result.table_rows]
     files = [p for p in (result.csv_path, result.md_path, *(result.plots or [])) if p]
     outputs = {
@@ -158,6 +168,16 @@ def sweep(ctx: JobContext) -> None:
         ctx.finish(ctx.stopped_status(), ctx.stopped_message(), table_rows=rows, outputs=outputs)
     else:
         ctx.finish(JobStatus.succeeded, table_rows=rows, outputs=outputs)
+
+
+def _close_unstarted(sweep_id: int, status: str, message: str) -> None:
+    """The sweep's runs still queued when it ends early get its end status, so none looks queued forever."""
+    with session_scope() as s:
+        s.execute(
+            update(Run)
+            .where(Run.sweep_id == sweep_id, Run.status == JobStatus.queued)
+            .values(status=status, error=message, finished_at=utcnow())
+        )
 
 
 def ctx_worker() -> str:

@@ -120,8 +120,9 @@ def queued_jobs(session: Session) -> list[tuple[str, int, int]]:
     """(task, id, attempt) of every queued job, oldest first (embedded mode re-submits them at start-up)."""
     out: list[tuple[str, int, int]] = []
     for model, task in JOB_TASKS.items():
-        for job_id, attempt in session.execute(
-            select(model.id, model.attempt).where(model.status == JobStatus.queued).order_by(model.id)
-        ):
+        query = select(model.id, model.attempt).where(model.status == JobStatus.queued)
+        if hasattr(model, "sweep_id"):  # a sweep's runs are trained by the sweep's job, never on their own
+            query = query.where(model.sweep_id.is_(None))
+        for job_id, attempt in session.execute(query.order_by(model.id)):
             out.append((task, job_id, attempt))
     return out

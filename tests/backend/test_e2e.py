@@ -416,5 +416,10 @@ def test_cancel_a_running_evaluation_and_a_running_sweep(client: TestClient, gpu
     assert sweep["status"] == "cancelled", (sweep, gpu_worker.tail())
     runs = client.get("/api/v1/runs", params={"sweep_id": sweep["id"]}).json()["items"]
     stopped = [r for r in runs if r["status"] == "cancelled"]
-    assert len(stopped) == 1 and stopped[0]["step"] < STEPS, runs
-    assert not any(r["status"] in ("running", "succeeded") for r in runs), runs
+    assert len(stopped) == len(runs) == 2, runs
+    started = [r for r in stopped if r["step"] > 0]
+    assert len(started) == 1 and started[0]["step"] < STEPS, runs
+    # the run the sweep never reached is closed with it, not left queued (nor re-run on its own)
+    (unstarted,) = [r for r in runs if r["step"] == 0]
+    assert unstarted["status"] == "cancelled" and "resume the sweep" in unstarted["error"], unstarted
+    assert not any(r["status"] in ("running", "succeeded", "queued") for r in runs), runs

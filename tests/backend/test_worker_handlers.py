@@ -150,3 +150,15 @@ def test_resumed_sweep_run_trains_in_the_sweeps_directory(client: TestClient) ->
         assert list(steps) == [1, 2]
     arts = client.get("/api/v1/artifacts", params={"run_id": run_id, "limit": 100}).json()["items"]
     assert arts and all(Path(a["path"]).parts[:4] == ("sweeps", "sw-resume", "runs", name) for a in arts)
+
+
+@pytest.mark.usefixtures("client")
+def test_a_sweeps_queued_runs_are_not_resubmitted_on_their_own() -> None:
+    """Embedded mode re-submits queued jobs at start-up; a sweep's planned runs belong to the sweep's job."""
+    sweep_id = _job(Sweep)
+    own = _job(Run)
+    planned = _job(Run, sweep_id=sweep_id)
+    with session_scope() as s:
+        queued = lifecycle.queued_jobs(s)
+    ids = {job_id for task, job_id, _ in queued if task.endswith("train")}
+    assert own in ids and planned not in ids, queued
