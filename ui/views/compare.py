@@ -105,6 +105,8 @@ def main() -> None:
     if not rows:
         st.info(f"No chains at {shots} shots, seed {seed} for these runs yet.", icon=":material/schedule:")
         st.stop()
+    if len(rows) >= MAX_ROWS:
+        st.caption(f"Showing the first {MAX_ROWS:,} questions (in id order) of these evaluations.")
 
     # --------------------------------------------------------------------------------------------- filters
     filters = ["all questions", "only disagreements", "A right, B wrong"]
