@@ -474,7 +474,7 @@ def train(
         window.steps += 1
         window.episodes += n_episodes
         bar.update(1)
-        evaluate_now = held_out is not None and held_out.due(step, config.eval_every, total_steps)
+        evaluate_now = held_out is not None and held_out.due(step, total_steps)
         if step % config.log_every == 0 or step == total_steps or evaluate_now:
             last_metrics = {
                 "step": step,

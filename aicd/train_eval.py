@@ -31,6 +31,7 @@ class HeldOutEval:
         train_ids = {ex.id for ex in train_examples}
         # a one-file dataset has no test split: say so rather than pass training questions off as held out
         self.held_out = not any(ex.id in train_ids for ex in items)
+        self.every = config.eval_every
         self.items = items
         self.shot_pool = train_examples
         self.config = EvalConfig(
@@ -47,8 +48,8 @@ class HeldOutEval:
             demonstrations="answer" if config.objective == "nocot" else "rationale",
         )
 
-    def due(self, step: int, every: int, total_steps: int) -> bool:
-        return every > 0 and (step % every == 0 or step == total_steps)
+    def due(self, step: int, total_steps: int) -> bool:
+        return self.every > 0 and (step % self.every == 0 or step == total_steps)
 
     def __call__(self, model: Any, tokenizer: Any) -> dict[str, Any]:
         """`eval_accuracy` (fraction correct) and friends for the metrics line of this step."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -30,8 +31,6 @@ _register()
 def main() -> None:
     """Entry point: user errors print one line and exit 2; Ctrl-C exits 130 without a traceback."""
     if "--no-progress" in sys.argv:  # also silence the hub's and transformers' own bars (saving, loading)
-        import os
-
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         code = app(standalone_mode=False)  # click returns (not raises) typer.Exit codes in this mode
