@@ -46,32 +46,38 @@ class Output:
             self.text += line
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_up_starts_everything_prints_urls_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
-    api_port, ui_port = free_port(), free_port()
+def _start_up(args: list[str], env: dict[str, str], cwd: Path = REPO) -> tuple[subprocess.Popen[str], Output]:
+    """`aicd up ARGS` as a child whose stdout+stderr is collected."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aicd",
-            "up",
-            "--api-port",
-            str(api_port),
-            "--ui-port",
-            str(ui_port),
-            "--home",
-            str(tmp_path / "home"),
-        ],
-        cwd=REPO,
-        env=backend_env(tmp_path),
+        [sys.executable, "-m", "aicd", "up", *args],
+        cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    out = Output(proc)
+    return proc, Output(proc)
+
+
+def _wait_ready(proc: subprocess.Popen[str], out: Output) -> None:
+    wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
+    assert proc.poll() is None, out.text
+
+
+def _pids(out: Output) -> dict[str, str]:
+    """name -> pid from the `pids …` line `up` prints."""
+    return dict(re.findall(r"([\w-]+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_up_starts_everything_prints_urls_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    api_port, ui_port = free_port(), free_port()
+    proc, out = _start_up(
+        ["--api-port", str(api_port), "--ui-port", str(ui_port), "--home", str(tmp_path / "home")],
+        backend_env(tmp_path),
+    )
     try:
-        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
-        assert proc.poll() is None, out.text
+        _wait_ready(proc, out)
         assert f"UI      http://127.0.0.1:{ui_port}" in out.text
         assert f"API     http://127.0.0.1:{api_port}" in out.text
         assert "embedded in the API (no Redis)" in out.text
@@ -83,7 +89,7 @@ def test_up_starts_everything_prints_urls_and_stops_cleanly(tmp_path: Path, sig:
         }
         assert (tmp_path / "home" / "aicd.db").exists()  # migrations ran against the embedded database
         assert httpx.get(f"http://127.0.0.1:{ui_port}/_stcore/health", timeout=5).text == "ok"
-        pids = dict(re.findall(r"(\w+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+        pids = _pids(out)
         assert set(pids) == {"api", "ui"}
         assert all(_alive(int(p)) for p in pids.values())
     finally:
@@ -119,18 +125,12 @@ def test_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
 
 def test_up_stops_everything_when_a_child_dies(tmp_path: Path) -> None:
     api_port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aicd", "up", "--api-port", str(api_port), "--no-ui", "--home", str(tmp_path)],
-        cwd=REPO,
-        env=backend_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc, out = _start_up(
+        ["--api-port", str(api_port), "--no-ui", "--home", str(tmp_path)], backend_env(tmp_path)
     )
-    out = Output(proc)
     try:
-        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
-        pid = int(re.search(r"api=(\d+)", out.text).group(1))
+        _wait_ready(proc, out)
+        pid = int(_pids(out)["api"])
         os.kill(pid, signal.SIGKILL)  # the API crashes
         assert proc.wait(timeout=60) == 1
         assert "api exited with code -9; stopping everything" in out.text
@@ -156,21 +156,12 @@ def test_up_on_postgres_and_redis_runs_a_job_with_celery_workers(tmp_path: Path)
         AICD_REDIS_URL="redis://127.0.0.1:6379/13",
         AICD_REDIS_PREFIX=f"{db}:",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aicd", "up", "--api-port", str(api_port), "--no-ui", "--grace", "30"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    out = Output(proc)
+    proc, out = _start_up(["--api-port", str(api_port), "--no-ui", "--grace", "30"], env)
     pids: dict[str, str] = {}
     try:
-        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
-        assert proc.poll() is None, out.text
+        _wait_ready(proc, out)
         assert "worker  Celery on redis://127.0.0.1:6379/13" in out.text and "postgresql" in out.text
-        pids = dict(re.findall(r"([\w-]+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+        pids = _pids(out)
         assert set(pids) == {"api", "worker-gpu", "worker-cpu"}
         url = f"http://127.0.0.1:{api_port}"
         assert httpx.get(f"{url}/health", timeout=5).json()["database"] == "postgresql"
@@ -259,18 +250,9 @@ def test_up_with_a_token_in_dotenv_protects_the_api_and_hands_the_token_to_the_u
     (cwd / ".env").write_text(f"AICD_API_TOKEN=dotenv-secret-77\nAICD_HOME={tmp_path / 'home'}\n")
     env = backend_env(tmp_path)
     env.pop("AICD_HOME")  # the .env says where
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aicd", "up", "--api-port", str(api_port), "--ui-port", str(ui_port)],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    out = Output(proc)
+    proc, out = _start_up(["--api-port", str(api_port), "--ui-port", str(ui_port)], env, cwd=cwd)
     try:
-        wait_until(lambda: "Press Ctrl-C to stop." in out.text or proc.poll() is not None, 180, "aicd up")
-        assert proc.poll() is None, out.text
+        _wait_ready(proc, out)
         assert "auth    API token required" in out.text and "dotenv-secret-77" not in out.text
         url = f"http://127.0.0.1:{api_port}"
         assert httpx.get(f"{url}/api/v1/datasets", timeout=5).status_code == 401
@@ -278,7 +260,7 @@ def test_up_with_a_token_in_dotenv_protects_the_api_and_hands_the_token_to_the_u
             f"{url}/api/v1/datasets", headers={"Authorization": "Bearer dotenv-secret-77"}, timeout=5
         )
         assert ok.status_code == 200, ok.text
-        pids = dict(re.findall(r"(\w+)=(\d+)", out.text.split("pids", 1)[1].splitlines()[0]))
+        pids = _pids(out)
         ui_env = _environ(int(pids["ui"]))
         assert ui_env["AICD_API_TOKEN"] == "dotenv-secret-77" and ui_env["AICD_API_URL"] == url
         assert _environ(int(pids["api"]))["AICD_API_TOKEN"] == "dotenv-secret-77"
