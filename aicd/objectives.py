@@ -105,7 +105,19 @@ def weighted_nll(logits: torch.Tensor, input_ids: torch.Tensor, loss_weights: to
 # Causal LMs whose logits are exactly lm_head(last hidden state): no final scaling or soft-capping (unlike
 # Gemma 2/3, Cohere, Granite), no auxiliary losses in forward (unlike MoE routers).
 PLAIN_HEAD_MODELS = frozenset(
-    {"gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3", "gpt_neox", "olmo", "olmo2", "smollm3", "starcoder2"}
+    {
+        "gpt2",
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "phi3",
+        "gpt_neox",
+        "olmo",
+        "olmo2",
+        "smollm3",
+        "starcoder2",
+    }
 )
 
 
