@@ -3,6 +3,8 @@
 A chain is read the way the paper's rationales end: the last `So, the answer is X` / `The answer is X`
 (also `#### X`, `\\boxed{X}`) wins; without one, the last number (math) or the last yes/no word
 (StrategyQA) is taken. Numbers are normalised so `$1,234.00` and `1234` compare equal as strings.
+Only the first answer block is read: a completion that runs on into a hallucinated next shot
+(`…\n\nQuestion: …`) is graded on what it said before that shot began.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ _MARKER = re.compile(
     r"answer\s+(?:is|would\s+be|will\s+be)\b\s*:?|final\s+answer\s*:|answer\s*:|####|\\boxed\{",
     re.IGNORECASE,
 )
+# Where a completion starts a new shot of its own (the prompt template's `Question:` on a fresh line).
+_NEXT_SHOT = re.compile(r"\n\s*(?:Question|Q)\s*:")
 _YESNO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
 _YESNO_MAP = {"yes": "yes", "no": "no", "true": "yes", "false": "no"}
 _WORDS = {
@@ -90,14 +94,22 @@ def _yesno_after_marker(tail: str) -> str | None:
     return _YESNO_MAP[m.group(1).lower()] if m else None
 
 
+def first_answer_block(text: str) -> str:
+    """`text` up to the first line that opens a new `Question:` (a shot the model made up), exclusive."""
+    m = _NEXT_SHOT.search(text)
+    return text[: m.start()] if m else text
+
+
 def extract_answer(text: str | None, kind: AnswerKind = "number") -> str | None:
     """The answer a chain commits to, normalised ("1234", "2.5", "-3", "yes"/"no"), or None if it gives none.
 
-    The last announced answer (`… the answer is X`) wins over any other number in the chain; without an
-    announcement the last number (kind="number") or the last yes/no word (kind="yesno") is used.
+    Only the first answer block counts (see `first_answer_block`). Within it, the last announced answer
+    (`… the answer is X`) wins over any other number; without an announcement the last number
+    (kind="number") or the last yes/no word (kind="yesno") is used.
     """
     if kind not in ("number", "yesno"):
         raise ValueError(f"answer kind must be 'number' or 'yesno', got '{kind}'")
+    text = first_answer_block(text or "")
     if not text:
         return None
     after = _number_after_marker if kind == "number" else _yesno_after_marker

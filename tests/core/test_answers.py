@@ -115,3 +115,22 @@ def test_normalize_answer_yesno() -> None:
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="answer kind"):
         extract_answer("The answer is 3.", kind="letter")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        (
+            "So, the answer is 7.\n\nQuestion: Tom has 3 apples and buys 9 more. How many?\n"
+            "Answer: 3 + 9 = 12. So, the answer is 12.",
+            "number",
+            "7",
+        ),
+        ("3 + 4 = 7\nQuestion: what is 5 + 7?\nAnswer: 12", "number", "7"),  # no announcement either
+        ("Birds fly. So, the answer is yes.\n\nQ: Can fish fly?\nA: So, the answer is no.", "yesno", "yes"),
+        ("The answer is unclear.\n\nQuestion: x?\nAnswer: So, the answer is 12.", "number", None),
+        ("The question: how many? So, the answer is 5.", "number", "5"),  # not on a new line: same block
+    ],
+)
+def test_extract_answer_reads_only_the_first_answer_block(text: str, kind: str, expected: str | None) -> None:
+    assert extract_answer(text, kind) == expected
