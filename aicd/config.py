@@ -6,7 +6,7 @@ This module never imports torch: the API process validates configs with it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -18,32 +18,50 @@ ScheduleName = Literal["paper", "constant", "linear", "exponential", "custom"]
 AnswerKindOpt = Literal["number", "yesno", "auto"]
 OBJECTIVES: tuple[str, ...] = ("aicd", "condgen", "lm", "nocot")
 
+MAX_SHOTS = 64
+"""Most shots in a training episode or an evaluation prompt: far above the paper's 4-6, small enough that an
+episode is built in bounded time (every shot is tokenized and most are dropped to fit max_length anyway)."""
+INT32_MAX = 2**31 - 1
+"""Counts and seeds end up in 32-bit database columns (steps, shots, seeds): larger values are refused here."""
+MAX_EPOCHS = 10_000
+TEXT_MAX = 1_000
+"""Longest name, path, model id or template string in a config."""
+
+Count = Annotated[int, Field(le=INT32_MAX)]
+Seed = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Shots = Annotated[int, Field(ge=0, le=MAX_SHOTS)]
+ShortText = Annotated[str, Field(max_length=TEXT_MAX)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: "inf"/"nan" (or a literal Infinity) for lr, omega, weights, epochs... is refused with
+    # the field named, instead of training on NaN and ending "succeeded"
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TemplateConfig(_Strict):
     """How a shot is rendered; the paper's `Question: {x}\\nAnswer: {y}` joined by a blank line."""
 
-    question_prefix: str = Field("Question: ", description="text before each question")
-    answer_prefix: str = Field(
+    question_prefix: ShortText = Field("Question: ", description="text before each question")
+    answer_prefix: ShortText = Field(
         "\nAnswer:", description="text between question and answer; the target starts after it"
     )
-    separator: str = Field("\n\n", description="text between shots")
+    separator: ShortText = Field("\n\n", description="text between shots")
 
 
 class LoraSettings(_Strict):
-    r: int = Field(8, gt=0)
-    alpha: int = Field(16, gt=0)
+    r: int = Field(8, gt=0, le=4096)
+    alpha: int = Field(16, gt=0, le=INT32_MAX)
     dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] | str = "all-linear"
+    target_modules: list[ShortText] | ShortText = "all-linear"
 
 
 class ScheduleConfig(_Strict):
     """The ω weights of the n shots of an episode (see `aicd.objectives.omega_weights`)."""
 
-    n_shots: int = Field(4, gt=0, description="shots per training episode (paper: 4 math, 6 commonsense)")
+    n_shots: int = Field(
+        4, gt=0, le=MAX_SHOTS, description="shots per training episode (paper: 4 math, 6 commonsense)"
+    )
     schedule: ScheduleName = Field("paper", description="how ω_1..ω_n are chosen")
     omega: float = Field(
         0.1,
@@ -51,7 +69,9 @@ class ScheduleConfig(_Strict):
         description="ω of earlier shots (paper) or the start of linear/exponential; constant (all 1) and "
         "custom/weights ignore it",
     )
-    weights: list[float] | None = Field(None, description="explicit ω_1..ω_n for schedule=custom")
+    weights: list[float] | None = Field(
+        None, max_length=MAX_SHOTS, description="explicit ω_1..ω_n for schedule=custom"
+    )
 
     @model_validator(mode="after")
     def _check_weights(self) -> ScheduleConfig:
@@ -66,28 +86,29 @@ class TrainConfig(ScheduleConfig):
 
     name: str = Field(
         "run",
+        max_length=200,
         pattern=r"^\.*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$",  # not only dots: `.`/`..` would leave output_dir
         description="run name; outputs go to output_dir/name",
     )
-    output_dir: str = Field("runs", description="parent folder of the run directory")
-    model: str = Field("tiny:gpt2", description="HF hub id, local path, or tiny:<arch> (gpt2|llama)")
-    dataset: str = Field("svamp", description="built-in dataset name or path to an annotated JSONL")
-    split: str = "train"
-    limit: int | None = Field(None, gt=0, description="use only the first N training examples")
+    output_dir: ShortText = Field("runs", description="parent folder of the run directory")
+    model: ShortText = Field("tiny:gpt2", description="HF hub id, local path, or tiny:<arch> (gpt2|llama)")
+    dataset: ShortText = Field("svamp", description="built-in dataset name or path to an annotated JSONL")
+    split: ShortText = "train"
+    limit: Count | None = Field(None, gt=0, description="use only the first N training examples")
     answer_kind: AnswerKindOpt = "auto"
     objective: Objective = "aicd"
     template: TemplateConfig = Field(default_factory=TemplateConfig)
-    max_length: int = Field(1024, gt=16, description="tokens per episode; earliest shots are dropped first")
-    epochs: float = Field(10, gt=0)
-    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
+    max_length: Count = Field(1024, gt=16, description="tokens per episode; earliest shots are dropped first")
+    epochs: float = Field(10, gt=0, le=MAX_EPOCHS)
+    max_steps: Count | None = Field(None, gt=0, description="stop after this many optimizer steps")
     lr: float = Field(7e-6, gt=0)
     min_lr_ratio: float = Field(0.0, ge=0, le=1)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    batch_size: int = Field(8, gt=0, description="episodes per optimizer step (global batch)")
-    micro_batch_size: int = Field(
+    batch_size: Count = Field(8, gt=0, description="episodes per optimizer step (global batch)")
+    micro_batch_size: Count = Field(
         4, gt=0, description="episodes per forward pass; batch_size/micro_batch_size = accumulation"
     )
     batching: Literal["length_grouped", "naive"] = "length_grouped"
@@ -97,22 +118,22 @@ class TrainConfig(ScheduleConfig):
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
-    seed: int = 0
-    save_every: int = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only at the end)")
-    keep_checkpoints: int = Field(2, gt=0)
-    log_every: int = Field(1, gt=0)
-    eval_every: int = Field(
+    seed: Seed = 0
+    save_every: Count = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only at the end)")
+    keep_checkpoints: Count = Field(2, gt=0)
+    log_every: Count = Field(1, gt=0)
+    eval_every: Count = Field(
         0,
         ge=0,
         description="every N steps and at the end, greedy accuracy on eval_limit held-out items (0 = off)",
     )
-    eval_dataset: str | None = Field(None, description="where that accuracy is measured (default: dataset)")
-    eval_split: str = Field("test", description="split of eval_dataset used for it")
-    eval_limit: int = Field(32, gt=0, description="items scored at each evaluation during training")
-    eval_shots: int = Field(
-        0, ge=0, description="demonstrations in those prompts (from the training examples)"
+    eval_dataset: ShortText | None = Field(
+        None, description="where that accuracy is measured (default: dataset)"
     )
-    eval_max_new_tokens: int = Field(128, gt=0)
+    eval_split: ShortText = Field("test", description="split of eval_dataset used for it")
+    eval_limit: Count = Field(32, gt=0, description="items scored at each evaluation during training")
+    eval_shots: Shots = Field(0, description="demonstrations in those prompts (from the training examples)")
+    eval_max_new_tokens: Count = Field(128, gt=0)
 
     @model_validator(mode="after")
     def _check_batch(self) -> TrainConfig:
@@ -128,16 +149,16 @@ class TrainConfig(ScheduleConfig):
 class EvalConfig(_Strict):
     """k-shot evaluation: greedy generation, answer extraction, accuracy per (shots, seed)."""
 
-    model: str = Field(..., description="checkpoint path, HF hub id, or tiny:<arch>")
-    dataset: str = Field("svamp", description="built-in dataset name or path to a JSONL")
-    split: str = "test"
-    shots_dataset: str | None = Field(
+    model: ShortText = Field(..., description="checkpoint path, HF hub id, or tiny:<arch>")
+    dataset: ShortText = Field("svamp", description="built-in dataset name or path to a JSONL")
+    split: ShortText = "test"
+    shots_dataset: ShortText | None = Field(
         None, description="where k-shot demonstrations come from (default: dataset)"
     )
-    shots_split: str = "train"
-    shots: list[int] = Field(default_factory=lambda: [0])
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    limit: int | None = Field(None, gt=0)
+    shots_split: ShortText = "train"
+    shots: list[Shots] = Field(default_factory=lambda: [0], max_length=MAX_SHOTS + 1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], max_length=1000)
+    limit: Count | None = Field(None, gt=0)
     answer_kind: AnswerKindOpt = "auto"
     demonstrations: Literal["rationale", "answer"] = Field(
         "rationale",
@@ -145,12 +166,14 @@ class EvalConfig(_Strict):
         "nocot training episodes (use for nocot students)",
     )
     template: TemplateConfig = Field(default_factory=TemplateConfig)
-    batch_size: int = Field(16, gt=0)
-    max_new_tokens: int = Field(256, gt=0)
-    max_length: int = Field(
+    batch_size: Count = Field(16, gt=0)
+    max_new_tokens: Count = Field(256, gt=0)
+    max_length: Count = Field(
         2048, gt=16, description="prompt + generation budget; earliest shots are dropped first"
     )
-    output_dir: str | None = Field(None, description="where results.json and generations.jsonl are written")
+    output_dir: ShortText | None = Field(
+        None, description="where results.json and generations.jsonl are written"
+    )
 
     @model_validator(mode="after")
     def _check_shots(self) -> EvalConfig:
@@ -162,8 +185,10 @@ class EvalConfig(_Strict):
 class SweepConfig(_Strict):
     """A grid of runs (objective × ω × seed) each evaluated at several shot counts."""
 
-    name: str = Field("sweep", pattern=r"^\.*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # not only dots
-    output_dir: str = "runs"
+    name: str = Field(
+        "sweep", max_length=200, pattern=r"^\.*[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$"
+    )  # not only dots
+    output_dir: ShortText = "runs"
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields shared by every run")
     eval: dict[str, Any] = Field(
         default_factory=dict, description="EvalConfig fields shared by every evaluation"
@@ -171,7 +196,7 @@ class SweepConfig(_Strict):
     grid: dict[str, list[Any]] = Field(
         default_factory=dict, description="TrainConfig field -> values; the product is run"
     )
-    eval_datasets: list[str] | None = Field(
+    eval_datasets: list[ShortText] | None = Field(
         None, description="evaluate each run on these (default: the train dataset)"
     )
 

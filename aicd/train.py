@@ -352,7 +352,8 @@ def train(
         return TrainResult(
             run_dir, final_dir, done["step"], done["total_steps"], False, done.get("last_metrics", {})
         )
-    examples = list(examples) if examples is not None else _load_examples(config)
+    # `limit` holds for examples handed in (a stored dataset) as for ones loaded here: the first N
+    examples = list(examples)[: config.limit] if examples is not None else _load_examples(config)
     if not examples:
         raise DataError("training needs at least one example")
 

@@ -19,7 +19,7 @@ PAPER_PROMPT = "Question: {question} Hint: The answer should be {answer}. Answer
 class ModelPrice(BaseModel):
     """USD per one million tokens."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     input: float = Field(ge=0, description="USD per 1M prompt tokens")
     output: float = Field(ge=0, description="USD per 1M completion tokens")
@@ -28,7 +28,7 @@ class ModelPrice(BaseModel):
 class AnnotateConfig(BaseModel):
     """One annotation run. Defaults follow the paper: 3 rationales per question at temperature 1.0."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     source: Literal["teacher", "gold", "self"] = Field("teacher", description="where rationales come from")
     # teacher endpoint

@@ -11,8 +11,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aicd.data.record import Example
+from aicd.data.record import MAX_JSON_DEPTH, Example
 from aicd.errors import DataError
+
+MAX_LINE_DEPTH = MAX_JSON_DEPTH + 4
+"""Deepest nesting of one record line: a record, its rationales list, a rationale, then its `meta`."""
+
+
+def _depth_exceeds(obj: Any, limit: int) -> bool:
+    """Whether `obj` nests deeper than `limit` (iterative: no recursion on hostile input)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def describe_record_error(err: ValidationError) -> str:
@@ -21,7 +38,7 @@ def describe_record_error(err: ValidationError) -> str:
     field = ".".join(str(p) for p in first["loc"]) or "record"
     if first["type"] == "missing":
         return f"missing field '{field}'"
-    return f"field '{field}': {first['msg']}"
+    return f"field '{field}': {first['msg'].removeprefix('Value error, ')}"
 
 
 def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -37,12 +54,17 @@ def iter_json_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise DataError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason})") from None
             if not line:
                 continue
+            too_deep = f"{path}:{lineno}: JSON nested deeper than {MAX_LINE_DEPTH} levels"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            except RecursionError:  # thousands of levels: the parser itself gives up
+                raise DataError(too_deep) from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object")
+            if _depth_exceeds(obj, MAX_LINE_DEPTH):
+                raise DataError(too_deep)
             yield lineno, obj
 
 

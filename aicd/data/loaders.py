@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aicd.data import sources
+from aicd.data import sources, synthetic
 from aicd.data.jsonl import iter_json_objects, read_examples
 from aicd.data.record import AnswerKind, Example, Rationale
 from aicd.errors import DataError
@@ -46,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SPLITS = ("train", "test")
 SPLIT_ALIASES = {"train": "train", "test": "test", "dev": "test", "validation": "test", "val": "test"}
 TEST_FRACTION = 0.3
-PLUGINS = {"arith": "aicd.data.synthetic"}  # datasets that register themselves when their module is imported
+PLUGINS: dict[str, str] = {}  # extra datasets whose module registers them when imported (name -> module)
 _HUB_ID = re.compile(r"^(?:hf:)?[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?$")
 
 
@@ -248,6 +248,18 @@ _BUILTIN_INFO = [
 ]
 for _info in _BUILTIN_INFO:
     register_dataset(_info, lambda split, seed, _f=BUILTIN_LOADERS[_info.name]: _f(split, seed=seed))
+
+# registered here, not by an import side effect of its module: every process (API, workers, CLI) that imports
+# the registry sees the complete list, whatever it imported before
+register_dataset(
+    DatasetInfo(
+        name="arith",
+        answer_kind="number",
+        n_shots=4,
+        description="synthetic 2-4 step +/- word problems with programmatic rationales (offline demo/tests)",
+    ),
+    synthetic.load_arith,
+)
 
 
 def _load_plugin(name: str) -> None:

@@ -14,7 +14,6 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from aicd.data.loaders import DatasetInfo, register_dataset
 from aicd.data.record import Example, Rationale
 from aicd.errors import DataError
 
@@ -213,14 +212,3 @@ def load_arith(split: str = "train", seed: int = 0) -> list[Example]:
         return generate(split, seed=seed)
     except ValueError as exc:
         raise DataError(f"dataset arith: {exc}") from None
-
-
-register_dataset(
-    DatasetInfo(
-        name="arith",
-        answer_kind="number",
-        n_shots=4,
-        description="synthetic 2-4 step +/- word problems with programmatic rationales (offline demo/tests)",
-    ),
-    load_arith,
-)

@@ -57,10 +57,13 @@ def _body(
     return {"detail": detail}
 
 
-def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+def _loc(loc: tuple[Any, ...] | list[Any], json_path: str | None = None) -> str:
+    """`body.config` -> `config`; with the path a validator found inside a JSON value: `config.train.lr`."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header", "form"):
         parts = parts[1:] or parts
+    if json_path:
+        parts.append(json_path)
     return ".".join(parts)
 
 
@@ -76,7 +79,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _loc(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+            {
+                "field": _loc(e.get("loc", ()), (e.get("ctx") or {}).get("json_path")),
+                "message": e.get("msg", ""),
+                "type": e.get("type"),
+            }
             for e in exc.errors()
         ]
         message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"

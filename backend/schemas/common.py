@@ -6,6 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from aicd.data.record import json_problem
 
 T = TypeVar("T")
 
@@ -51,6 +54,23 @@ def nul_path(value: Any, path: str = "") -> str | None:
 NoNul = AfterValidator(_no_nul)
 """Annotated metadata: PostgreSQL text cannot hold NUL, so such input is a 422 naming the field, not a DB error."""
 Text = Annotated[str, NoNul]
+
+DESCRIPTION_MAX = 10_000
+Description = Annotated[str, NoNul, StringConstraints(max_length=DESCRIPTION_MAX)]
+
+
+def _storable_json(value: Any) -> Any:
+    if (problem := json_problem(value)) is not None:
+        where, what = problem
+        # ctx["json_path"] lets the error handler name the field inside the value (`config.lr`)
+        raise PydanticCustomError("unstorable_json", "{what}", {"what": what, "json_path": where[:200]})
+    return value
+
+
+StorableJson = AfterValidator(_storable_json)
+"""Annotated metadata for free-form JSON that is stored (job configs): nesting capped at MAX_JSON_DEPTH, numbers
+finite and within 64 bits, no NUL — so the database takes it (PostgreSQL's JSONB has no NaN) and every later read
+serialises it; the 422 names the path inside the value."""
 
 
 class ErrorDetail(BaseModel):

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas.common import NAME_RULE, ORM, Name, Text
+from backend.schemas.common import INT32_MAX, NAME_RULE, ORM, Description, Name, Text
 
 
 class DatasetImport(BaseModel):
@@ -18,9 +18,9 @@ class DatasetImport(BaseModel):
         min_length=1, max_length=100, description="built-in dataset name (see `aicd data list`)"
     )
     split: Text = Field("train", max_length=100)
-    limit: int | None = Field(None, gt=0)
-    seed: int = 0
-    description: Text = ""
+    limit: int | None = Field(None, gt=0, le=INT32_MAX)
+    seed: int = Field(0, ge=0, le=INT32_MAX)
+    description: Description = ""
 
 
 class DatasetPublic(ORM):

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas.common import NAME_RULE, ORM, Id, JobPublic, Name, NoNul
+from backend.schemas.common import NAME_RULE, ORM, Id, JobPublic, Name, StorableJson
 
-Config = Annotated[dict[str, Any], NoNul]
-"""A config dict as sent; NUL characters anywhere in it are refused here (the database cannot store them)."""
+Config = Annotated[dict[str, Any], StorableJson]
+"""A config dict as sent; what the database could not store or a read could not serialise (NUL characters,
+NaN/inf, integers past 64 bits, nesting deeper than MAX_JSON_DEPTH) is refused here, naming the path."""
 
 
 class _In(BaseModel):

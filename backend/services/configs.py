@@ -92,6 +92,20 @@ def dataset_ref(session: Session, dataset_id: int | None, field: str = "dataset_
     return dataset
 
 
+def check_shots_fit(dataset: Dataset, cfg: TrainConfig, prefix: str) -> None:
+    """An episode holds n_shots distinct examples of the (limited) training set: more shots than examples is
+    a request error, not a run that silently trains on fewer."""
+    size = min(dataset.n_examples, cfg.limit or dataset.n_examples)
+    if cfg.n_shots > size:
+        field = f"{prefix}.n_shots"
+        limited = f" (limit {cfg.limit})" if cfg.limit and cfg.limit < dataset.n_examples else ""
+        raise ApiError(
+            422,
+            f"{field}: {cfg.n_shots} shots but dataset {dataset.id} has only {size} training examples{limited}",
+            field=field,
+        )
+
+
 def train_config(
     session: Session, name: str | None, dataset_id: int | None, config: dict[str, Any]
 ) -> TrainConfig:
@@ -101,9 +115,12 @@ def train_config(
         _check_name(data["name"], "config.name")
     data["name"] = name or data.get("name") or f"run-{uuid.uuid4().hex[:8]}"
     data["output_dir"] = "runs"
-    if dataset_ref(session, dataset_id) is not None:
+    dataset = dataset_ref(session, dataset_id)
+    if dataset is not None:
         data["dataset"] = f"db:{dataset_id}"
     cfg = _validate(TrainConfig, data)
+    if dataset is not None:
+        check_shots_fit(dataset, cfg, "config")
     if dataset_id is None:
         _check_dataset(session, cfg.dataset, "config.dataset")
     if cfg.eval_dataset is not None:
@@ -165,8 +182,8 @@ def sweep_config(
 ) -> SweepConfig:
     data = dict(config)
     _no_server_fields(data)
-    if dataset_id is not None:
-        dataset_ref(session, dataset_id)
+    dataset = dataset_ref(session, dataset_id)
+    if dataset is not None:
         data["train"] = {**(data.get("train") or {}), "dataset": f"db:{dataset_id}"}
     if eval_dataset_ids:
         for ds_id in eval_dataset_ids:
@@ -187,7 +204,11 @@ def sweep_config(
         raise ApiError(422, f"config.grid has more than {MAX_GRID} combinations", field="config.grid")
     for combo in combos:  # every run of the grid must be a valid TrainConfig
         point = dict(zip(keys, combo, strict=True))
-        _validate(TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train")
+        run_cfg = _validate(
+            TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train"
+        )
+        if dataset is not None:
+            check_shots_fit(dataset, run_cfg, "config.grid" if "n_shots" in point else "config.train")
     refs = [("config.train.dataset", train.get("dataset", "svamp"))]
     if train.get("eval_dataset") is not None:
         refs.append(("config.train.eval_dataset", train["eval_dataset"]))

@@ -290,7 +290,7 @@ def test_values_the_database_cannot_store_are_named(client: TestClient, dataset_
     resp = client.post("/api/v1/runs", json={"dataset_id": dataset_id, "name": "r" * 201, "config": {}})
     assert _error(resp, 422)["field"] == "name"
     resp = client.post("/api/v1/runs", json={"dataset_id": dataset_id, "config": {"teacher": "a\x00"}})
-    assert _error(resp, 422)["field"] == "config" and "NUL" in resp.json()["detail"]["message"]
+    assert _error(resp, 422)["field"] == "config.teacher" and "NUL" in resp.json()["detail"]["message"]
     assert _count(Run) == before
     before = _count(Sweep)
     resp = client.post("/api/v1/sweeps", json={"dataset_id": dataset_id, "config": {"name": "s" * 201}})

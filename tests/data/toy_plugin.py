@@ -1,4 +1,4 @@
-"""A dataset module that registers itself on import, as aicd.data.synthetic does for "arith"."""
+"""A dataset module that registers itself on import (a `loaders.PLUGINS` entry)."""
 
 from aicd.data.loaders import DatasetInfo, register_dataset
 from aicd.data.record import Example

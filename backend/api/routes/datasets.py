@@ -12,7 +12,7 @@ from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, SettingsDep
 from backend.api.errors import ApiError, get_or_404
 from backend.api.responses import page_response
 from backend.models import Dataset, Example, Rationale
-from backend.schemas.common import NAME_MAX, NAME_PATTERN, NAME_RULE, Page, Text
+from backend.schemas.common import NAME_MAX, NAME_PATTERN, NAME_RULE, Description, Page
 from backend.schemas.datasets import DatasetImport, DatasetPublic, DatasetRationalePublic, ExamplePublic
 from backend.services import datasets as svc
 from backend.services.pagination import keyset_page, keyset_rows
@@ -41,7 +41,7 @@ def upload_dataset(
     settings: SettingsDep,
     file: UploadFile,
     name: Annotated[str, Form(pattern=NAME_PATTERN, max_length=NAME_MAX, description=NAME_RULE)],
-    description: Annotated[Text, Form()] = "",
+    description: Annotated[Description, Form()] = "",
 ) -> Dataset:
     # a plain `def`: FastAPI runs it in its thread pool, so parsing and inserting a large upload never blocks
     # the event loop (other requests, /health, keep being answered). The body size was capped by

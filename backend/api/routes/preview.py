@@ -241,10 +241,6 @@ def dataset_stats(dataset_id: IdPath, session: SessionDep) -> dict[str, Any]:
 def builtins(page: PageDep) -> Page[dict[str, Any]]:
     from aicd.data import loaders
 
-    try:
-        import aicd.data.synthetic  # noqa: F401  (registers "arith")
-    except ImportError:
-        pass
     infos = [
         {"name": i.name, "answer_kind": i.answer_kind, "n_shots": i.n_shots, "description": i.description}
         for i in sorted(loaders.DATASETS.values(), key=lambda i: i.name)

@@ -1,0 +1,152 @@
+"""Hostile input to the core: non-finite numbers, out-of-range integers, deep JSON, NaN answers, the dataset
+registry in a fresh process and `limit` on examples handed to `train` (issue 11, items 2-5 and 8)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicd.annotate.config import AnnotateConfig
+from aicd.config import MAX_SHOTS, EvalConfig, TrainConfig, build_config
+from aicd.data.jsonl import MAX_LINE_DEPTH, read_examples
+from aicd.data.record import MAX_JSON_DEPTH, Example, Rationale, json_problem
+from aicd.errors import ConfigError, DataError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"lr": "inf"}, "lr"),
+        ({"lr": float("inf")}, "lr"),
+        ({"omega": "nan"}, "omega"),
+        ({"epochs": "Infinity"}, "epochs"),
+        ({"schedule": "custom", "n_shots": 2, "weights": [0.1, float("inf")]}, "weights.1"),
+        ({"adam_betas": [0.9, float("nan")]}, "adam_betas.1"),
+        ({"warmup_ratio": float("nan")}, "warmup_ratio"),
+        ({"n_shots": MAX_SHOTS + 1}, "n_shots"),
+        ({"max_steps": 2**31}, "max_steps"),
+        ({"limit": 2**40}, "limit"),
+        ({"seed": 2**63}, "seed"),
+        ({"model": "x" * 5000}, "model"),
+    ],
+)
+def test_train_config_refuses_non_finite_and_out_of_range_values(overrides, field):
+    with pytest.raises(ConfigError) as err:
+        build_config(TrainConfig, overrides)
+    assert f"config: {field}: " in str(err.value)
+
+
+def test_cli_override_inf_is_one_line_naming_the_field():
+    with pytest.raises(ConfigError, match=r"^config: lr: Input should be a finite number$"):
+        build_config(TrainConfig, {}, ["lr=.inf"])  # YAML's infinity
+
+
+def test_eval_and_annotate_configs_refuse_non_finite_and_huge_values():
+    with pytest.raises(ConfigError, match=r"shots\.0"):
+        build_config(EvalConfig, {"model": "m", "shots": [MAX_SHOTS + 1]})
+    with pytest.raises(ConfigError, match=r"seeds\.0"):
+        build_config(EvalConfig, {"model": "m", "seeds": [2**31]})
+    with pytest.raises(ConfigError, match="temperature"):
+        build_config(AnnotateConfig, {"temperature": float("nan")})
+    with pytest.raises(ConfigError, match="timeout"):
+        build_config(AnnotateConfig, {"timeout": "inf"})
+    assert TrainConfig(n_shots=MAX_SHOTS, seed=2**31 - 1).n_shots == MAX_SHOTS  # the bounds themselves pass
+
+
+def _write(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+GOOD = '{"id": "a", "question": "q?", "answer": 1}'
+
+
+def test_a_line_nested_thousands_deep_is_a_data_error_naming_the_line(tmp_path):
+    deep = '{"id": "b", "question": "q", "answer": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(DataError, match=rf"data.jsonl:2: JSON nested deeper than {MAX_LINE_DEPTH} levels"):
+        read_examples(_write(tmp_path, GOOD, deep))
+    medium = '{"id": "b", "question": "q", "answer": 1, "x": ' + "[" * 100 + "]" * 100 + "}"  # parses fine
+    with pytest.raises(DataError, match=r"data.jsonl:2: JSON nested deeper"):
+        read_examples(_write(tmp_path, GOOD, medium))
+
+
+def _meta_line(depth: int) -> str:
+    meta = '{"a": ' * depth + "1" + "}" * depth
+    return '{"id": "m", "question": "q", "answer": 1, "rationales": [{"text": "t", "meta": ' + meta + "}]}"
+
+
+def test_rationale_meta_depth_is_capped(tmp_path):
+    assert read_examples(_write(tmp_path, _meta_line(MAX_JSON_DEPTH)))[0].rationales[0].meta
+    with pytest.raises(
+        DataError, match=rf"rationales.0.meta': is nested deeper than {MAX_JSON_DEPTH} levels"
+    ):
+        read_examples(_write(tmp_path, _meta_line(MAX_JSON_DEPTH + 1)))
+    with pytest.raises(ValueError, match="nested deeper"):
+        Rationale(text="t", meta={"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_answer_is_refused_not_stored_as_nan(tmp_path, literal):
+    line = '{"id": "n", "question": "q", "answer": ' + literal + "}"
+    with pytest.raises(DataError, match=r"data.jsonl:1: field 'answer': must be a finite number"):
+        read_examples(_write(tmp_path, line))
+    with pytest.raises(ValueError, match="finite"):
+        Example(id="n", question="q", answer=float(literal.lower().replace("infinity", "inf")))
+    assert Example(id="n", question="q", answer=2.5).answer == "2.5"
+
+
+def test_json_problem_finds_each_kind_of_unstorable_value():
+    assert json_problem({"a": [1, 2.5, "x", None, True]}) is None
+    assert json_problem({"a": {"b": float("nan")}}) == (
+        "a.b",
+        "must be a finite number (not NaN or infinity)",
+    )
+    assert json_problem({"a": [0, 2**63]}) == ("a.1", "is an integer outside the 64-bit range")
+    assert json_problem({"k\x00": 1})[1].startswith("contains a NUL")
+    deep: list = []
+    node = deep
+    for _ in range(50_000):  # deeper than the interpreter's recursion limit
+        node.append([])
+        node = node[0]
+    assert json_problem({"d": deep})[1] == f"is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def test_registry_is_complete_in_a_fresh_process():
+    """`arith` used to register itself only when aicd.data.synthetic happened to be imported."""
+    code = (
+        "from aicd.data.loaders import DATASETS\n"
+        "from backend.services.datasets import load_builtin\n"
+        "assert sorted(DATASETS) == ['arith', 'gsm8k', 'multiarith', 'strategyqa', 'svamp'], sorted(DATASETS)\n"
+        "examples, kind = load_builtin('arith', 'train', 3, 0)\n"
+        "print(len(examples), kind)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["3", "number"]
+
+
+def test_limit_holds_for_examples_handed_to_train(tmp_path):
+    """A stored dataset reaches train() as `examples`: 64 of them, limit 8, batch 8, one epoch = 1 step."""
+    from aicd.data.synthetic import generate
+    from aicd.train import train
+
+    config = TrainConfig(
+        name="limited",
+        output_dir=str(tmp_path),
+        model="tiny:gpt2?n_layer=1&n_embd=16&n_head=2&n_positions=256",
+        n_shots=2,
+        limit=8,
+        batch_size=8,
+        micro_batch_size=8,
+        epochs=1,
+        max_length=128,
+        mixed_precision="no",
+    )
+    result = train(config, examples=generate("train", 64, seed=0), progress=False)
+    assert result.total_steps == 1 and result.step == 1
