@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import random
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aicd.config import TemplateConfig
 from aicd.data.record import Example
+from aicd.progress import NO_PROGRESS, Progress
 
 SpanKind = Literal["bos", "prompt", "target", "eos"]
 
@@ -82,13 +83,31 @@ def _target_weight(objective: str, i: int, n: int, weights: Sequence[float]) -> 
     return float(weights[i])  # aicd, nocot (answers), lm (overridden below)
 
 
-def _assemble(
+@dataclass(frozen=True)
+class _EncodedShot:
+    """One shot's texts and token ids: its prompt as a later shot (with the separator) and its target."""
+
+    prompt: str
+    prompt_ids: list[int]
+    target: str
+    target_ids: list[int]
+
+
+def _encode_shot(
     tokenizer: Any,
-    shots: Sequence[Shot],
+    shot: Shot,
     objective: str,
-    weights: Sequence[float],
     template: TemplateConfig,
+    first: bool,
     cache: dict[str, list[int]] | None,
+) -> _EncodedShot:
+    prompt = render_prompt(shot.question, template, first=first)
+    target = shot_target(shot, objective)
+    return _EncodedShot(prompt, _encode(tokenizer, prompt, cache), target, _encode(tokenizer, target, cache))
+
+
+def _assemble(
+    tokenizer: Any, encoded: Sequence[_EncodedShot], objective: str, weights: Sequence[float]
 ) -> Episode:
     ids: list[int] = []
     w: list[float] = []
@@ -102,12 +121,10 @@ def _assemble(
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None:
         add([bos], 0.0, "bos", 0, tokenizer.bos_token or "")
-    n = len(shots)
-    for i, shot in enumerate(shots):
-        prompt = render_prompt(shot.question, template, first=(i == 0))
-        target = shot_target(shot, objective)
-        add(_encode(tokenizer, prompt, cache), 0.0, "prompt", i, prompt)
-        add(_encode(tokenizer, target, cache), _target_weight(objective, i, n, weights), "target", i, target)
+    n = len(encoded)
+    for i, shot in enumerate(encoded):
+        add(shot.prompt_ids, 0.0, "prompt", i, shot.prompt)
+        add(shot.target_ids, _target_weight(objective, i, n, weights), "target", i, shot.target)
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is not None:  # teaches the student to stop after the final rationale
         add([eos], _target_weight(objective, n - 1, n, weights), "eos", n - 1, tokenizer.eos_token or "")
@@ -132,6 +149,9 @@ def build_episode(
     aicd: rationale i weighted ω_i (`weights`, default the paper schedule). condgen: only the last
     rationale. lm: every token after the first. nocot: answers instead of rationales, weighted ω_i.
     If the episode exceeds `max_length`, the earliest shots are dropped first; `n_dropped` says how many.
+
+    Linear in the shots that survive: shots are encoded once each, from the last one backwards, and the
+    walk stops as soon as the shots after a start no longer fit, so a huge n_shots costs what fits.
     """
     from aicd.config import OBJECTIVES
     from aicd.objectives import omega_weights
@@ -144,38 +164,106 @@ def build_episode(
     weights = list(weights) if weights is not None else omega_weights("paper", n)
     omega_weights("custom", n, weights=weights)  # validates length and sign
     template = template or TemplateConfig()
-    for start in range(n):
-        ep = _assemble(tokenizer, shots[start:], objective, weights[start:], template, cache)
-        if max_length is None or len(ep) <= max_length:
-            ep.n_dropped = start
-            return ep
-    raise EpisodeTooLong(f"the final shot alone needs {len(ep)} tokens, more than max_length={max_length}")
+    cache = {} if cache is None else cache  # a shot's target is encoded once for both prompt variants
+    fixed = int(getattr(tokenizer, "bos_token_id", None) is not None) + int(
+        getattr(tokenizer, "eos_token_id", None) is not None
+    )
+    later: list[_EncodedShot] = []  # shots start+1 … n-1 as later shots, last shot first
+    tail = 0  # their token count
+    best: tuple[int, _EncodedShot] | None = None  # the earliest start that fits, and its first shot
+    final_alone = 0
+    for start in range(n - 1, -1, -1):
+        shot = _encode_shot(tokenizer, shots[start], objective, template, False, cache)
+        if max_length is not None and fixed + len(shot.target_ids) + tail > max_length:
+            if not final_alone:  # the final shot itself does not fit: say by how much
+                first = _encode_shot(tokenizer, shots[start], objective, template, True, cache)
+                final_alone = fixed + len(first.prompt_ids) + len(first.target_ids)
+            break  # no start at or before this one can fit: the tail only grows
+        first = _encode_shot(tokenizer, shots[start], objective, template, True, cache)
+        length = fixed + len(first.prompt_ids) + len(first.target_ids) + tail
+        final_alone = final_alone or length
+        if max_length is None or length <= max_length:
+            best = (start, first)
+        later.append(shot)
+        tail += len(shot.prompt_ids) + len(shot.target_ids)
+    if best is None:
+        raise EpisodeTooLong(
+            f"the final shot alone needs {final_alone} tokens, more than max_length={max_length}"
+        )
+    start, first = best
+    encoded = [first, *reversed(later[: n - 1 - start])]
+    episode = _assemble(tokenizer, encoded, objective, weights[start:])
+    episode.n_dropped = start
+    return episode
+
+
+class EpisodeShots(Sequence[Shot]):
+    """The shots of one sampled episode, made on access: `build_episode` reads them from the last one back
+    and stops at what fits, so an episode of thousands of shots costs only the few it keeps."""
+
+    def __init__(self, usable: Sequence[Example], chosen: Any, picks: Any, objective: str):
+        self._usable, self._chosen, self._picks, self._objective = usable, chosen, picks, objective
+
+    def __len__(self) -> int:
+        return len(self._chosen)
+
+    def _shot(self, i: int) -> Shot:
+        ex = self._usable[int(self._chosen[i])]
+        cot = ex.rationales and self._objective != "nocot"
+        rationale = ex.rationales[int(self._picks[i])].text if cot else ""
+        return Shot(question=ex.question, rationale=rationale, answer=ex.answer)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._shot(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._shot(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking container semantics, like a list
+
+    def __repr__(self) -> str:
+        return f"EpisodeShots({list(self)!r})"
 
 
 def sample_episode_shots(
-    examples: Sequence[Example], n_shots: int, *, seed: int, epoch: int = 0, objective: str = "aicd"
-) -> list[list[Shot]]:
+    examples: Sequence[Example],
+    n_shots: int,
+    *,
+    seed: int,
+    epoch: int = 0,
+    objective: str = "aicd",
+    progress: Progress = NO_PROGRESS,
+) -> list[EpisodeShots]:
     """One episode per example per epoch, with that example as the final shot.
 
     The other n−1 shots are distinct other examples, and each shot uses one of its example's
     rationales at random; all draws are seeded by (seed, epoch). Examples without a rationale are
-    skipped for CoT objectives.
+    skipped for CoT objectives. Draws are numpy's and shots are made on access (`EpisodeShots`), so
+    n_shots far above the dataset size stays cheap; `progress.check()` is called per episode.
     """
-    rng = random.Random(f"{seed}:{epoch}")
+    import numpy as np
+
     usable = [ex for ex in examples if objective == "nocot" or ex.rationales]
     if not usable:
         raise ValueError("no example has a rationale; annotate the dataset first or use objective 'nocot'")
-    order = list(range(len(usable)))
-    rng.shuffle(order)
-    k = min(n_shots - 1, len(usable) - 1)
+    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    n = len(usable)
+    counts = np.array([max(len(ex.rationales), 1) for ex in usable], dtype=np.int64)
+    k = min(n_shots - 1, n - 1)
     episodes = []
-    for idx in order:
-        others = rng.sample(range(len(usable) - 1), k)
-        context = [usable[j if j < idx else j + 1] for j in others]  # skip idx itself
-        episodes.append([_to_shot(ex, rng, objective) for ex in [*context, usable[idx]]])
+    for idx in rng.permutation(n).tolist():
+        progress.check()
+        others = rng.choice(n - 1, size=k, replace=False) if k > 0 else np.empty(0, dtype=np.int64)
+        chosen = np.append(others + (others >= idx), idx).astype(np.int32)  # skip idx itself; it comes last
+        picks = (rng.random(k + 1) * counts[chosen]).astype(np.int32)
+        episodes.append(EpisodeShots(usable, chosen, picks, objective))
     return episodes
-
-
-def _to_shot(ex: Example, rng: random.Random, objective: str) -> Shot:
-    rationale = rng.choice(ex.rationales).text if ex.rationales and objective != "nocot" else ""
-    return Shot(question=ex.question, rationale=rationale, answer=ex.answer)
