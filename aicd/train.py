@@ -41,6 +41,7 @@ from aicd.config import TrainConfig, load_config, save_config
 from aicd.data.record import Example
 from aicd.episodes import Episode, EpisodeTooLong, build_episode, sample_episode_shots
 from aicd.errors import AICDError, ConfigError, DataError
+from aicd.progress import NO_PROGRESS, Cancelled, Progress
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +50,21 @@ log = logging.getLogger(__name__)
 
 
 class TrainCallback:
-    """Hooks for the worker (progress, cancellation). Every method is a no-op; subclass what you need."""
+    """Hooks for the worker (progress, cancellation). Every method is a no-op; subclass what you need.
+
+    It is also the run's `aicd.progress.Progress`: the setup phases (loading, episode building) call `phase`,
+    `advance` and `check`; a `check()` that raises `Cancelled` (the worker's does, on cancel or shutdown) ends
+    the run stopped, like `should_stop()` inside the loop.
+    """
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """A phase of the run starts (`loading model`, `episodes`, …)."""
+
+    def advance(self, n: int = 1) -> None:
+        """`n` units of the current phase are done."""
+
+    def check(self) -> None:
+        """Called every few seconds at most in the setup phases; raise `aicd.progress.Cancelled` to stop."""
 
     def on_start(self, total_steps: int, start_step: int) -> None:
         """Called once before the first step (start_step > 0 when resuming)."""
@@ -121,20 +136,29 @@ def build_epoch(
     config: TrainConfig,
     epoch: int,
     cache: dict[str, list[int]] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> EpochPlan:
-    """Sample, tokenize and batch one epoch; deterministic in (config.seed, epoch)."""
+    """Sample, tokenize and batch one epoch; deterministic in (config.seed, epoch). `progress` sees the
+    `episodes` phase, one unit per episode, and may stop it (`Cancelled`)."""
     from aicd.objectives import omega_weights
 
     weights = omega_weights(config.schedule, config.n_shots, omega=config.omega, weights=config.weights)
+    progress.phase("episodes", len(examples))
     try:
         shot_lists = sample_episode_shots(
-            examples, config.n_shots, seed=config.seed, epoch=epoch, objective=config.objective
+            examples,
+            config.n_shots,
+            seed=config.seed,
+            epoch=epoch,
+            objective=config.objective,
+            progress=progress,
         )
     except ValueError as exc:
         raise DataError(f"dataset {config.dataset}: {exc}") from None
     episodes: list[Episode] = []
     skipped = 0
     for shots in shot_lists:
+        progress.check()
         try:
             episodes.append(
                 build_episode(
@@ -149,6 +173,7 @@ def build_epoch(
             )
         except EpisodeTooLong:
             skipped += 1
+        progress.advance()
     if not episodes:
         raise ConfigError(
             f"max_length: every episode's final shot alone is longer than {config.max_length} tokens"
@@ -201,9 +226,14 @@ def _load_examples(config: TrainConfig) -> list[Example]:
     return examples
 
 
-def _load_model(config: TrainConfig, checkpoint: Path | None) -> tuple[Any, Any]:
+def _load_model(
+    config: TrainConfig, checkpoint: Path | None, progress: Progress = NO_PROGRESS
+) -> tuple[Any, Any]:
     """Float32 master weights (autocast does the mixed precision); LoRA-wrapped if configured."""
     import torch
+
+    progress.phase("loading model")
+    progress.check()
 
     from aicd.models import is_tiny, load_error, load_model_and_tokenizer, load_tokenizer
 
@@ -242,6 +272,7 @@ def _load_model(config: TrainConfig, checkpoint: Path | None) -> tuple[Any, Any]
                     task_type="CAUSAL_LM",
                 ),
             )
+    progress.check()
     return model, tokenizer
 
 
@@ -366,10 +397,13 @@ def train(
     accelerator = _make_accelerator(config)
     if accelerator.num_processes > 1:
         raise AICDError("train: multi-process (distributed) training is not supported; run on one device")
-    model, tokenizer = _load_model(config, checkpoint)
+    try:
+        model, tokenizer = _load_model(config, checkpoint, callback)
+        cache: dict[str, list[int]] = {}
+        plan = build_epoch(examples, tokenizer, config, 0, cache, callback)
+    except Cancelled:  # stopped before the first step: nothing written yet
+        return TrainResult(run_dir, None, 0, 0, True)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    cache: dict[str, list[int]] = {}
-    plan = build_epoch(examples, tokenizer, config, 0, cache)
     total_steps = config.max_steps or max(1, math.ceil(config.epochs * len(plan.steps)))
 
     optimizer = _make_optimizer(model, config)
@@ -392,7 +426,10 @@ def train(
             accelerator.scaler.load_state_dict(state["scaler"])
         step, epoch, position, rng_state = state["step"], state["epoch"], state["position"], state["rng"]
         if epoch != 0:
-            plan = build_epoch(examples, tokenizer, config, epoch, cache)
+            try:
+                plan = build_epoch(examples, tokenizer, config, epoch, cache, callback)
+            except Cancelled:
+                return TrainResult(run_dir, None, step, total_steps, True)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
     truncate_metrics(run_dir / METRICS_FILE, step)
@@ -434,8 +471,14 @@ def train(
     model.train()
     while step < total_steps and not stopped:
         if position >= len(plan.steps):  # next epoch
+            try:
+                plan = build_epoch(examples, tokenizer, config, epoch + 1, cache, callback)
+            except Cancelled:  # the last checkpoint-worthy state is the end of this epoch
+                stopped = True
+                if last_saved != step:
+                    save_checkpoint(step, epoch, position, capture_rng())
+                break
             epoch, position = epoch + 1, 0
-            plan = build_epoch(examples, tokenizer, config, epoch, cache)
             continue
         micro = [[plan.episodes[i] for i in mb] for mb in plan.steps[position]]
         rng_at_start = capture_rng()
