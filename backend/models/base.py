@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, MetaData, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -19,6 +19,10 @@ NAMING_CONVENTION = {
 }
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+"""Type of every id and every column referring to one: BIGINT on PostgreSQL (ids up to 2^63-1, as the API
+promises); on SQLite an INTEGER PRIMARY KEY is already 64-bit and must stay INTEGER to remain the rowid."""
 
 
 def utcnow() -> datetime:

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from backend.models.base import Base, utcnow
+from backend.models.base import Base, BigId, utcnow
 
 
 class Dataset(Base):
     __tablename__ = "datasets"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(500), default="")
@@ -34,8 +34,8 @@ class Example(Base):
         Index("ix_examples_dataset_id_id", "dataset_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
     ext_id: Mapped[str] = mapped_column(String(200), doc="the example's own id from the JSONL")
     position: Mapped[int] = mapped_column(Integer)
     question: Mapped[str] = mapped_column(Text)
@@ -51,10 +51,10 @@ class Rationale(Base):
     __tablename__ = "rationales"
     __table_args__ = (UniqueConstraint("example_id", "key"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    example_id: Mapped[int] = mapped_column(BigId, ForeignKey("examples.id", ondelete="CASCADE"), index=True)
     annotation_job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("annotation_jobs.id", ondelete="SET NULL"), index=True
+        BigId, ForeignKey("annotation_jobs.id", ondelete="SET NULL"), index=True
     )
     key: Mapped[str] = mapped_column(String(255), doc="idempotency key: a re-run never stores it twice")
     text: Mapped[str] = mapped_column(Text)
@@ -72,10 +72,10 @@ class AnnotationRecordRow(Base):
     __tablename__ = "annotation_records"
     __table_args__ = (UniqueConstraint("dataset_id", "question_id", "sample_index", "writer", "prompt_hash"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
     annotation_job_id: Mapped[int | None] = mapped_column(
-        ForeignKey("annotation_jobs.id", ondelete="SET NULL"), index=True
+        BigId, ForeignKey("annotation_jobs.id", ondelete="SET NULL"), index=True
     )
     question_id: Mapped[str] = mapped_column(String(200))
     sample_index: Mapped[int] = mapped_column(Integer)

@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.models.base import Base, JobMixin, utcnow
+from backend.models.base import Base, BigId, JobMixin, utcnow
 
 
 class AnnotationJob(JobMixin, Base):
     __tablename__ = "annotation_jobs"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(doc="AnnotateConfig without the API key")
     api_key: Mapped[str | None] = mapped_column(Text, doc="teacher API key: server-side only, never returned")
     report: Mapped[dict[str, Any] | None]
@@ -24,7 +24,7 @@ class AnnotationJob(JobMixin, Base):
 class Sweep(JobMixin, Base):
     __tablename__ = "sweeps"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config: Mapped[dict[str, Any]]
     table_rows: Mapped[list[Any] | None]
@@ -34,10 +34,14 @@ class Sweep(JobMixin, Base):
 class Run(JobMixin, Base):
     __tablename__ = "runs"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="SET NULL"), index=True)
-    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
+    )
+    dataset_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
     config: Mapped[dict[str, Any]] = mapped_column(doc="the validated TrainConfig")
     run_dir: Mapped[str] = mapped_column(String(1000), doc="relative to the artifact directory")
     step: Mapped[int] = mapped_column(Integer, default=0)
@@ -51,8 +55,8 @@ class MetricPoint(Base):
     __tablename__ = "metric_points"
     __table_args__ = (UniqueConstraint("run_id", "step"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int] = mapped_column(BigId, ForeignKey("runs.id", ondelete="CASCADE"))
     step: Mapped[int] = mapped_column(Integer)
     epoch: Mapped[float | None] = mapped_column(Float)
     loss: Mapped[float | None] = mapped_column(Float)
@@ -64,9 +68,11 @@ class MetricPoint(Base):
 class Evaluation(JobMixin, Base):
     __tablename__ = "evaluations"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
-    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"), index=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    dataset_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
     config: Mapped[dict[str, Any]] = mapped_column(doc="the validated EvalConfig")
     output_dir: Mapped[str] = mapped_column(String(1000), doc="relative to the artifact directory")
     rows: Mapped[list[Any] | None] = mapped_column(doc="accuracy per (shots, seed)")
@@ -81,8 +87,8 @@ class Generation(Base):
         Index("ix_generations_evaluation_id_shots_seed_id", "evaluation_id", "shots", "seed", "id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(BigId, ForeignKey("evaluations.id", ondelete="CASCADE"))
     example_id: Mapped[str] = mapped_column(String(200))
     shots: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(Integer)
@@ -101,13 +107,15 @@ GENERATION_COLUMNS = tuple(Generation.__table__.c)
 class Artifact(Base):
     __tablename__ = "artifacts"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     path: Mapped[str] = mapped_column(String(1000), unique=True, doc="relative to the artifact directory")
     kind: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     evaluation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("evaluations.id", ondelete="CASCADE"), index=True
+        BigId, ForeignKey("evaluations.id", ondelete="CASCADE"), index=True
     )
-    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

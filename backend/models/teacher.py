@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.models.base import Base, utcnow
+from backend.models.base import Base, BigId, utcnow
 
 
 class TeacherKey(Base):
     __tablename__ = "teacher_keys"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base_url: Mapped[str] = mapped_column(String(500), unique=True, doc="normalised endpoint (no trailing /)")
     api_key: Mapped[str] = mapped_column(Text, doc="server-side only, never returned")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
