@@ -2,8 +2,10 @@
 
 With a broker configured (AICD_REDIS_URL / AICD_BROKER_URL) jobs go to Celery with `send_task`. Without one
 (embedded mode) an in-process dispatcher runs each job as a child process `python -m worker.run <task> <id>
-<attempt>`, one at a time per queue, so `uvicorn backend.main:app` alone is a working laptop install.
-Either way the job row in the database is the source of truth; messages carry only (id, attempt).
+<attempt>`, up to AICD_EMBEDDED_WORKERS at a time per queue (default: one per GPU, one on a CPU-only host),
+so `uvicorn backend.main:app` alone is a working laptop install. Either way the job row in the database is
+the source of truth; messages carry only (id, attempt). Jobs that workers queue (a sweep's children) reach
+embedded mode through the database: the dispatcher looks for queued jobs each time one of its children ends.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from backend.core.settings import Settings, get_settings
@@ -26,6 +30,9 @@ TASK_QUEUES: dict[str, str] = {
     "aicd.evaluate": "gpu",
     "aicd.sweep": "gpu",
 }
+SWEEP_PRIORITY = 6
+"""Priority of a sweep's children. With Redis, 0 (the default of every other message) is served first, so
+single runs and evaluations never wait behind a sweep's backlog (kombu's priority steps 0, 3, 6, 9)."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -55,7 +62,7 @@ class BrokerUnavailable(Exception):
 class Dispatcher(Protocol):
     mode: str
 
-    def submit(self, task: str, job_id: int, attempt: int) -> None:
+    def submit(self, task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
         """Hand the job to a worker; BrokerUnavailable when that is impossible right now."""
 
     def close(self) -> None: ...
@@ -70,11 +77,11 @@ class CeleryDispatcher:
         self.app = Celery("aicd-api", set_as_current=False)
         self.app.conf.update(celery_config(settings))
 
-    def submit(self, task: str, job_id: int, attempt: int) -> None:
+    def submit(self, task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
         from kombu.exceptions import OperationalError
 
         try:
-            self.app.send_task(task, args=[job_id, attempt], queue=TASK_QUEUES[task])
+            self.app.send_task(task, args=[job_id, attempt], queue=TASK_QUEUES[task], priority=priority)
         except (OperationalError, OSError) as exc:  # kombu wraps redis/socket errors in OperationalError
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -91,21 +98,41 @@ class CeleryDispatcher:
         self.app.close()
 
 
+def embedded_slots(settings: Settings) -> int:
+    """Jobs run at once per queue in embedded mode: AICD_EMBEDDED_WORKERS, else one per visible GPU (from
+    CUDA_VISIBLE_DEVICES or the NVIDIA driver's device list, without importing torch), else one."""
+    if "embedded_workers" in settings.model_fields_set:
+        return settings.embedded_workers
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return max(1, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return max(1, len(list(gpus.iterdir()))) if gpus.is_dir() else 1
+
+
+Job = tuple[str, int, int]
+
+
 class EmbeddedDispatcher:
-    """One background thread per queue runs queued jobs as child processes, in submission order."""
+    """`embedded_slots` background threads per queue run queued jobs as child processes, in submission
+    order. `pending` (set by the app) lists the queued jobs in the database; it is read each time a child
+    ends, so jobs a worker queued (a sweep run's evaluations) are picked up without a broker."""
 
     mode = "embedded"
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, pending: Callable[[], list[Job]] | None = None):
         self.settings = settings
-        self._queues: dict[str, queue.Queue[tuple[str, int, int] | None]] = {}
+        self.pending = pending
+        self.slots = embedded_slots(settings)
+        self._queues: dict[str, queue.Queue[Job | None]] = {}
         self._threads: list[threading.Thread] = []
         self._procs: set[subprocess.Popen[bytes]] = set()
+        self._known: set[Job] = set()  # submitted and not yet ended
         self._lock = threading.Lock()
         for name in sorted(set(TASK_QUEUES.values())):
-            q: queue.Queue[tuple[str, int, int] | None] = queue.Queue()
+            q: queue.Queue[Job | None] = queue.Queue()
             self._queues[name] = q
-            for i in range(settings.embedded_workers):
+            for i in range(self.slots):
                 t = threading.Thread(target=self._loop, args=(q,), name=f"aicd-{name}-{i}", daemon=True)
                 t.start()
                 self._threads.append(t)
@@ -136,13 +163,32 @@ class EmbeddedDispatcher:
                     log.warning("%s %s (attempt %s) exited with %s", task, job_id, attempt, rc)
             except Exception:  # keep the loop alive whatever happens to one job
                 log.exception("embedded job %s %s failed to start", task, job_id)
+            with self._lock:
+                self._known.discard(item)
+            self.submit_pending()
 
-    def submit(self, task: str, job_id: int, attempt: int) -> None:
+    def submit_pending(self) -> None:
+        """Submit the database's queued jobs that are not submitted yet."""
+        if self.pending is None:
+            return
+        try:
+            jobs = self.pending()
+        except Exception:
+            log.exception("could not list queued jobs")
+            return
+        for task, job_id, attempt in jobs:
+            self.submit(task, job_id, attempt)
+
+    def submit(self, task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
+        with self._lock:
+            if (task, job_id, attempt) in self._known:
+                return
+            self._known.add((task, job_id, attempt))
         self._queues[TASK_QUEUES[task]].put((task, job_id, attempt))
 
     def close(self) -> None:
         for q in self._queues.values():
-            for _ in range(self.settings.embedded_workers):
+            for _ in range(self.slots):
                 q.put(None)
         with self._lock:
             procs = list(self._procs)
@@ -161,6 +207,14 @@ def get_dispatcher() -> Dispatcher:
             settings = get_settings()
             _dispatcher = EmbeddedDispatcher(settings) if settings.embedded else CeleryDispatcher(settings)
         return _dispatcher
+
+
+def submit_from_worker(task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
+    """A worker queues a follow-up job (a sweep's run or evaluation): a message on the broker; in embedded
+    mode nothing, as the API's dispatcher finds the queued row when this worker process ends."""
+    settings = get_settings()
+    if not settings.embedded:
+        get_dispatcher().submit(task, job_id, attempt, priority=priority)
 
 
 def close_dispatcher() -> None:

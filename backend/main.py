@@ -2,7 +2,8 @@
 
 Start-up runs `alembic upgrade head` (unless AICD_AUTO_MIGRATE=false, as in docker-compose where a one-shot
 `migrate` service does it) and a reaper thread that marks jobs whose worker stopped heart-beating as `lost`.
-In embedded mode (no broker configured) it also re-submits jobs left queued by a previous API process.
+In embedded mode (no broker configured) it also submits queued jobs: those left by a previous API process, and
+those its workers queue (a sweep's children).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from backend.api.routes import (
 )
 from backend.core.settings import get_settings
 from backend.db import session_scope
-from backend.jobs import close_dispatcher, get_dispatcher
+from backend.jobs import EmbeddedDispatcher, close_dispatcher, get_dispatcher
 from backend.schemas.common import ErrorBody
 from backend.services import lifecycle
 
@@ -62,6 +63,11 @@ def _reaper(stop: threading.Event) -> None:
             log.exception("reaper pass failed")
 
 
+def _queued_jobs() -> list[tuple[str, int, int]]:
+    with session_scope() as session:
+        return lifecycle.queued_jobs(session)
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
@@ -72,11 +78,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     thread = threading.Thread(target=_reaper, args=(stop,), name="aicd-reaper", daemon=True)
     thread.start()
     if settings.embedded:
-        with session_scope() as session:
-            pending = lifecycle.queued_jobs(session)
         dispatcher = get_dispatcher()
-        for task, job_id, attempt in pending:
-            dispatcher.submit(task, job_id, attempt)
+        if isinstance(dispatcher, EmbeddedDispatcher):  # jobs left queued, and those workers will queue
+            dispatcher.pending = _queued_jobs
+            dispatcher.submit_pending()
     try:
         yield
     finally:

@@ -15,39 +15,15 @@ from typing import Any
 from sqlalchemy import select, update
 
 from aicd.errors import AICDError
-from backend.core.settings import get_settings
 from backend.db import session_scope
-from backend.models import AnnotationJob, Dataset, Evaluation, Generation, JobStatus, Run, Sweep
+from backend.models import AnnotationJob, Evaluation, Generation, JobStatus, Run, Sweep
+from backend.services import sweeps
 from worker import store
 from worker.context import JobContext
+from worker.exports import artifacts, db_id, export_dataset
+from worker.sweep import child_ended, plan
 
 log = logging.getLogger("worker")
-
-
-def _artifacts() -> Path:
-    root = get_settings().artifacts
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _export_dataset(dataset_id: int) -> tuple[Path, list[Any]]:
-    """Write a stored dataset to <artifacts>/datasets/<id>/<name>.jsonl (so a run can be reproduced from the
-    CLI, and sweeps, which read files, can use it)."""
-    from aicd.data.jsonl import write_examples
-
-    with session_scope() as s:
-        dataset = s.get(Dataset, dataset_id)
-        if dataset is None:
-            raise AICDError(f"dataset {dataset_id} no longer exists")
-        examples = store.load_examples(s, dataset_id)
-        name = dataset.name
-    path = _artifacts() / "datasets" / str(dataset_id) / f"{name}.jsonl"
-    write_examples(path, examples)
-    return path, examples
-
-
-def _db_id(ref: str | None) -> int | None:
-    return int(ref[3:]) if isinstance(ref, str) and ref.startswith("db:") and ref[3:].isdigit() else None
 
 
 def _run_job(ctx: JobContext, body: Callable[[], None]) -> None:
@@ -71,6 +47,7 @@ def train_run(run_id: int, attempt: int) -> None:
     if not ctx.claim():
         return
     _run_job(ctx, lambda: _train(ctx))
+    child_ended(Run, run_id)  # a sweep's run moves its sweep on
 
 
 def _train(ctx: JobContext) -> None:
@@ -78,7 +55,7 @@ def _train(ctx: JobContext) -> None:
     from aicd.train import TrainCallback, train
 
     run: Run = ctx.load()
-    root = _artifacts()
+    root = artifacts()
     # the run's own directory, as stored: runs/<name> for a run, sweeps/<sweep>/runs/<name> for a sweep's run
     # (resumed on its own: it continues in the sweep's directory, never in a same-named run's elsewhere)
     run_dir = (root / run.run_dir).resolve()
@@ -88,11 +65,11 @@ def _train(ctx: JobContext) -> None:
         {**run.config, "output_dir": str(run_dir.parent), "name": run_dir.name}
     )
     examples = eval_examples = None
-    if (dataset_id := _db_id(config.dataset)) is not None:
-        path, examples = _export_dataset(dataset_id)
+    if (dataset_id := db_id(config.dataset)) is not None:
+        path, examples = export_dataset(dataset_id)
         config = config.model_copy(update={"dataset": str(path)})
-    if config.eval_every and (eval_id := _db_id(config.eval_dataset)) is not None:
-        path, eval_examples = _export_dataset(eval_id)
+    if config.eval_every and (eval_id := db_id(config.eval_dataset)) is not None:
+        path, eval_examples = export_dataset(eval_id)
         config = config.model_copy(update={"eval_dataset": str(path)})
     run_id = run.id
 
@@ -162,10 +139,15 @@ def _train(ctx: JobContext) -> None:
 
 # -------------------------------------------------------------------------------------------------- evaluate
 def evaluate_job(evaluation_id: int, attempt: int) -> None:
+    with session_scope() as s:
+        if sweeps.evaluation_waits(s, evaluation_id):  # its sweep run sends it again once it succeeds
+            log.info("evaluation %s waits for its run, skipped", evaluation_id)
+            return
     ctx = JobContext(Evaluation, evaluation_id, attempt)
     if not ctx.claim():
         return
     _run_job(ctx, lambda: _evaluate(ctx))
+    child_ended(Evaluation, evaluation_id)
 
 
 def _run_model_path(run_id: int) -> str:
@@ -175,7 +157,7 @@ def _run_model_path(run_id: int) -> str:
         run = s.get(Run, run_id)
         if run is None:
             raise AICDError(f"run {run_id} no longer exists")
-        run_dir = _artifacts() / run.run_dir
+        run_dir = artifacts() / run.run_dir
     final = run_dir / "final"
     if final.is_dir():
         return str(final)
@@ -200,18 +182,18 @@ def _evaluate(ctx: JobContext) -> None:
     from aicd.evaluate import EvalCallback, evaluate
 
     ev: Evaluation = ctx.load()
-    root = _artifacts()
+    root = artifacts()
     data = dict(ev.config)
     if isinstance(data.get("model"), str) and data["model"].startswith("run:"):
         data["model"] = _run_model_path(int(data["model"][4:]))
     data["output_dir"] = str(root / ev.output_dir)
     examples = shot_examples = None
-    if (dataset_id := _db_id(data.get("dataset"))) is not None:
-        path, examples = _export_dataset(dataset_id)
+    if (dataset_id := db_id(data.get("dataset"))) is not None:
+        path, examples = export_dataset(dataset_id)
         data["dataset"] = str(path)
         shot_examples = examples
-    if (shots_id := _db_id(data.get("shots_dataset"))) is not None:
-        path, shot_examples = _export_dataset(shots_id)
+    if (shots_id := db_id(data.get("shots_dataset"))) is not None:
+        path, shot_examples = export_dataset(shots_id)
         data["shots_dataset"] = str(path)
     config = EvalConfig.model_validate(data)
     evaluation_id = ev.id
@@ -262,12 +244,11 @@ def annotate_job(job_id: int, attempt: int) -> None:
 
 # ----------------------------------------------------------------------------------------------------- sweep
 def sweep_job(sweep_id: int, attempt: int) -> None:
+    """Plans the sweep; its children do the training and evaluation (`worker.sweep`)."""
     ctx = JobContext(Sweep, sweep_id, attempt)
     if not ctx.claim():
         return
-    from worker.sweep import sweep
-
-    _run_job(ctx, lambda: sweep(ctx))
+    _run_job(ctx, lambda: plan(ctx))
 
 
 HANDLERS: dict[str, Callable[[int, int], None]] = {

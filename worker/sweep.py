@@ -1,220 +1,167 @@
-"""Sweep job: `aicd.sweep.run_sweep` over the grid, mirrored into the database as it goes.
+"""Sweeps as coordinators: the `aicd.sweep` job only plans; every run and evaluation is a job of its own.
 
-Each planned run becomes a `runs` row (sweep_id set) with its status and metric points; each finished
-evaluation becomes an `evaluations` row with its generations, so sweep runs appear in the run list, the
-metric charts and the side-by-side view like any other run. The results table is stored on the sweep.
-Stored datasets are referred to as `db:<id>` in the config and exported to JSONL before the sweep starts.
+Planning expands the grid (`aicd.sweep.plan_sweep`) into one `runs` row per planned run and one
+`evaluations` row per (run, evaluation dataset), all in one transaction, and sends each run to the gpu
+queue. When a child ends, `child_ended` moves the sweep on: a run that succeeded sends its evaluations, an
+evaluation that finished rebuilds the results table (`aicd.sweep`'s table builder), and the sweep's status is
+re-summarised from its children (`backend.services.sweeps`). N gpu workers therefore train up to N runs of a
+sweep at once, and cancel, resume and the reaper treat a sweep's children exactly like any other job.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-
-from backend.core.settings import get_settings
 from backend.db import session_scope
+from backend.jobs import SWEEP_PRIORITY, BrokerUnavailable, submit_from_worker
 from backend.models import Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
+from backend.services import sweeps
 from worker import store
 from worker.context import JobContext
-from worker.handlers import _db_id, _export_dataset
+from worker.exports import artifacts, relative, resolve_sweep_datasets
+
+log = logging.getLogger("worker")
+TASKS = {Run: "aicd.train", Evaluation: "aicd.evaluate"}
 
 
-def _resolve_datasets(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """Replace `db:<id>` dataset references (training, grid, evaluation and demonstration data) by exported
-    JSONL paths; also return path -> dataset id, so the mirrored runs and evaluations keep their dataset."""
-    ids: dict[str, int] = {}
-
-    def path(ref: Any) -> Any:
-        if (dataset_id := _db_id(ref)) is None:
-            return ref
-        exported = str(_export_dataset(dataset_id)[0])
-        ids[exported] = dataset_id
-        return exported
-
-    config = dict(config)
-    train = dict(config.get("train") or {})
-    for key in ("dataset", "eval_dataset"):
-        if train.get(key):
-            train[key] = path(train[key])
-    config["train"] = train
-    grid = dict(config.get("grid") or {})
-    if "dataset" in grid:
-        grid["dataset"] = [path(v) for v in grid["dataset"]]
-    config["grid"] = grid
-    if config.get("eval_datasets"):
-        config["eval_datasets"] = [path(v) for v in config["eval_datasets"]]
-    evaluation = dict(config.get("eval") or {})
-    if evaluation.get("shots_dataset"):
-        evaluation["shots_dataset"] = path(evaluation["shots_dataset"])
-    config["eval"] = evaluation
-    return config, ids
-
-
-def _relative(root: Path, path: str | Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def sweep(ctx: JobContext) -> None:
+def _config(row: Sweep, *, export: bool) -> tuple[Any, dict[str, int]]:
+    """The sweep's SweepConfig with stored datasets as exported files, rooted in <artifacts>/sweeps."""
     from aicd.config import SweepConfig
-    from aicd.evaluate import EvalResult
-    from aicd.sweep import SweepCallback, run_sweep
 
-    row: Sweep = ctx.load()
-    sweep_id, sweep_name = row.id, row.name
-    root = get_settings().artifacts
-    resolved, dataset_ids = _resolve_datasets({**row.config, "output_dir": str(root / "sweeps")})
-    config = SweepConfig.model_validate(resolved)
-    run_ids: dict[str, int] = {}
-    current: dict[str, int | None] = {"run": None}
+    resolved, dataset_ids = resolve_sweep_datasets(
+        {**row.config, "output_dir": str(artifacts() / "sweeps")}, export=export
+    )
+    return SweepConfig.model_validate(resolved), dataset_ids
 
-    def beat_child() -> None:  # the sweep's heartbeat keeps its current run alive for the reaper
-        if current["run"] is not None:
-            ctx.update_other(Run, current["run"], heartbeat_at=func.now())  # the DB's clock, as the reaper
 
-    ctx.on_beat = beat_child
+def plan(ctx: JobContext) -> None:
+    """The `aicd.sweep` job: create the sweep's children and send its runs to the gpu workers."""
+    from aicd.config import save_config
+    from aicd.sweep import plan_sweep, sweep_dir
 
-    class Callback(SweepCallback):
-        def on_plan(self, runs: list[Any]) -> None:
-            with session_scope() as s:
-                for planned in runs:
-                    name = f"{sweep_name}.{planned.name}"
-                    existing = s.scalar(select(Run).where(Run.name == name))
-                    if existing is None:
-                        existing = Run(
-                            name=name,
-                            sweep_id=sweep_id,
-                            config=planned.train.model_dump(mode="json"),
-                            run_dir=_relative(root, planned.run_dir),
-                            dataset_id=dataset_ids.get(str(planned.train.dataset)),
-                        )
-                        s.add(existing)
-                        s.flush()
-                    run_ids[planned.name] = existing.id
-            ctx.update(progress_total=len(runs), progress_done=0)
-
-        def on_run_start(self, index: int, run: Any) -> None:
-            current["run"] = run_ids[run.name]
-            with session_scope() as s:
-                s.execute(
-                    update(Run)
-                    .where(Run.id == current["run"])
-                    .values(
-                        status=JobStatus.running,
-                        started_at=utcnow(),
-                        heartbeat_at=func.now(),
-                        finished_at=None,
-                        error=None,
-                        worker=ctx_worker(),
-                    )
-                )
-
-        def on_train_log(self, run: Any, step: int, total_steps: int, metrics: dict[str, Any]) -> None:
-            rid = run_ids[run.name]
-            with session_scope() as s:
-                store.save_metric(s, rid, step, metrics)
-                s.execute(
-                    update(Run)
-                    .where(Run.id == rid)
-                    .values(
-                        step=step,
-                        total_steps=total_steps,
-                        progress_done=step,
-                        progress_total=total_steps,
-                        last_metrics=store.metric_row(rid, step, metrics)["values"],
-                        heartbeat_at=func.now(),
-                    )
-                )
-
-        def on_run_end(self, index: int, run: Any, status: str) -> None:
-            rid = run_ids[run.name]
-            final = JobStatus.cancelled if status == "stopped" else JobStatus.succeeded
-            if final == JobStatus.succeeded:
-                _import_evaluations(root, rid, run, EvalResult, dataset_ids)
-            with session_scope() as s:
-                s.execute(update(Run).where(Run.id == rid).values(status=final, finished_at=utcnow()))
-            current["run"] = None
-            ctx.update(progress_done=index + 1)
-
-        def should_stop(self) -> bool:
-            return ctx.should_stop()
-
-    try:
-        result = run_sweep(config, callback=Callback(), resume=True, progress=False)
-    except BaseException:
-        _close_unstarted(
-            sweep_id, JobStatus.failed, "the sweep failed before this run started; resume the sweep"
-        )
-        raise
-    if result.stopped:
-        _close_unstarted(
-            sweep_id, ctx.stopped_status(), "the sweep stopped before this run started; resume the sweep"
-        )
-    rows = [dict(r) for r in result.table_rows]
-    files = [p for p in (result.csv_path, result.md_path, *(result.plots or [])) if p]
-    outputs = {
-        "csv": _relative(root, result.csv_path),
-        "md": _relative(root, result.md_path),
-        "plots": [_relative(root, p) for p in result.plots or []],
-    }
+    config, dataset_ids = _config(ctx.load(), export=True)
+    planned = plan_sweep(config)
+    sweep_dir(config).mkdir(parents=True, exist_ok=True)
+    save_config(config, sweep_dir(config) / "sweep.yaml")
     with session_scope() as s:
-        store.register_artifacts(s, root, [Path(p) for p in files], "sweep", sweep_id=sweep_id)
-    if result.stopped:
-        ctx.finish(ctx.stopped_status(), ctx.stopped_message(), table_rows=rows, outputs=outputs)
-    else:
-        ctx.finish(JobStatus.succeeded, table_rows=rows, outputs=outputs)
+        sweep = sweeps.lock(s, ctx.job_id)
+        if sweep is None or sweep.attempt != ctx.attempt:
+            return
+        if sweep.cancel_requested:  # cancelled while planning: nothing is created
+            sweep.status, sweep.error, sweep.finished_at = (
+                JobStatus.cancelled,
+                "cancelled by request",
+                utcnow(),
+            )
+            return
+        runs = [_child_run(s, sweep, p, dataset_ids) for p in planned]
+        s.flush()
+        for run, p in zip(runs, planned, strict=True):
+            _child_evaluations(s, run, p.evals, dataset_ids)
+        s.flush()
+        sweeps.summarise(sweep, sweeps.children(s, sweep.id))
+        ready = [(r.id, r.attempt) for r in runs if r.status == JobStatus.queued]
+    for run_id, attempt in ready:
+        send(Run, run_id, attempt)
 
 
-def _close_unstarted(sweep_id: int, status: str, message: str) -> None:
-    """The sweep's runs still queued when it ends early get its end status, so none looks queued forever."""
-    with session_scope() as s:
-        s.execute(
-            update(Run)
-            .where(Run.sweep_id == sweep_id, Run.status == JobStatus.queued)
-            .values(status=status, error=message, finished_at=utcnow())
+def _child_run(s: Any, sweep: Sweep, planned: Any, dataset_ids: dict[str, int]) -> Run:
+    name = f"{sweep.name}.{planned.name}"
+    run = s.query(Run).filter(Run.name == name, Run.sweep_id == sweep.id).one_or_none()
+    if run is None:
+        run = Run(
+            name=name,
+            sweep_id=sweep.id,
+            config=planned.train.model_dump(mode="json"),
+            run_dir=relative(artifacts(), planned.run_dir),
+            dataset_id=dataset_ids.get(str(planned.train.dataset)),
+            total_steps=planned.train.max_steps or 0,
         )
+        s.add(run)
+    return run
 
 
-def ctx_worker() -> str:
-    from worker.context import worker_name
-
-    return worker_name()
-
-
-def _import_evaluations(
-    root: Path, run_id: int, run: Any, result_cls: Any, dataset_ids: dict[str, int]
-) -> None:
-    """Each finished evaluation of a sweep run → an evaluations row and its generations (idempotent)."""
-    for ev in run.evals:
-        out = Path(ev.output_dir)
-        if not (out / "results.json").is_file():
+def _child_evaluations(s: Any, run: Run, evals: list[Any], dataset_ids: dict[str, int]) -> None:
+    """One evaluation job per evaluation dataset, of the run's final model (`run:<id>`); queued, but sent
+    only when the run succeeds."""
+    for ev in evals:
+        out = relative(artifacts(), ev.output_dir)
+        if s.query(Evaluation.id).filter(Evaluation.run_id == run.id, Evaluation.output_dir == out).first():
             continue
-        result = result_cls.load(out)
-        rel = _relative(root, out)
+        s.add(
+            Evaluation(
+                run_id=run.id,
+                config={**ev.model_dump(mode="json"), "model": f"run:{run.id}"},
+                output_dir=out,
+                dataset_id=dataset_ids.get(str(ev.dataset)),
+            )
+        )
+
+
+def send(model: type, job_id: int, attempt: int) -> None:
+    """Queue a child on the broker behind single jobs; if the broker is down it is marked failed
+    (resumable with the sweep) rather than left queued with nobody told."""
+    try:
+        submit_from_worker(TASKS[model], job_id, attempt, priority=SWEEP_PRIORITY)
+    except BrokerUnavailable as exc:
+        log.error("could not queue %s %s: %s", model.__tablename__, job_id, exc)
         with session_scope() as s:
-            row = s.scalar(
-                select(Evaluation).where(Evaluation.run_id == run_id, Evaluation.output_dir == rel)
+            s.query(model).filter(model.id == job_id, model.attempt == attempt).update(
+                {
+                    "status": JobStatus.failed,
+                    "error": f"could not be queued ({exc}); resume the sweep",
+                    "finished_at": utcnow(),
+                }
             )
-            if row is None:
-                row = Evaluation(
-                    run_id=run_id,
-                    config=ev.model_dump(mode="json"),
-                    output_dir=rel,
-                    dataset_id=dataset_ids.get(str(ev.dataset)),
-                    status=JobStatus.succeeded,
-                    started_at=utcnow(),
-                    finished_at=utcnow(),
-                )
-                s.add(row)
-                s.flush()
-            row.rows, row.summary = result.rows, result.summary
-            row.progress_done = row.progress_total = len(result.items)
-            store.save_generations(s, row.id, result.items)
-            store.register_artifacts(
-                s, root, [out / "results.json", out / "generations.jsonl"], "evaluation", evaluation_id=row.id
-            )
+
+
+def child_ended(model: type, job_id: int) -> None:
+    """After a child of a sweep ends: send a succeeded run's evaluations, rebuild the table after an
+    evaluation, and re-summarise the sweep. Never raises (the child's own outcome is already recorded)."""
+    try:
+        with session_scope() as s:
+            sweep_id = sweeps.sweep_of(s, model, job_id)
+            if sweep_id is None:
+                return
+            row = s.get(model, job_id)
+            ready = []
+            if model is Run and row is not None and row.status == JobStatus.succeeded:
+                ready = [(e.id, e.attempt) for e in sweeps.queued_evaluations(s, job_id)]
+        for ev_id, attempt in ready:
+            send(Evaluation, ev_id, attempt)
+        with session_scope() as s:
+            status = sweeps.refresh(s, sweep_id)
+        if model is Evaluation or status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled):
+            rebuild_table(sweep_id, final=status == JobStatus.succeeded)
+    except Exception:
+        log.exception("sweep bookkeeping after %s %s failed", model.__tablename__, job_id)
+
+
+def rebuild_table(sweep_id: int, *, final: bool) -> None:
+    """The sweep's results table from every finished evaluation (with the figures once all are done)."""
+    from aicd.sweep import build_table, plan_sweep, sweep_dir, write_report, write_table
+
+    root = artifacts()
+    with session_scope() as s:
+        sweep = sweeps.lock(s, sweep_id)  # one writer of the table files at a time
+        if sweep is None:
+            return
+        config, _ = _config(sweep, export=False)
+        runs = plan_sweep(config)
+        if final:
+            result = write_report(config, runs)
+            rows, files = result.table_rows, [result.csv_path, result.md_path, *result.plots]
+        else:
+            rows = build_table(runs)
+            files = list(write_table(rows, sweep_dir(config), title=f"Sweep {config.name}"))
+        csv_path, md_path, plots = files[0], files[1], files[2:]
+        sweep.table_rows = [dict(r) for r in rows]
+        sweep.outputs = {
+            "csv": relative(root, csv_path),
+            "md": relative(root, md_path),
+            "plots": [relative(root, p) for p in plots],
+        }
+        store.register_artifacts(s, root, [Path(p) for p in files], "sweep", sweep_id=sweep_id)

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     )
     reaper_interval_s: float = Field(5.0, gt=0)
     cancel_poll_s: float = Field(1.0, gt=0, description="how often workers read cancel requests")
-    embedded_workers: int = Field(1, ge=1, description="parallel jobs per queue in embedded mode")
+    embedded_workers: int = Field(
+        1, ge=1, description="parallel jobs per queue in embedded mode (unset: one per GPU, one on CPU)"
+    )
     page_max: int = Field(500, gt=0)
 
     @computed_field  # type: ignore[prop-decorator]

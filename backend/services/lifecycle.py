@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
-from backend.jobs import BrokerUnavailable, get_dispatcher
+from backend.jobs import SWEEP_PRIORITY, BrokerUnavailable, get_dispatcher
 from backend.models import RESUMABLE, AnnotationJob, Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
+from backend.services import sweeps
 
 log = logging.getLogger("backend")
 BROKER_DOWN = (
@@ -34,7 +35,7 @@ def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> 
     """
     session.commit()
     try:
-        get_dispatcher().submit(JOB_TASKS[type(job)], job.id, job.attempt)
+        get_dispatcher().submit(JOB_TASKS[type(job)], job.id, job.attempt, priority=priority(session, job))
     except BrokerUnavailable as exc:
         kind = type(job).__name__.lower()
         log.error("could not queue %s %s: %s", kind, job.id, exc)
@@ -54,9 +55,23 @@ def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> 
         ) from None
 
 
+def priority(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> int | None:
+    """A sweep's children queue behind single runs and evaluations, so a big sweep never starves them."""
+    if isinstance(job, Run | Evaluation) and sweeps.sweep_of(session, type(job), job.id) is not None:
+        return SWEEP_PRIORITY
+    return None
+
+
 def request_cancel(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
-    """Queued jobs are cancelled at once; running ones get a flag their worker polls (within ~1 s)."""
+    """Queued jobs are cancelled at once; running ones get a flag their worker polls (within ~1 s).
+
+    A planned sweep cancels its children (`sweeps.cancel`); a child of a sweep is cancelled like any job
+    and its sweep's summary follows."""
     kind = type(job).__name__.lower()
+    if isinstance(job, Sweep) and job.status in (JobStatus.queued, JobStatus.running):
+        if sweeps.lock(session, job.id) is not None and sweeps.children(session, job.id):
+            sweeps.cancel(session, job)
+            return
     if job.status == JobStatus.queued:
         job.status = JobStatus.cancelled
         job.finished_at = utcnow()
@@ -69,6 +84,8 @@ def request_cancel(session: Session, job: AnnotationJob | Run | Evaluation | Swe
             field="status",
         )
     session.commit()
+    if isinstance(job, Run | Evaluation) and (sweep_id := sweeps.sweep_of(session, type(job), job.id)):
+        sweeps.refresh(session, sweep_id)
 
 
 def prepare_resume(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
@@ -80,14 +97,36 @@ def prepare_resume(session: Session, job: AnnotationJob | Run | Evaluation | Swe
             f"{kind} {job.id} is {job.status}; only failed, cancelled or lost jobs can be resumed",
             field="status",
         )
+    if isinstance(job, Run | Evaluation):
+        sweeps.requeue(job)
+        return
     job.status = JobStatus.queued
     job.attempt += 1
     job.cancel_requested = False
     job.error = None
     job.finished_at = None
     job.worker = None
-    if isinstance(job, Run):
-        job.resume = True
+
+
+def resume(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
+    """`POST …/resume` of any job: a planned sweep requeues exactly its children that did not succeed;
+    anything else (a child of a sweep too) is requeued under a new attempt and sent to a worker."""
+    if isinstance(job, Sweep) and job.status in RESUMABLE:
+        sweeps.lock(session, job.id)
+        if sweeps.children(session, job.id):
+            for child in sweeps.resume(session, job):
+                enqueue(session, child)
+            return
+    if isinstance(job, Evaluation) and sweeps.evaluation_waits(session, job.id):
+        raise ApiError(
+            409,
+            f"evaluation {job.id} evaluates a sweep run that has not succeeded; resume that run first",
+            field="status",
+        )
+    prepare_resume(session, job)
+    enqueue(session, job)
+    if isinstance(job, Run | Evaluation) and (sweep_id := sweeps.sweep_of(session, type(job), job.id)):
+        sweeps.refresh(session, sweep_id)
 
 
 def reap_stale(session: Session, timeout_s: float) -> int:
@@ -99,8 +138,11 @@ def reap_stale(session: Session, timeout_s: float) -> int:
     now = session.scalar(select(func.now()))
     cutoff = now - timedelta(seconds=timeout_s)
     total = 0
+    touched: set[int] = set()
     for model in JOB_TASKS:
         stale = or_(model.heartbeat_at < cutoff, model.heartbeat_at.is_(None) & (model.started_at < cutoff))
+        if model is Sweep:  # a planned sweep has no worker of its own: its children are reaped instead
+            stale = stale & ~exists().where(Run.sweep_id == Sweep.id)
         result = session.execute(
             update(model)
             .where(model.status == JobStatus.running, stale)
@@ -109,10 +151,16 @@ def reap_stale(session: Session, timeout_s: float) -> int:
                 finished_at=now,
                 error=f"worker stopped sending heartbeats for {timeout_s:g}s; resume to continue",
             )
+            .returning(model.id)
             .execution_options(synchronize_session=False)
         )
-        total += result.rowcount or 0
+        ids = list(result.scalars())
+        total += len(ids)
+        if model in (Run, Evaluation):
+            touched |= {s for i in ids if (s := sweeps.sweep_of(session, model, i)) is not None}
     session.commit()
+    for sweep_id in sorted(touched):  # a lost child makes its sweep failed once the others end
+        sweeps.refresh(session, sweep_id)
     return total
 
 
@@ -121,8 +169,13 @@ def queued_jobs(session: Session) -> list[tuple[str, int, int]]:
     out: list[tuple[str, int, int]] = []
     for model, task in JOB_TASKS.items():
         query = select(model.id, model.attempt).where(model.status == JobStatus.queued)
-        if hasattr(model, "sweep_id"):  # a sweep's runs are trained by the sweep's job, never on their own
-            query = query.where(model.sweep_id.is_(None))
+        if model is Evaluation:  # a sweep run's evaluations wait until their run has succeeded
+            waiting = (
+                select(Run.id)
+                .where(Run.sweep_id.is_not(None), Run.status != JobStatus.succeeded)
+                .scalar_subquery()
+            )
+            query = query.where(or_(model.run_id.is_(None), model.run_id.not_in(waiting)))
         for job_id, attempt in session.execute(query.order_by(model.id)):
             out.append((task, job_id, attempt))
     return out

@@ -153,12 +153,18 @@ def test_resumed_sweep_run_trains_in_the_sweeps_directory(client: TestClient) ->
 
 
 @pytest.mark.usefixtures("client")
-def test_a_sweeps_queued_runs_are_not_resubmitted_on_their_own() -> None:
-    """Embedded mode re-submits queued jobs at start-up; a sweep's planned runs belong to the sweep's job."""
+def test_a_sweeps_children_are_resubmitted_but_its_waiting_evaluations_are_not() -> None:
+    """Embedded mode submits queued jobs from the database: a sweep's runs are jobs of their own, while the
+    evaluation of a sweep run that has not succeeded waits for it (the run's worker sends it)."""
     sweep_id = _job(Sweep)
     own = _job(Run)
     planned = _job(Run, sweep_id=sweep_id)
+    done = _job(Run, sweep_id=sweep_id, status="succeeded")
+    waiting = _job(Evaluation, run_id=planned)
+    ready = _job(Evaluation, run_id=done)
     with session_scope() as s:
         queued = lifecycle.queued_jobs(s)
     ids = {job_id for task, job_id, _ in queued if task.endswith("train")}
-    assert own in ids and planned not in ids, queued
+    assert {own, planned} <= ids, queued
+    ids = {job_id for task, job_id, _ in queued if task.endswith("evaluate")}
+    assert ready in ids and waiting not in ids, queued

@@ -109,6 +109,5 @@ def cancel_evaluation(evaluation_id: IdPath, session: SessionDep) -> Evaluation:
 )
 def resume_evaluation(evaluation_id: IdPath, session: SessionDep) -> Evaluation:
     ev = get_eval_or_404(session, evaluation_id)
-    lifecycle.prepare_resume(session, ev)
-    lifecycle.enqueue(session, ev)
+    lifecycle.resume(session, ev)
     return ev

@@ -100,6 +100,5 @@ def cancel_run(run_id: IdPath, session: SessionDep) -> Run:
 )
 def resume_run(run_id: IdPath, session: SessionDep) -> Run:
     run = get_run_or_404(session, run_id)
-    lifecycle.prepare_resume(session, run)
-    lifecycle.enqueue(session, run)
+    lifecycle.resume(session, run)
     return run

@@ -73,6 +73,5 @@ def cancel_sweep(sweep_id: IdPath, session: SessionDep) -> Sweep:
 )
 def resume_sweep(sweep_id: IdPath, session: SessionDep) -> Sweep:
     sweep = _get(session, sweep_id)
-    lifecycle.prepare_resume(session, sweep)
-    lifecycle.enqueue(session, sweep)
+    lifecycle.resume(session, sweep)
     return sweep
