@@ -25,6 +25,7 @@ from worker.exports import artifacts, relative, resolve_sweep_datasets
 
 log = logging.getLogger("worker")
 TASKS = {Run: "aicd.train", Evaluation: "aicd.evaluate"}
+ENDED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
 def _config(row: Sweep, *, export: bool) -> tuple[Any, dict[str, int]]:
@@ -132,36 +133,34 @@ def child_ended(model: type, job_id: int) -> None:
                 ready = [(e.id, e.attempt) for e in sweeps.queued_evaluations(s, job_id)]
         for ev_id, attempt in ready:
             send(Evaluation, ev_id, attempt)
-        with session_scope() as s:
-            status = sweeps.refresh(s, sweep_id)
-        if model is Evaluation or status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled):
-            rebuild_table(sweep_id, final=status == JobStatus.succeeded)
+        with session_scope() as s:  # status and table change together: `succeeded` comes with its table
+            sweep = sweeps.lock(s, sweep_id)
+            status = sweeps.settle(s, sweep) if sweep is not None else None
+            if sweep is not None and (model is Evaluation or status in ENDED):
+                write_table(s, sweep, final=status == JobStatus.succeeded)
     except Exception:
         log.exception("sweep bookkeeping after %s %s failed", model.__tablename__, job_id)
 
 
-def rebuild_table(sweep_id: int, *, final: bool) -> None:
-    """The sweep's results table from every finished evaluation (with the figures once all are done)."""
-    from aicd.sweep import build_table, plan_sweep, sweep_dir, write_report, write_table
+def write_table(s: Any, sweep: Sweep, *, final: bool) -> None:
+    """The locked sweep's results table from every finished evaluation (with the figures once all are
+    done), written to its directory and stored on the row."""
+    from aicd.sweep import build_table, plan_sweep, sweep_dir, write_report
+    from aicd.sweep import write_table as write_files
 
     root = artifacts()
-    with session_scope() as s:
-        sweep = sweeps.lock(s, sweep_id)  # one writer of the table files at a time
-        if sweep is None:
-            return
-        config, _ = _config(sweep, export=False)
-        runs = plan_sweep(config)
-        if final:
-            result = write_report(config, runs)
-            rows, files = result.table_rows, [result.csv_path, result.md_path, *result.plots]
-        else:
-            rows = build_table(runs)
-            files = list(write_table(rows, sweep_dir(config), title=f"Sweep {config.name}"))
-        csv_path, md_path, plots = files[0], files[1], files[2:]
-        sweep.table_rows = [dict(r) for r in rows]
-        sweep.outputs = {
-            "csv": relative(root, csv_path),
-            "md": relative(root, md_path),
-            "plots": [relative(root, p) for p in plots],
-        }
-        store.register_artifacts(s, root, [Path(p) for p in files], "sweep", sweep_id=sweep_id)
+    config, _ = _config(sweep, export=False)
+    runs = plan_sweep(config)
+    if final:
+        result = write_report(config, runs)
+        rows, files = result.table_rows, [result.csv_path, result.md_path, *result.plots]
+    else:
+        rows = build_table(runs)
+        files = list(write_files(rows, sweep_dir(config), title=f"Sweep {config.name}"))
+    sweep.table_rows = [dict(r) for r in rows]
+    sweep.outputs = {
+        "csv": relative(root, files[0]),
+        "md": relative(root, files[1]),
+        "plots": [relative(root, p) for p in files[2:]],
+    }
+    store.register_artifacts(s, root, [Path(p) for p in files], "sweep", sweep_id=sweep.id)

@@ -91,19 +91,23 @@ def summarise(sweep: Sweep, kids: Children) -> None:
     sweep.status, sweep.error, sweep.cancel_requested = status, error, False
 
 
-def refresh(session: Session, sweep_id: int) -> str | None:
-    """Re-summarise a planned sweep from its children and commit; its new status (None: not planned yet)."""
-    sweep = lock(session, sweep_id)
-    if sweep is None:
-        return None
-    kids = children(session, sweep_id)
+def settle(session: Session, sweep: Sweep) -> str | None:
+    """Re-summarise a locked, planned sweep from its children (no commit); its status, None when it has
+    no children yet (its planning job owns the status then)."""
+    kids = children(session, sweep.id)
     if not kids:
-        session.commit()
         return None
     _close_blocked(kids)
     summarise(sweep, kids)
-    session.commit()
     return sweep.status
+
+
+def refresh(session: Session, sweep_id: int) -> str | None:
+    """Lock, settle and commit a sweep; its new status (None: not planned yet)."""
+    sweep = lock(session, sweep_id)
+    status = settle(session, sweep) if sweep is not None else None
+    session.commit()
+    return status
 
 
 def cancel(session: Session, sweep: Sweep) -> None:
