@@ -18,11 +18,24 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    from aicd.cli import annotate, data, evaluate, serve, sweep, train
+PLUGIN_GROUP = "aicd.cli"
+"""Entry-point group of commands other installed packages add (the workbench's `aicd up`, backend.up): the
+core imports nothing of the web service, so `aicd` works without it."""
 
-    for module in (data, annotate, train, evaluate, sweep, serve):
+
+def _register() -> None:
+    from importlib.metadata import entry_points
+
+    from aicd.cli import annotate, data, evaluate, sweep, train
+
+    for module in (data, annotate, train, evaluate, sweep):
         module.register(app)
+    for plugin in entry_points(group=PLUGIN_GROUP):
+        try:
+            register = plugin.load()
+        except ImportError:  # its package is not importable here: the command is simply absent
+            continue
+        register(app)
 
 
 _register()

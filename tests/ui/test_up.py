@@ -208,7 +208,7 @@ def test_up_reads_settings_like_the_backend_and_passes_its_decisions_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A .env in the directory `up` runs from decides the broker and the token for every child."""
-    from aicd.cli.serve import resolve_stack
+    from backend.up import resolve_stack
 
     for key in list(os.environ):
         if key.startswith("AICD_"):

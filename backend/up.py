@@ -27,7 +27,7 @@ import typer
 
 from aicd.errors import AICDError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
