@@ -174,11 +174,31 @@ class EvalConfig(_Strict):
     output_dir: ShortText | None = Field(
         None, description="where results.json and generations.jsonl are written"
     )
+    backend: Literal["hf", "vllm", "openai"] = Field(
+        "hf",
+        description="what generates: hf (local transformers model), vllm (in-process vllm.LLM, extra "
+        "aicd-workbench[vllm]) or openai (an OpenAI-compatible completions server at base_url)",
+    )
+    base_url: ShortText | None = Field(
+        None,
+        description="openai backend: the server's API root, e.g. http://localhost:8000/v1 (the API key, "
+        "if the server wants one, comes from $OPENAI_API_KEY: secrets stay out of saved configs)",
+    )
+    served_model: ShortText | None = Field(
+        None, description="openai backend: the model name the server knows (default: model)"
+    )
+    concurrency: int = Field(32, gt=0, le=4096, description="openai backend: requests in flight at once")
+    max_retries: int = Field(
+        6, ge=0, le=100, description="openai backend: retries of a 429/5xx/timed-out request"
+    )
+    request_timeout: float = Field(120.0, gt=0, le=86400, description="openai backend: seconds per request")
 
     @model_validator(mode="after")
     def _check_shots(self) -> EvalConfig:
         if any(k < 0 for k in self.shots):
             raise ValueError("shots must be >= 0")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("base_url is required with backend openai (e.g. http://localhost:8000/v1)")
         return self
 
 

@@ -54,27 +54,25 @@ def _pool(n: int = 12) -> list[Example]:
 def _scripted_model(tokenizer: Any, script: dict[str, str]) -> Any:
     """A causal LM that, after the last `Question: q\\nAnswer:`, types script[q] byte by byte, then EOS.
 
-    It reads the whole (unpadded) context at every step, so it checks the real generate path: left padding,
-    the stop criterion, cutting and answer extraction. `calls` counts forward passes.
+    Its KV cache holds the token ids themselves, so every step it reads the whole (unpadded) context back
+    from the cache the scheduler keeps: it checks the real generation path (left padding, rows retiring and
+    joining the shared cache, the stop strings, cutting, answer extraction). `calls` counts forward passes.
     """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
-    class ScriptedLM(GPT2LMHeadModel):
-        def prepare_inputs_for_generation(
-            self, input_ids: Any, attention_mask: Any = None, **kwargs: Any
-        ) -> dict:
-            return {"input_ids": input_ids, "attention_mask": attention_mask}
+    marker = tokenizer("\nAnswer:", add_special_tokens=False)["input_ids"]
 
+    class ScriptedLM(GPT2LMHeadModel):
         def forward(self, input_ids: Any = None, attention_mask: Any = None, **kwargs: Any) -> Any:
             self.calls += 1
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            as_kv = input_ids.float()[:, None, :, None]  # [rows, 1 head, T, 1]: the ids are the "keys"
+            context = cache.update(as_kv, as_kv, 0)[0][:, 0, :, 0].long()
             logits = torch.zeros(*input_ids.shape, self.config.vocab_size)
-            if attention_mask is None:  # generate() drops an all-ones mask
-                attention_mask = torch.ones_like(input_ids)
-            marker = tokenizer("\nAnswer:", add_special_tokens=False)["input_ids"]
             for row in range(input_ids.shape[0]):
-                ids = input_ids[row][attention_mask[row].bool()].tolist()
+                ids = context[row][attention_mask[row].bool()].tolist()
                 at = max(i for i in range(len(ids)) if ids[i : i + len(marker)] == marker)
                 question = tokenizer.decode(ids[:at]).rsplit("Question: ", 1)[-1]
                 typed = ids[at + len(marker) :]
@@ -83,7 +81,7 @@ def _scripted_model(tokenizer: Any, script: dict[str, str]) -> Any:
                 if len(typed) < len(target) and target[: len(typed)] == typed:
                     nxt = target[len(typed)]
                 logits[row, -1, nxt] = 10.0
-            return CausalLMOutputWithPast(logits=logits)
+            return CausalLMOutputWithPast(logits=logits, past_key_values=cache)
 
     config = GPT2Config(
         vocab_size=len(tokenizer),

@@ -422,25 +422,29 @@ def test_cli_trains_from_a_jsonl_dataset(tmp_path, monkeypatch, capsys):
 def test_eval_every_logs_accuracy_and_leaves_training_unchanged(tmp_path, monkeypatch):
     """Accuracy lands in the metrics at every eval step and at the end; the losses (dropout on) are those
     of a run without it, so model mode and RNG are restored around the evaluation."""
-    import aicd.evaluate
+    import aicd.generation.hf
 
     examples, held_out = _examples(16), _examples(8, seed=1)
     for i, ex in enumerate(held_out):
         ex.id = f"test{i}"
     plain = train(_config(tmp_path, "plain"), examples=examples, progress=False)
 
-    real_generate = aicd.evaluate.generate
+    real_stream = aicd.generation.hf.stream_generate
     right = {ex.question: ex.answer for ex in held_out[:6:2]}  # 3 of the 6 scored items answered correctly
     prompts_seen: list[str] = []
 
     def half_right(model, tokenizer, prompts, **kw):
-        real_generate(model, tokenizer, prompts, **kw)  # the student really generates (eval mode, KV cache)
+        list(
+            real_stream(model, tokenizer, prompts, **kw)
+        )  # the student really generates (eval mode, KV cache)
         texts = [p if isinstance(p, str) else tokenizer.decode(p) for p in prompts]
         prompts_seen.extend(texts)
         last_q = [t.rsplit("Question: ", 1)[1].split("\nAnswer:")[0] for t in texts]
-        return [f" So, the answer is {right[q]}." if q in right else " I do not know." for q in last_q]
+        return enumerate(
+            f" So, the answer is {right[q]}." if q in right else " I do not know." for q in last_q
+        )
 
-    monkeypatch.setattr(aicd.evaluate, "generate", half_right)
+    monkeypatch.setattr(aicd.generation.hf, "stream_generate", half_right)
     cfg = _config(tmp_path, "evaluated", eval_every=4, eval_limit=6, eval_shots=1)
     done = train(cfg, examples=examples, eval_examples=held_out, progress=False)
 

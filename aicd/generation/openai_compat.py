@@ -1,0 +1,161 @@
+"""The `openai` backend: any OpenAI-compatible completions endpoint (`vllm serve`, SGLang, TGI, llama.cpp, Ollama).
+
+Prompts go out as the token ids evaluation built (the completions API accepts a list of ids), so the server
+sees exactly what the `hf` backend would; greedy (`temperature=0`), the same stop strings, and the reply is
+cut at them again in case a server leaves one in. Up to `concurrency` requests are in flight (an asyncio
+semaphore on the SDK's async client, in a background thread so evaluation stays synchronous); retries of
+429/5xx/timeouts with exponential backoff are the SDK's own (`max_retries`), each request bounded by `timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from aicd.errors import ConfigError
+from aicd.generation.base import PromptInput
+from aicd.generation.text import cut_at_stop
+
+PLACEHOLDER_KEY = "EMPTY"  # local servers ignore the key, the SDK insists on one
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        max_new_tokens: int,
+        api_key: str | None = None,
+        concurrency: int = 32,
+        max_retries: int = 6,
+        timeout: float = 120.0,
+    ) -> None:
+        self.base_url, self.model, self.max_new_tokens = base_url.rstrip("/"), model, max_new_tokens
+        self.api_key, self.concurrency = api_key, concurrency
+        self.max_retries, self.timeout = max_retries, timeout
+        self.max_in_flight = 0  # the most requests that were ever open at once (tests and benchmarks read it)
+
+    def _client(self, *, max_retries: int, timeout: float) -> Any:
+        import os
+
+        import openai
+
+        kwargs: dict[str, Any] = {}
+        try:
+            import aiohttp  # noqa: F401 - the SDK's aiohttp transport costs less CPU per request
+
+            kwargs["http_client"] = openai.DefaultAioHttpClient(timeout=timeout)
+        except ImportError:
+            pass
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self.api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY,
+            max_retries=max_retries,
+            timeout=timeout,
+            **kwargs,
+        )
+
+    def check_reachable(self) -> None:
+        """Fail fast, before anything is generated or written, when nothing answers at base_url."""
+        import openai
+
+        client = openai.OpenAI(
+            base_url=self.base_url, api_key=PLACEHOLDER_KEY, max_retries=1, timeout=min(self.timeout, 10.0)
+        )
+        try:
+            client.models.list()
+        except openai.APIStatusError:
+            pass  # it answered (a server without /models is still a server)
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            cause = exc.__cause__ or exc
+            raise ConfigError(
+                f"base_url: cannot reach an OpenAI-compatible server at {self.base_url} "
+                f"({type(cause).__name__}: {str(cause)[:120] or 'no answer'})"
+            ) from None
+        finally:
+            client.close()
+
+    def stream(self, prompts: Sequence[PromptInput], stop: Sequence[str]) -> Iterator[tuple[int, str]]:
+        results: queue.Queue[tuple[int, str] | BaseException] = queue.Queue()
+        cancel = threading.Event()
+        thread = threading.Thread(
+            target=lambda: asyncio.run(self._run(list(prompts), list(stop), results, cancel)),
+            name="aicd-openai-eval",
+            daemon=True,
+        )
+        thread.start()
+        try:
+            for _ in range(len(prompts)):
+                item = results.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            thread.join()
+
+    async def _run(
+        self,
+        prompts: list[PromptInput],
+        stop: list[str],
+        results: queue.Queue[tuple[int, str] | BaseException],
+        cancel: threading.Event,
+    ) -> None:
+        slots = asyncio.Semaphore(self.concurrency)
+        in_flight = 0
+        stop = [s for s in stop if s]
+
+        async def one(client: Any, i: int, prompt: PromptInput) -> None:
+            nonlocal in_flight
+            async with slots:
+                if cancel.is_set():
+                    return
+                in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, in_flight)
+                try:
+                    reply = await client.completions.create(
+                        model=self.model,
+                        prompt=prompt if isinstance(prompt, str) else list(prompt),
+                        max_tokens=self.max_new_tokens,
+                        temperature=0.0,
+                        stop=stop or None,
+                    )
+                finally:
+                    in_flight -= 1
+                results.put((i, cut_at_stop(reply.choices[0].text or "", stop)))
+
+        async with self._client(max_retries=self.max_retries, timeout=self.timeout) as client:
+            tasks = [asyncio.create_task(one(client, i, p)) for i, p in enumerate(prompts)]
+            try:
+                for done in asyncio.as_completed(tasks):
+                    await done
+                    if cancel.is_set():
+                        break
+            except Exception as exc:  # a request that failed after its retries: evaluation stops with it
+                results.put(_readable(exc, self.base_url))
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        """Clients live per `stream` call; nothing stays open."""
+
+
+def _readable(exc: Exception, base_url: str) -> Exception:
+    """An SDK error after its retries as one line naming the server."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return RuntimeError(
+            f"openai backend: {base_url} answered {exc.status_code} ({str(exc.message)[:200]})"
+        )
+    if isinstance(exc, openai.APIError):
+        return RuntimeError(f"openai backend: request to {base_url} failed ({type(exc).__name__}: {exc})")
+    return exc

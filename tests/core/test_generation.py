@@ -1,0 +1,228 @@
+"""Generation backends: the hf slot scheduler against transformers' own generate, rows retiring, OOM;
+the openai backend against a real local server (identical chains, faults, concurrency); bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aicd.config import EvalConfig
+from aicd.data.record import Example, Rationale
+from aicd.errors import AICDError, ConfigError
+from aicd.evaluate import evaluate
+from aicd.generation.hf import generate
+from tests.core.test_evaluate import _scripted_model
+from tests.support.completions_server import CANNED_NAME, CompletionsServer, canned_chain
+
+TINY = "tiny:gpt2?initializer_range=0.2"
+
+
+def _examples(n: int = 6) -> list[Example]:
+    return [
+        Example(
+            id=f"q{i}",
+            question=f"What is {i} plus {i * 3}?" + " Think." * (i % 3),
+            answer=str(4 * i),
+            rationales=[Rationale(text=f"{i} + {3 * i} = {4 * i}. So, the answer is {4 * i}.")],
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[Any, Any]:
+    from aicd.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(TINY, seed=0)
+    return model.eval(), tok
+
+
+# ------------------------------------------------------------------------------------------ hf backend
+
+
+@pytest.mark.parametrize("spec", [TINY, "tiny:llama?initializer_range=0.2"])
+def test_slot_scheduler_equals_transformers_generate_one_prompt_at_a_time(spec: str) -> None:
+    """The second computation is transformers' own `generate` on each prompt alone (no padding, no slots)."""
+    import torch
+
+    from aicd.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(spec, seed=0)
+    model.eval()
+    prompts = [f"Question: {'abc ' * n}{n}?\nAnswer:" for n in (1, 9, 3, 14, 2, 6, 11)]
+    expected = []
+    for p in prompts:
+        ids = torch.tensor([tok(p, add_special_tokens=False)["input_ids"]])
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False
+        )
+        expected.append(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())
+    assert generate(model, tok, prompts, batch_size=3, max_new_tokens=10, stop=()) == expected
+    assert len(set(expected)) == len(prompts)  # outputs depend on the prompt: the comparison has teeth
+
+
+def test_rows_retire_as_they_stop_and_free_their_slot() -> None:
+    """A decode step computes only live rows: finished rows leave, waiting prompts take their slot."""
+    from aicd.models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    script = {f"q{i}?": " long answer that keeps going for a while" if i == 0 else f" a{i}" for i in range(6)}
+    model = _scripted_model(tok, script)
+    rows_per_call: list[tuple[int, int]] = []  # (rows, new tokens) of every forward pass
+    forward = model.forward
+
+    def counting(input_ids: Any = None, **kw: Any) -> Any:
+        rows_per_call.append(tuple(input_ids.shape))
+        return forward(input_ids=input_ids, **kw)
+
+    model.forward = counting
+    prompts = [f"Question: {q}\nAnswer:" for q in script]
+    out = generate(model, tok, prompts, batch_size=2, max_new_tokens=60)
+    assert out == [s.strip() for s in script.values()]
+    decode_rows = sum(rows for rows, width in rows_per_call if width == 1)
+    typed = [len(tok(s, add_special_tokens=False)["input_ids"]) for s in script.values()]
+    assert decode_rows == sum(typed)  # each row decodes exactly its own tokens (then EOS), never idles
+    assert max(rows for rows, _ in rows_per_call) <= 2
+    # the long row was still running while short ones were prefilled into the freed slot
+    prefills = [i for i, (_, width) in enumerate(rows_per_call) if width > 1]
+    assert len(prefills) >= 5 and prefills[-1] < len(rows_per_call) - typed[0] // 2
+
+
+def test_a_batch_that_does_not_fit_in_memory_is_a_readable_error(tiny: tuple[Any, Any]) -> None:
+    import torch
+
+    model, tok = tiny
+
+    class TooBig(type(model)):
+        def forward(self, input_ids: Any = None, **kw: Any) -> Any:
+            if input_ids.shape[0] > 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            return super().forward(input_ids=input_ids, **kw)
+
+    big = TooBig(model.config).eval()
+    with pytest.raises(AICDError, match=r"batch_size: 8 .*do not fit in memory.*try --batch-size 4"):
+        generate(big, tok, ["Question: a?\nAnswer:"] * 8, batch_size=8, max_new_tokens=4)
+    assert len(generate(big, tok, ["Question: a?\nAnswer:"] * 8, batch_size=2, max_new_tokens=4)) == 8
+
+
+# ------------------------------------------------------------------------------------------ openai backend
+
+
+def test_openai_backend_gives_the_hf_backends_chains_item_for_item(
+    tiny: tuple[Any, Any], tmp_path: Path
+) -> None:
+    model, tok = tiny
+    items, pool = _examples(), _examples(12)
+    for ex in pool:
+        ex.id = "pool-" + ex.id
+    config = EvalConfig(model=TINY, shots=[0, 1], seeds=[0, 1], max_new_tokens=12, batch_size=4)
+    local = evaluate(config, model=model, tokenizer=tok, examples=items, shot_examples=pool, progress=False)
+
+    server = CompletionsServer(model=model, tokenizer=tok, served_name="student").start()
+    try:
+        remote_cfg = config.model_copy(
+            update={
+                "backend": "openai",
+                "base_url": server.base_url,
+                "served_model": "student",
+                "concurrency": 4,
+            }
+        )
+        remote = evaluate(remote_cfg, examples=items, shot_examples=pool, progress=False)
+    finally:
+        server.close()
+    assert server.counts["ok"] > 0
+    assert [r.to_dict() for r in remote.items] == [r.to_dict() for r in local.items]
+    assert remote.rows == local.rows
+    assert len({r.generation for r in local.items}) > 3  # distinct chains: the comparison has teeth
+
+
+def _canned_config(server: CompletionsServer, **update: Any) -> EvalConfig:
+    return EvalConfig(
+        model="tiny:gpt2",  # the prompts' tokenizer; the server answers from the ids it receives
+        backend="openai",
+        base_url=server.base_url,
+        served_model=CANNED_NAME,
+        shots=[0, 1, 2],
+        seeds=[0, 1],
+        max_new_tokens=16,
+        **update,
+    )
+
+
+def test_openai_backend_loses_no_item_when_one_request_in_ten_fails(tmp_path: Path) -> None:
+    items, pool = _examples(8), _examples(12)
+    for ex in pool:
+        ex.id = "pool-" + ex.id
+    flaky = CompletionsServer(fault_every=10, hang_s=3.0).start()
+    try:
+        cfg = _canned_config(flaky, request_timeout=1.0, concurrency=8, output_dir=str(tmp_path / "out"))
+        result = evaluate(cfg, examples=items, shot_examples=pool, progress=False)
+    finally:
+        flaky.close()
+    assert {"429", "500", "hang"} <= set(flaky.counts) and flaky.counts["ok"] >= 10 * 2
+    assert not result.stopped and len(result.items) == 3 * 2 * len(items)
+    for rec in result.items:  # every item got the server's one true answer for its prompt
+        assert rec.generation == canned_chain(_ids(rec.prompt)).strip()
+
+
+def _ids(prompt_text: str) -> list[int]:
+    from aicd.models import tiny_tokenizer
+
+    return list(tiny_tokenizer()(prompt_text, add_special_tokens=False)["input_ids"])
+
+
+def test_openai_backend_keeps_its_concurrency_in_flight() -> None:
+    from aicd.generation.openai_compat import OpenAIBackend
+
+    server = CompletionsServer(latency=0.1).start()
+    try:
+        backend = OpenAIBackend(base_url=server.base_url, model=CANNED_NAME, max_new_tokens=8, concurrency=32)
+        prompts = [[3 + i, 4, 5] for i in range(96)]
+        chains = dict(backend.stream(prompts, ["Question:"]))
+    finally:
+        server.close()
+    assert chains == {i: canned_chain(p).strip() for i, p in enumerate(prompts)}
+    assert server.max_in_flight >= 24 and backend.max_in_flight <= 32
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_unreachable_base_url_is_one_clear_error_and_writes_nothing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = EvalConfig(
+        model="tiny:gpt2",
+        backend="openai",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        output_dir=str(tmp_path / "out"),
+    )
+    with pytest.raises(ConfigError, match=r"^base_url: cannot reach .*127\.0\.0\.1"):
+        evaluate(cfg, examples=_examples(), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_vllm_backend_without_vllm_names_the_extra_and_writes_nothing(tmp_path: Path) -> None:
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vllm is installed here")
+    except ImportError:
+        pass
+    cfg = EvalConfig(model="runs/x/final", backend="vllm", output_dir=str(tmp_path / "out"))
+    with pytest.raises(ConfigError, match=r"^backend: vllm is not installed.*aicd-workbench\[vllm\]"):
+        evaluate(cfg, examples=_examples(), tokenizer=object(), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_openai_backend_without_base_url_is_rejected_naming_the_field() -> None:
+    from aicd.config import build_config
+
+    with pytest.raises(ConfigError, match="base_url is required"):
+        build_config(EvalConfig, {"model": "m", "backend": "openai"}, None, source="eval")
