@@ -1,8 +1,8 @@
 """Run-directory bookkeeping for training: atomic checkpoints, rotation, RNG state, metrics truncation.
 
-A checkpoint is `run_dir/checkpoint-<step>/` holding the model (or LoRA adapter) and tokenizer in Hugging Face
-format, `config.yaml`, and `trainer_state.pt` (optimizer, scheduler, scaler, position in the data, RNG
-states). It is written to a hidden temp folder and renamed into place, so a crash never leaves a half
+A checkpoint is `run_dir/checkpoint-<step>/`: what `accelerator.save_state` writes (optimizer, scheduler,
+scaler, every rank's RNG; the weights in Hugging Face format — or the LoRA adapter — unless they are sharded
+by FSDP/DeepSpeed), the tokenizer, `config.yaml`, and `trainer_state.pt` (step and position in the data). It is written to a hidden temp folder and renamed into place, so a crash never leaves a half
 checkpoint that `--resume` would pick up.
 """
 
@@ -55,6 +55,17 @@ def prune_checkpoints(run_dir: Path, keep: int) -> list[Path]:
     return doomed
 
 
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Move a finished folder into place, replacing `target` if it exists (each rename is atomic)."""
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temp folder next to `target`; on success it replaces `target`, on error it is removed."""
@@ -62,13 +73,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".old-{target.name}-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

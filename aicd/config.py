@@ -56,6 +56,20 @@ class LoraSettings(_Strict):
     target_modules: list[ShortText] | ShortText = "all-linear"
 
 
+class DistributedSettings(_Strict):
+    """One run on several processes: `aicd train` re-launches itself with `accelerate launch` when > 1."""
+
+    num_processes: Count = Field(
+        1, ge=1, description="processes (one per GPU; on a machine without GPU, gloo CPU processes ≤ cores)"
+    )
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp", description="ddp: replicated weights; fsdp / deepspeed (ZeRO-3): sharded, GPUs only"
+    )
+    config_file: ShortText | None = Field(
+        None, description="accelerate config file (default for fsdp/deepspeed: aicd/configs/accelerate/)"
+    )
+
+
 class ScheduleConfig(_Strict):
     """The ω weights of the n shots of an episode (see `aicd.objectives.omega_weights`)."""
 
@@ -134,11 +148,20 @@ class TrainConfig(ScheduleConfig):
     eval_limit: Count = Field(32, gt=0, description="items scored at each evaluation during training")
     eval_shots: Shots = Field(0, description="demonstrations in those prompts (from the training examples)")
     eval_max_new_tokens: Count = Field(128, gt=0)
+    distributed: DistributedSettings = Field(default_factory=DistributedSettings)
+    max_nonfinite_steps: int = Field(
+        1, gt=0, le=1000, description="NaN/inf losses in a row (each step skipped) before the run fails"
+    )
 
     @model_validator(mode="after")
     def _check_batch(self) -> TrainConfig:
         if self.batch_size % self.micro_batch_size:
             raise ValueError("batch_size must be a multiple of micro_batch_size")
+        procs = self.distributed.num_processes
+        if self.batch_size % (self.micro_batch_size * procs):
+            raise ValueError(
+                f"batch_size must be a multiple of micro_batch_size × distributed.num_processes ({procs})"
+            )
         return self
 
     @property

@@ -1,4 +1,4 @@
-"""Distillation training: setup, loop, save — a readable nanoGPT-style loop on top of accelerate.
+"""Distillation training: setup, loop, save — a state object read top to bottom, on top of accelerate.
 
 Each epoch every usable example becomes the final shot of one n-shot episode (`sample_episode_shots`),
 tokenized with one loss weight per token (`build_episode`), so AICD, condgen, lm and nocot differ only in
@@ -9,19 +9,25 @@ Gradient accumulation: each micro-batch loss is normalised by the *global* batch
 reduction="sum", Σω for "token"), so the summed micro-batch gradients equal the full-batch gradient even
 when micro-batches differ in size or weight (the bug of transformers #34191). For that reason the
 Accelerator runs with gradient_accumulation_steps=1 (its `backward` would divide the loss again) and the
-accumulation is done here. Accelerate provides device placement, autocast (bf16/fp16) and fp16 loss
-scaling; training is single-process (one GPU or the CPU).
+accumulation is done here. On several processes (`aicd.distributed`, started by `aicd.launch`) each rank
+trains on its share of every micro-batch with the same global totals, so N processes × micro-batch m
+equal one process × micro-batch N·m; only rank 0 writes metrics, checkpoints and calls the callback.
+Checkpoints go through `accelerator.save_state` (optimizer, scheduler, scaler, every rank's RNG; sharded
+weights under FSDP/DeepSpeed), with the weights in Hugging Face format otherwise; final/ is always a plain
+`save_pretrained` folder (`vllm serve runs/X/final`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aicd.batching import group_steps, make_batches
 from aicd.checkpoint import (
@@ -37,16 +43,17 @@ from aicd.checkpoint import (
     restore_rng,
     truncate_metrics,
 )
-from aicd.config import TrainConfig, load_config, save_config
+from aicd.config import TrainConfig, save_config
 from aicd.data.record import Example
 from aicd.episodes import Episode, EpisodeTooLong, build_episode, sample_episode_shots
 from aicd.errors import AICDError, ConfigError, DataError
 from aicd.progress import NO_PROGRESS, Cancelled, Progress
 
-if TYPE_CHECKING:
-    import torch
-
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(AICDError):
+    """The loss became NaN/inf for `max_nonfinite_steps` steps in a row; the run fails."""
 
 
 class TrainCallback:
@@ -54,7 +61,7 @@ class TrainCallback:
 
     It is also the run's `aicd.progress.Progress`: the setup phases (loading, episode building) call `phase`,
     `advance` and `check`; a `check()` that raises `Cancelled` (the worker's does, on cancel or shutdown) ends
-    the run stopped, like `should_stop()` inside the loop.
+    the run stopped, like `should_stop()` inside the loop. Only rank 0's callback is called.
     """
 
     def phase(self, name: str, total: int | None = None) -> None:
@@ -101,10 +108,9 @@ class EpochPlan:
 
 @dataclass
 class _Window:
-    """Running totals between two metrics lines. Token counts come from the CPU-side batch and the loss
-    stays on the device, so the only host sync per logged step is reading the loss."""
+    """Running totals between two metrics lines (this rank's tokens; the loss is already global)."""
 
-    loss: Any = 0.0
+    loss: float = 0.0
     steps: int = 0
     episodes: int = 0
     tokens: int = 0
@@ -118,15 +124,18 @@ class _Window:
         self.padded += attention_mask.numel()
         self.dropped += dropped
 
-    def summary(self) -> dict[str, Any]:
-        loss = float(self.loss) / max(self.steps, 1)  # waits for the device: timing below is wall-clock true
+    def summary(self, accelerator: Any) -> dict[str, Any]:
+        """The metrics line's numbers over all ranks (a collective: every rank calls it)."""
+        from aicd.distributed import global_sum
+
+        tokens = global_sum(accelerator, self.tokens)
         seconds = max(time.perf_counter() - self.start - self.excluded, 1e-9)
         return {
-            "loss": loss,
-            "tokens_per_s": self.tokens / seconds,
-            "real_token_frac": self.tokens / max(self.padded, 1),
+            "loss": self.loss / max(self.steps, 1),
+            "tokens_per_s": tokens / seconds,
+            "real_token_frac": tokens / max(global_sum(accelerator, self.padded), 1),
             "episodes": self.episodes,
-            "shots_dropped": self.dropped,
+            "shots_dropped": int(global_sum(accelerator, self.dropped)),
         }
 
 
@@ -185,162 +194,400 @@ def build_epoch(
             skipped,
             config.max_length,
         )
-    accumulation = config.batch_size // config.micro_batch_size
+    global_micro = config.micro_batch_size * config.distributed.num_processes  # each rank takes a share
     mbs = make_batches(
-        [len(ep) for ep in episodes], config.micro_batch_size, config.batching, seed=f"{config.seed}:{epoch}"
+        [len(ep) for ep in episodes], global_micro, config.batching, seed=f"{config.seed}:{epoch}"
     )
+    accumulation = config.batch_size // global_micro
     return EpochPlan(episodes=episodes, steps=group_steps(mbs, accumulation), skipped=skipped)
 
 
-def resolve_mixed_precision(setting: str) -> str:
-    """For "auto": bf16 where the GPU supports it, fp16 on other GPUs, none on CPU."""
-    import torch
+class Trainer:
+    """One training run, as torchtune recipes are: `setup` builds everything (and fails on bad input before
+    the run directory is written), `run` loops `train_step` with logging and checkpoints, then `save_final`.
 
-    if setting != "auto":
-        if setting != "no" and not torch.cuda.is_available():
-            log.warning("mixed_precision=%s needs CUDA; training in float32 on CPU", setting)
-            return "no"
-        return setting
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    Every rank runs the same code; rank 0 alone writes files, shows progress and calls the callback.
+    """
 
+    def __init__(self, config: TrainConfig, *, callback: TrainCallback | None = None, progress: bool = True):
+        self.config = config
+        self.callback = callback or TrainCallback()
+        self.progress = progress
+        self.run_dir = config.run_dir
+        self.final_dir = self.run_dir / FINAL_DIR
+        self.step = self.epoch = self.position = 0
+        self.resumed = False
+        self.bad_steps = 0
+        self.last_finite: tuple[int, float] | None = None
+        self.last_metrics: dict[str, Any] = {}
 
-def _make_accelerator(config: TrainConfig) -> Any:
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
+    # ---- setup
+    def setup(
+        self, examples: list[Example] | None, eval_examples: list[Example] | None, *, resume: bool
+    ) -> TrainResult | None:
+        """Load data, model, optimizer (and a checkpoint); returns the result at once for a finished run."""
+        import torch
 
-    if PartialState().num_processes == 1:  # a long-lived worker may train with a different precision next
-        AcceleratorState._reset_state()
-    return Accelerator(
-        mixed_precision=resolve_mixed_precision(config.mixed_precision), gradient_accumulation_steps=1
-    )
+        from aicd.distributed import EpisodeNLL
+        from aicd.train_setup import (
+            check_resumable,
+            has_outputs,
+            load_model,
+            load_training_examples,
+            make_accelerator,
+            make_optimizer,
+            make_scheduler,
+        )
 
+        config = self.config
+        checkpoint = latest_checkpoint(self.run_dir) if resume else None
+        if not resume and has_outputs(self.run_dir):
+            raise AICDError(
+                f"run directory {self.run_dir} already has outputs; resume it (--resume) or pick another name"
+            )
+        if checkpoint is not None:
+            check_resumable(config, checkpoint)
+        if resume and (self.final_dir / DONE_FILE).is_file():
+            done = json.loads((self.final_dir / DONE_FILE).read_text(encoding="utf-8"))
+            return TrainResult(
+                self.run_dir,
+                self.final_dir,
+                done["step"],
+                done["total_steps"],
+                False,
+                done.get("last_metrics", {}),
+            )
+        # `limit` holds for examples handed in (a stored dataset) as for ones loaded here: the first N
+        self.examples = (
+            list(examples)[: config.limit] if examples is not None else load_training_examples(config)
+        )
+        if not self.examples:
+            raise DataError("training needs at least one example")
+        self.held_out = None
+        if config.eval_every:
+            from aicd.train_eval import HeldOutEval
 
-def _load_examples(config: TrainConfig) -> list[Example]:
-    from aicd.data.loaders import load_examples
+            self.held_out = HeldOutEval(config, self.examples, eval_examples)
 
-    examples = load_examples(config.dataset, config.split, limit=config.limit, seed=config.seed)
-    if not examples:
-        raise DataError(f"dataset {config.dataset}: split '{config.split}' has no examples")
-    return examples
-
-
-def _load_model(
-    config: TrainConfig, checkpoint: Path | None, progress: Progress = NO_PROGRESS
-) -> tuple[Any, Any]:
-    """Float32 master weights (autocast does the mixed precision); LoRA-wrapped if configured."""
-    import torch
-
-    progress.phase("loading model")
-    progress.check()
-
-    from aicd.models import is_tiny, load_error, load_model_and_tokenizer, load_tokenizer
-
-    if checkpoint is not None and config.lora is None:
-        from transformers import AutoModelForCausalLM
-
+        self.accelerator = acc = make_accelerator(config)
+        self._check_world()
+        self.is_main = acc.is_main_process
+        self.sharded = acc.distributed_type.name in ("FSDP", "DEEPSPEED")
+        self.reports: Progress = self.callback if self.is_main else NO_PROGRESS
+        self.cache: dict[str, list[int]] = {}
         try:
-            model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
-        except (OSError, ValueError) as exc:
-            raise load_error(str(checkpoint), exc) from None
-    else:
-        model, tokenizer = load_model_and_tokenizer(config.model, seed=config.seed, dtype=torch.float32)
-        model = model.float()
-    if checkpoint is not None:  # the checkpoint holds the tokenizer: a resume needs no hub access for it
-        tokenizer = load_tokenizer(config.model if is_tiny(config.model) else str(checkpoint))
-    if config.gradient_checkpointing:
-        kwargs = {"use_reentrant": False}
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x name
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    if config.lora is not None:
-        from peft import LoraConfig, PeftModel, get_peft_model
+            model, self.tokenizer = load_model(config, None if self.sharded else checkpoint, self.reports)
+            self.plan = build_epoch(self.examples, self.tokenizer, config, 0, self.cache, self.reports)
+        except Cancelled:  # stopped before the first step: nothing written yet
+            return TrainResult(self.run_dir, None, 0, 0, True)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * len(self.plan.steps)))
+
+        optimizer = make_optimizer(model, config)
+        self.scheduler = make_scheduler(optimizer, config, self.total_steps)
+        # not prepared: accelerate's scheduler wrapper steps once per process; registered for save_state
+        self.module, self.optimizer = acc.prepare(EpisodeNLL(model), optimizer)
+        acc.register_for_checkpointing(self.scheduler)
+        acc.register_save_state_pre_hook(self._save_weights_as_hf)
+        acc.register_load_state_pre_hook(self._weights_already_loaded)
+        self.model = acc.unwrap_model(self.module).model  # the Hugging Face (or peft) model
+        self.use_cache = getattr(self.model.config, "use_cache", None)
+        if self.use_cache is not None:
+            self.model.config.use_cache = False  # no KV cache while training; restored for saving
 
         if checkpoint is not None:
-            model = PeftModel.from_pretrained(model, checkpoint, is_trainable=True)
+            self._load_checkpoint(checkpoint)
+            if self.epoch != 0:
+                try:
+                    self.plan = build_epoch(
+                        self.examples, self.tokenizer, config, self.epoch, self.cache, self.reports
+                    )
+                except Cancelled:
+                    return TrainResult(self.run_dir, None, self.step, self.total_steps, True)
         else:
-            lora = config.lora
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=lora.r,
-                    lora_alpha=lora.alpha,
-                    lora_dropout=lora.dropout,
-                    target_modules=lora.target_modules,
-                    task_type="CAUSAL_LM",
-                ),
+            torch.manual_seed(config.seed)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, self.run_dir / "config.yaml")
+            truncate_metrics(self.run_dir / METRICS_FILE, self.step)
+        acc.wait_for_everyone()
+        return None
+
+    def _check_world(self) -> None:
+        """The processes accelerate started must be the ones the config asks for."""
+        wanted, got = self.config.distributed.num_processes, self.accelerator.num_processes
+        if wanted != got:
+            how = (
+                "start it with `aicd train` (which re-launches itself with accelerate launch)"
+                if got == 1
+                else ""
             )
-    progress.check()
-    return model, tokenizer
-
-
-def _make_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay only on matrices (not biases/norms), as in nanoGPT."""
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=tuple(config.adam_betas))
-
-
-def _make_scheduler(optimizer: Any, config: TrainConfig, total_steps: int) -> Any:
-    from transformers import get_cosine_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
-
-    warmup = math.ceil(config.warmup_ratio * total_steps)
-    if config.min_lr_ratio > 0:
-        return get_cosine_with_min_lr_schedule_with_warmup(
-            optimizer, warmup, total_steps, min_lr_rate=config.min_lr_ratio
-        )
-    return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
-
-
-def _has_outputs(run_dir: Path) -> bool:
-    if not run_dir.is_dir():
-        return False
-    return (
-        any((run_dir / name).exists() for name in (METRICS_FILE, FINAL_DIR))
-        or latest_checkpoint(run_dir) is not None
-    )
-
-
-def _check_resumable(config: TrainConfig, checkpoint: Path) -> None:
-    """The model must be the same one; other fields (lr, epochs, …) may change on resume."""
-    saved = load_config(TrainConfig, checkpoint / "config.yaml")
-    for name in ("model", "lora", "objective", "n_shots"):
-        if getattr(saved, name) != getattr(config, name):
             raise ConfigError(
-                f"{name}: differs from the checkpoint being resumed ({checkpoint}): "
-                f"{getattr(saved, name)!r} vs {getattr(config, name)!r}"
+                f"distributed.num_processes: the config asks for {wanted} process(es) but this run has {got}"
+                + (f"; {how}" if how else "")
             )
 
+    def _load_checkpoint(self, checkpoint: Path) -> None:
+        import torch
 
-def _save_model(
-    model: Any, tokenizer: Any, config: TrainConfig, path: Path, *, merge: bool, done: dict[str, Any]
-) -> None:
-    with atomic_dir(path) as tmp:
-        if merge and hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()  # final/: plain HF weights, loadable like any model
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        save_config(config, tmp / "config.yaml")
-        (tmp / DONE_FILE).write_text(json.dumps(done), encoding="utf-8")
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+        self.accelerator.load_state(str(checkpoint))  # optimizer, scheduler, scaler, this rank's RNG
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.resumed = True
 
+    # ---- loop
+    def run(self) -> TrainResult:
+        """Train to `total_steps` (or until the callback asks to stop); returns what was done."""
+        from tqdm.auto import tqdm
 
-def _save_checkpoint(
-    path: Path, model: Any, tokenizer: Any, config: TrainConfig, state: dict[str, Any]
-) -> None:
-    import torch
+        acc, config = self.accelerator, self.config
+        if self.is_main:
+            self.callback.on_start(self.total_steps, self.step)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            disable=not (self.progress and self.is_main),
+            desc=f"train {config.name}",
+            unit="step",
+        )
+        window = _Window()
+        last_saved: int | None = self.step if self.resumed else None
+        stopped = False
+        self.module.train()
+        while self.step < self.total_steps:
+            if self.position >= len(self.plan.steps):  # next epoch
+                plan = self._next_epoch_plan()
+                if plan is None:  # cancelled: the last checkpoint-worthy state is the end of this epoch
+                    if last_saved != self.step:
+                        self.save_checkpoint()
+                    stopped = True
+                    break
+                self.epoch, self.position, self.plan = self.epoch + 1, 0, plan
+                continue
+            rng_at_start = capture_rng()
+            outcome = self.train_step(self.plan.steps[self.position], window)
+            if outcome is None:  # asked to stop: checkpoint the state before this step
+                self.optimizer.zero_grad(set_to_none=True)
+                restore_rng(rng_at_start)
+                if last_saved != self.step:
+                    self.save_checkpoint()
+                stopped = True
+                break
+            loss, n_episodes = outcome
+            if not math.isfinite(loss):
+                self._skip_nonfinite(loss)
+                continue
+            grad_norm = acc.clip_grad_norm_(self.module.parameters(), config.max_grad_norm or float("inf"))
+            lr = self.scheduler.get_last_lr()[0]
+            self.optimizer.step()
+            if not acc.optimizer_step_was_skipped:
+                self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step, self.position = self.step + 1, self.position + 1
+            self.bad_steps, self.last_finite = 0, (self.step, loss)
+            window.steps, window.loss, window.episodes = (
+                window.steps + 1,
+                window.loss + loss,
+                window.episodes + n_episodes,
+            )
+            bar.update(1)
+            if self._log_if_due(window, lr, grad_norm, bar):
+                window = _Window()
+            if config.save_every and self.step % config.save_every == 0 and self.step < self.total_steps:
+                t_save = time.perf_counter()
+                self.save_checkpoint()
+                window.excluded += time.perf_counter() - t_save
+                last_saved = self.step
+        bar.close()
+        if stopped:
+            return TrainResult(self.run_dir, None, self.step, self.total_steps, True, self.last_metrics)
+        if config.save_every and self.step % config.save_every == 0 and last_saved != self.step:
+            self.save_checkpoint()
+        self.save_final()
+        return TrainResult(
+            self.run_dir, self.final_dir, self.step, self.total_steps, False, self.last_metrics
+        )
 
-    with atomic_dir(path) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        save_config(config, tmp / "config.yaml")
-        torch.save(state, tmp / STATE_FILE)
+    def _next_epoch_plan(self) -> EpochPlan | None:
+        """The next epoch's plan, or None on every rank when rank 0's callback cancelled its building."""
+        from aicd.distributed import rank0_decides
+
+        try:
+            plan = build_epoch(
+                self.examples, self.tokenizer, self.config, self.epoch + 1, self.cache, self.reports
+            )
+        except Cancelled:
+            plan = None
+        return None if rank0_decides(self.accelerator, plan is None) else plan
+
+    def train_step(self, step_plan: list[list[int]], window: _Window) -> tuple[float, int] | None:
+        """Forward and backward over this rank's share of each micro-batch of one optimizer step.
+
+        Returns (the step's global loss, its global episode count), or None when rank 0 asks to stop.
+        """
+        import torch
+
+        from aicd.distributed import global_sum, global_totals, rank0_decides, rank_share
+        from aicd.objectives import collate_episodes, reduce_loss
+
+        acc, config = self.accelerator, self.config
+        world, rank = acc.num_processes, acc.process_index
+        shares = [[self.plan.episodes[i] for i in rank_share(mb, rank, world)] for mb in step_plan]
+        n_local = sum(len(share) for share in shares)
+        w_local = sum(sum(ep.loss_weights[1:]) for share in shares for ep in share)
+        n_episodes, total_weight = global_totals(acc, n_local, w_local)
+        loss_sum = torch.zeros((), device=acc.device)
+        for i, episodes in enumerate(shares):
+            if rank0_decides(acc, self.is_main and self.callback.should_stop()):
+                return None
+            # a rank with no episode in a short last micro-batch still joins the gradient sync, with a zero loss
+            idle = not episodes
+            batch = collate_episodes(episodes or [self.plan.episodes[step_plan[i][0]]], self.pad_id)
+            if not idle:
+                window.add_micro_batch(batch["attention_mask"], sum(ep.n_dropped for ep in episodes))
+            batch = {key: v.to(acc.device, non_blocking=True) for key, v in batch.items()}
+            last = i == len(shares) - 1
+            with contextlib.nullcontext() if last else acc.no_sync(self.module):
+                nll, weight = self.module(batch)
+                loss = reduce_loss(
+                    nll,
+                    weight,
+                    config.reduction,
+                    n_episodes=n_episodes,
+                    total_weight=max(total_weight, 1e-12),
+                )
+                if idle:
+                    loss = loss * 0.0
+                acc.backward(loss * world)  # the ranks' gradients are averaged; the loss is already a share
+            loss_sum += loss.detach().float()
+        return global_sum(acc, loss_sum), n_episodes
+
+    def _skip_nonfinite(self, loss: float) -> None:
+        """Drop the update of a NaN/inf step; fail the run after `max_nonfinite_steps` in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.position += 1
+        self.bad_steps += 1
+        limit = self.config.max_nonfinite_steps
+        log.warning("step %d: loss is %s; update skipped (%d/%d)", self.step + 1, loss, self.bad_steps, limit)
+        if self.bad_steps >= limit:
+            last = (
+                f"last finite loss {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
+                if self.last_finite
+                else "no finite loss before it"
+            )
+            raise TrainingDiverged(
+                f"training diverged: loss is {loss} at step {self.step + 1} ({last}); "
+                f"stopped after {self.bad_steps} non-finite step(s) (max_nonfinite_steps={limit})"
+            )
+
+    def _log_if_due(self, window: _Window, lr: float, grad_norm: Any, bar: Any) -> bool:
+        """Write one metrics line (and held-out accuracy) when due; True when the window was consumed."""
+        import torch
+
+        config, acc = self.config, self.accelerator
+        evaluate_now = self.held_out is not None and self.held_out.due(self.step, self.total_steps)
+        if not (self.step % config.log_every == 0 or self.step == self.total_steps or evaluate_now):
+            return False
+        metrics = {
+            "step": self.step,
+            "epoch": round(self.epoch + self.position / len(self.plan.steps), 4),
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            **window.summary(acc),
+            "episodes_skipped": self.plan.skipped,
+            "threads": torch.get_num_threads(),
+            "processes": acc.num_processes,
+        }
+        if evaluate_now and self.is_main:
+            metrics.update(self.held_out(self.model, self.tokenizer))
+        self.last_metrics = metrics
+        if self.is_main:
+            append_metrics(self.run_dir / METRICS_FILE, metrics)
+            self.callback.on_log(self.step, metrics)
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{lr:.2e}")
+        acc.wait_for_everyone()
+        return True
+
+    # ---- save
+    @contextlib.contextmanager
+    def _cache_for_saving(self):  # noqa: ANN202
+        """The saved config keeps the model's own use_cache (off while training)."""
+        if self.use_cache is not None:
+            self.model.config.use_cache = self.use_cache
+        try:
+            yield
+        finally:
+            if self.use_cache is not None:
+                self.model.config.use_cache = False
+
+    def _save_weights_as_hf(self, models: list[Any], weights: list[Any], output_dir: str) -> None:
+        """save_state hook: replicated weights go out as a Hugging Face folder (or a LoRA adapter), which
+        a resume loads like any model; sharded ones (FSDP/DeepSpeed) stay in accelerate's format."""
+        if weights:
+            weights.clear()
+            if self.is_main:
+                self.model.save_pretrained(output_dir)
+        if self.is_main:
+            self.tokenizer.save_pretrained(output_dir)
+
+    def _weights_already_loaded(self, models: list[Any], input_dir: str) -> None:
+        """load_state hook: replicated weights were loaded from the Hugging Face folder by `load_model`."""
+        models.clear()
+
+    def save_checkpoint(self) -> Path:
+        """checkpoint-<step>/: accelerate's state of every rank, the step's position and the config; written
+        to a temp folder and renamed, so a crash never leaves a half checkpoint that a resume would take."""
+        import torch
+
+        from aicd.checkpoint import replace_dir
+
+        acc = self.accelerator
+        path = self.run_dir / f"checkpoint-{self.step}"
+        tmp = self.run_dir / f".tmp-checkpoint-{self.step}"
+        if self.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        with self._cache_for_saving():
+            acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if self.is_main:
+            save_config(self.config, tmp / "config.yaml")
+            position = {"step": self.step, "epoch": self.epoch, "position": self.position}
+            torch.save({**position, "total_steps": self.total_steps}, tmp / STATE_FILE)
+            replace_dir(tmp, path)
+            prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
+            self.callback.on_checkpoint(self.step, path)
+        acc.wait_for_everyone()
+        return path
+
+    def save_final(self) -> None:
+        """final/: plain Hugging Face weights (LoRA merged, shards consolidated) plus train_done.json."""
+        import torch
+
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        state_dict = None
+        if self.sharded:  # a collective: every rank hands in its shard
+            full = acc.get_state_dict(self.module)
+            state_dict = {key.removeprefix("model."): value for key, value in full.items()}
+        if self.is_main:
+            done = {
+                "step": self.step,
+                "total_steps": self.total_steps,
+                "last_metrics": self.last_metrics,
+                "threads": torch.get_num_threads(),
+                "processes": acc.num_processes,
+            }
+            with self._cache_for_saving(), atomic_dir(self.final_dir) as tmp:
+                model = self.model
+                if self.config.lora is not None and hasattr(model, "merge_and_unload"):
+                    model = model.merge_and_unload()  # plain HF weights, loadable like any model
+                model.save_pretrained(tmp, **({"state_dict": state_dict} if state_dict is not None else {}))
+                self.tokenizer.save_pretrained(tmp)
+                save_config(self.config, tmp / "config.yaml")
+                (tmp / DONE_FILE).write_text(json.dumps(done), encoding="utf-8")
+            self.callback.on_checkpoint(self.step, self.final_dir)
+        acc.wait_for_everyone()
 
 
 def train(
@@ -358,204 +605,10 @@ def train(
     epoch has one episode per usable example and a step `batch_size` episodes (the last one may be short).
     resume=True continues from the newest checkpoint (same step, optimizer, scheduler, data order and RNG)
     and drops metrics.jsonl lines after it; with no checkpoint it starts from scratch, and a finished run
-    (final/ written) is returned as is. Raises AICDError subclasses for bad input, before writing anything.
-    With `eval_every`, accuracy on `eval_examples` (default: `eval_dataset`/`eval_split`) joins the metrics.
+    (final/ written) is returned as is. Raises AICDError subclasses for bad input, before writing anything,
+    and TrainingDiverged when the loss stays non-finite. With `eval_every`, accuracy on `eval_examples`
+    (default: `eval_dataset`/`eval_split`) joins the metrics.
     """
-    import torch
-    from tqdm.auto import tqdm
-
-    from aicd.objectives import batch_nll, collate_episodes, reduce_loss
-
-    callback = callback or TrainCallback()
-    run_dir = config.run_dir
-    final_dir = run_dir / FINAL_DIR
-
-    # ---- setup: everything that can fail on bad input happens before the run directory is written
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if not resume and _has_outputs(run_dir):
-        raise AICDError(
-            f"run directory {run_dir} already has outputs; resume it (--resume) or pick another name"
-        )
-    if checkpoint is not None:
-        _check_resumable(config, checkpoint)
-    if resume and (final_dir / DONE_FILE).is_file():
-        done = json.loads((final_dir / DONE_FILE).read_text(encoding="utf-8"))
-        return TrainResult(
-            run_dir, final_dir, done["step"], done["total_steps"], False, done.get("last_metrics", {})
-        )
-    # `limit` holds for examples handed in (a stored dataset) as for ones loaded here: the first N
-    examples = list(examples)[: config.limit] if examples is not None else _load_examples(config)
-    if not examples:
-        raise DataError("training needs at least one example")
-
-    held_out = None
-    if config.eval_every:
-        from aicd.train_eval import HeldOutEval
-
-        held_out = HeldOutEval(config, examples, eval_examples)
-
-    accelerator = _make_accelerator(config)
-    if accelerator.num_processes > 1:
-        raise AICDError("train: multi-process (distributed) training is not supported; run on one device")
-    try:
-        model, tokenizer = _load_model(config, checkpoint, callback)
-        cache: dict[str, list[int]] = {}
-        plan = build_epoch(examples, tokenizer, config, 0, cache, callback)
-    except Cancelled:  # stopped before the first step: nothing written yet
-        return TrainResult(run_dir, None, 0, 0, True)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total_steps = config.max_steps or max(1, math.ceil(config.epochs * len(plan.steps)))
-
-    optimizer = _make_optimizer(model, config)
-    scheduler = _make_scheduler(optimizer, config, total_steps)
-    model = model.to(accelerator.device)  # not prepare_model: it would upcast whole logits to fp32
-    optimizer = accelerator.prepare_optimizer(optimizer)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    base = accelerator.unwrap_model(model)
-    use_cache = getattr(base.config, "use_cache", None)
-    if use_cache is not None:
-        base.config.use_cache = False  # no KV cache while training; restored before saving
-
-    step, epoch, position = 0, 0, 0
-    rng_state: dict[str, Any] | None = None
-    if checkpoint is not None:
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if accelerator.scaler is not None and state.get("scaler"):
-            accelerator.scaler.load_state_dict(state["scaler"])
-        step, epoch, position, rng_state = state["step"], state["epoch"], state["position"], state["rng"]
-        if epoch != 0:
-            try:
-                plan = build_epoch(examples, tokenizer, config, epoch, cache, callback)
-            except Cancelled:
-                return TrainResult(run_dir, None, step, total_steps, True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
-    truncate_metrics(run_dir / METRICS_FILE, step)
-    if rng_state is not None:
-        restore_rng(rng_state)
-    else:
-        torch.manual_seed(config.seed)
-
-    def save_checkpoint(at_step: int, at_epoch: int, at_position: int, rng: dict[str, Any]) -> Path:
-        path = run_dir / f"checkpoint-{at_step}"
-        if use_cache is not None:
-            base.config.use_cache = use_cache
-        state = {
-            "step": at_step,
-            "epoch": at_epoch,
-            "position": at_position,
-            "total_steps": total_steps,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
-            "rng": rng,
-        }
-        _save_checkpoint(path, accelerator.unwrap_model(model), tokenizer, config, state)
-        if use_cache is not None:
-            base.config.use_cache = False
-        prune_checkpoints(run_dir, config.keep_checkpoints)
-        callback.on_checkpoint(at_step, path)
-        return path
-
-    # ---- loop
-    callback.on_start(total_steps, step)
-    bar = tqdm(
-        total=total_steps, initial=step, disable=not progress, desc=f"train {config.name}", unit="step"
-    )
-    window = _Window()
-    last_metrics: dict[str, Any] = {}
-    last_saved: int | None = step if checkpoint is not None else None
-    stopped = False
-    model.train()
-    while step < total_steps and not stopped:
-        if position >= len(plan.steps):  # next epoch
-            try:
-                plan = build_epoch(examples, tokenizer, config, epoch + 1, cache, callback)
-            except Cancelled:  # the last checkpoint-worthy state is the end of this epoch
-                stopped = True
-                if last_saved != step:
-                    save_checkpoint(step, epoch, position, capture_rng())
-                break
-            epoch, position = epoch + 1, 0
-            continue
-        micro = [[plan.episodes[i] for i in mb] for mb in plan.steps[position]]
-        rng_at_start = capture_rng()
-        n_episodes = sum(len(mb) for mb in micro)
-        total_weight = sum(sum(ep.loss_weights[1:]) for mb in micro for ep in mb)
-        for episodes in micro:
-            if callback.should_stop():
-                stopped = True
-                break
-            batch = collate_episodes(episodes, pad_id)
-            window.add_micro_batch(batch["attention_mask"], sum(ep.n_dropped for ep in episodes))
-            batch = {key: v.to(accelerator.device, non_blocking=True) for key, v in batch.items()}
-            with accelerator.autocast():
-                nll, weight = batch_nll(model, batch)
-                loss = reduce_loss(
-                    nll,
-                    weight,
-                    config.reduction,
-                    n_episodes=n_episodes,
-                    total_weight=max(total_weight, 1e-12),
-                )
-            accelerator.backward(loss)
-            window.loss = window.loss + loss.detach().float()
-        if stopped:
-            optimizer.zero_grad(set_to_none=True)
-            restore_rng(rng_at_start)
-            if last_saved != step:
-                save_checkpoint(step, epoch, position, rng_at_start)
-            break
-        grad_norm = accelerator.clip_grad_norm_(trainable, config.max_grad_norm or float("inf"))
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        if not accelerator.optimizer_step_was_skipped:
-            scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step, position = step + 1, position + 1
-        window.steps += 1
-        window.episodes += n_episodes
-        bar.update(1)
-        evaluate_now = held_out is not None and held_out.due(step, total_steps)
-        if step % config.log_every == 0 or step == total_steps or evaluate_now:
-            last_metrics = {
-                "step": step,
-                "epoch": round(epoch + position / len(plan.steps), 4),
-                "lr": lr,
-                "grad_norm": float(grad_norm),
-                **window.summary(),
-                "episodes_skipped": plan.skipped,
-            }
-            if evaluate_now:
-                last_metrics.update(held_out(accelerator.unwrap_model(model), tokenizer))
-            window = _Window()
-            append_metrics(run_dir / METRICS_FILE, last_metrics)
-            callback.on_log(step, last_metrics)
-            bar.set_postfix(loss=f"{last_metrics['loss']:.4f}", lr=f"{lr:.2e}")
-        if config.save_every and step % config.save_every == 0 and step < total_steps:
-            t_save = time.perf_counter()
-            save_checkpoint(step, epoch, position, capture_rng())
-            window.excluded += time.perf_counter() - t_save
-            last_saved = step
-    bar.close()
-
-    # ---- save
-    if use_cache is not None:
-        base.config.use_cache = use_cache
-    if stopped:
-        return TrainResult(run_dir, None, step, total_steps, True, last_metrics)
-    if config.save_every and step % config.save_every == 0 and last_saved != step:
-        save_checkpoint(step, epoch, position, capture_rng())
-    accelerator.wait_for_everyone()
-    _save_model(
-        accelerator.unwrap_model(model),
-        tokenizer,
-        config,
-        final_dir,
-        merge=config.lora is not None,
-        done={"step": step, "total_steps": total_steps, "last_metrics": last_metrics},
-    )
-    callback.on_checkpoint(step, final_dir)
-    return TrainResult(run_dir, final_dir, step, total_steps, False, last_metrics)
+    trainer = Trainer(config, callback=callback, progress=progress)
+    finished = trainer.setup(examples, eval_examples, resume=resume)
+    return finished if finished is not None else trainer.run()

@@ -123,13 +123,21 @@ def test_stop_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert stopper.checkpoints == [(3, "checkpoint-3")]
     assert not (cfg.run_dir / "final").exists()
 
-    ref = torch.load(full.run_dir / "checkpoint-3" / "trainer_state.pt", weights_only=False)
-    got = torch.load(cfg.run_dir / "checkpoint-3" / "trainer_state.pt", weights_only=False)
+    def saved(run_dir: Path, name: str) -> dict:
+        return torch.load(run_dir / "checkpoint-3" / name, weights_only=False)
+
+    ref, got = saved(full.run_dir, "trainer_state.pt"), saved(cfg.run_dir, "trainer_state.pt")
     assert got["step"] == ref["step"] == 3 and got["position"] == ref["position"]
-    assert got["scheduler"]["last_epoch"] == ref["scheduler"]["last_epoch"]
-    for key, state in ref["optimizer"]["state"].items():
-        torch.testing.assert_close(got["optimizer"]["state"][key]["exp_avg"], state["exp_avg"])
-        torch.testing.assert_close(got["optimizer"]["state"][key]["exp_avg_sq"], state["exp_avg_sq"])
+    # accelerate's save_state: the scheduler (a registered object) and the optimizer
+    ref_sched, got_sched = (
+        saved(full.run_dir, "custom_checkpoint_0.pkl"),
+        saved(cfg.run_dir, "custom_checkpoint_0.pkl"),
+    )
+    assert got_sched["last_epoch"] == ref_sched["last_epoch"] == 3
+    ref_opt, got_opt = saved(full.run_dir, "optimizer.bin"), saved(cfg.run_dir, "optimizer.bin")
+    for key, state in ref_opt["state"].items():
+        torch.testing.assert_close(got_opt["state"][key]["exp_avg"], state["exp_avg"])
+        torch.testing.assert_close(got_opt["state"][key]["exp_avg_sq"], state["exp_avg_sq"])
 
     resumer = StopAt()
     done = train(cfg, examples=examples, callback=resumer, resume=True, progress=False)
