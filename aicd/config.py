@@ -162,6 +162,8 @@ class TrainConfig(ScheduleConfig):
             raise ValueError(
                 f"batch_size must be a multiple of micro_batch_size × distributed.num_processes ({procs})"
             )
+        if self.eval_every and self.distributed.strategy != "ddp":
+            raise ValueError("eval_every: not available with sharded weights (fsdp/deepspeed); use aicd eval")
         return self
 
     @property

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from aicd.config import TrainConfig
 
 
 def train_command(
@@ -19,6 +24,11 @@ def train_command(
     from aicd.config import TrainConfig, load_config
 
     cfg = load_config(TrainConfig, config, set_ or [])  # ConfigError (named field) before anything is written
+    from aicd.launch import inside_launch
+
+    if cfg.distributed.num_processes > 1 and not inside_launch():
+        _launch(cfg, resume=resume, progress=progress)
+        return
     from aicd.train import TrainCallback, train
 
     class StopOnCtrlC(TrainCallback):
@@ -49,9 +59,37 @@ def train_command(
         raise SystemExit(
             130
         )  # like an interrupted command (typer.Exit's code is lost in non-standalone mode)
+    if os.environ.get("RANK", "0") != "0":  # a launched run: rank 0 reports
+        return
     loss = result.last_metrics.get("loss")
     tail = f", last loss {loss:.4f}" if isinstance(loss, float) else ""
     typer.echo(f"trained {result.step} steps{tail}; model saved to {result.final_dir}")
+
+
+def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
+    """Re-run this command on `distributed.num_processes` processes with `accelerate launch`; one line if
+    a rank fails (the ranks' own errors are above it)."""
+    import subprocess
+    import tempfile
+
+    from aicd.checkpoint import latest_checkpoint
+    from aicd.config import save_config
+    from aicd.launch import launch_command
+
+    n = cfg.distributed.num_processes
+    with tempfile.TemporaryDirectory(prefix="aicd-launch-") as tmp:
+        resolved = Path(tmp) / "config.yaml"  # the config with every --set applied, for all ranks
+        save_config(cfg, resolved)
+        cmd = launch_command(cfg, resolved, resume=resume, progress=progress)
+        code = subprocess.run(cmd.argv, env={**os.environ, **cmd.env}, check=False).returncode
+    if code == 0:
+        return
+    if code == 130:
+        raise SystemExit(130)
+    ckpt = latest_checkpoint(cfg.run_dir)
+    where = f"last checkpoint {ckpt.name}; continue with --resume" if ckpt else "no checkpoint was written"
+    typer.echo(f"train: the {n}-process run failed (exit code {code}); {where}", err=True)
+    raise SystemExit(1)
 
 
 def register(app: typer.Typer) -> None:
