@@ -75,7 +75,7 @@ def test_two_ddp_processes_equal_one_process_with_the_same_global_batch(tmp_path
     assert all(m["processes"] == 2 and m["episodes"] == 8 for m in got_m)
     assert [m["loss"] for m in got_m] == pytest.approx([m["loss"] for m in ref_m], rel=1e-5)
     assert [m["grad_norm"] for m in got_m] == pytest.approx([m["grad_norm"] for m in ref_m], rel=1e-5)
-    assert ref_m[0]["loss"] > 1.05 * ref_m[-1]["loss"]  # it trained: equal numbers are not equal zeros
+    assert ref_m[-1]["loss"] < 0.99 * ref_m[0]["loss"]  # it trained: equal numbers are not equal zeros
     ref_w, got_w = _state_dict(ref.final_dir), _state_dict(run_dir / "final")
     for key in ref_w:
         torch.testing.assert_close(got_w[key], ref_w[key], rtol=1e-5, atol=1e-5)
