@@ -97,6 +97,18 @@ def eval_command(
     device: str | None = typer.Option(
         None, "--device", help="cuda | cpu | cuda:1 (default: cuda if available)"
     ),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="hf (default) | vllm (pip install 'aicd-workbench[vllm]') | openai (--base-url)",
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="openai backend: server API root, e.g. http://localhost:8000/v1"
+    ),
+    served_model: str | None = typer.Option(
+        None, "--served-model", help="openai backend: the model's name on the server (default: --model)"
+    ),
+    concurrency: int | None = typer.Option(None, "--concurrency", help="openai backend: requests in flight"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     resume: bool = typer.Option(
         False,
@@ -122,6 +134,10 @@ def eval_command(
         "max_new_tokens": max_new_tokens,
         "max_length": max_length,
         "output_dir": str(out) if out is not None else None,
+        "backend": backend,
+        "base_url": base_url,
+        "served_model": served_model,
+        "concurrency": concurrency,
     }
     data.update({k: v for k, v in options.items() if v is not None})
     if "model" not in data and not any(o.startswith("model=") for o in overrides or []):
@@ -166,7 +182,13 @@ def trained_objective(model: Any) -> str | None:
 
 
 # fields that only choose which (item, shots, seed) are evaluated, or how fast: a saved chain stays valid
-SELECTION_FIELDS = {"shots", "seeds", "limit", "batch_size", "output_dir"}
+SELECTION_FIELDS = {"shots", "seeds", "limit", "batch_size", "output_dir"} | {
+    "backend",
+    "base_url",
+    "concurrency",
+    "max_retries",
+    "request_timeout",  # how chains are produced, not which
+}
 
 
 def saved_chains(cfg: Any) -> dict[tuple[str, int, int], str]:

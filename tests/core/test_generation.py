@@ -226,3 +226,35 @@ def test_openai_backend_without_base_url_is_rejected_naming_the_field() -> None:
 
     with pytest.raises(ConfigError, match="base_url is required"):
         build_config(EvalConfig, {"model": "m", "backend": "openai"}, None, source="eval")
+
+
+def test_cli_eval_against_an_unreachable_server_is_one_line_and_writes_nothing(
+    tmp_path: Path, aicd_cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code = aicd_cli(
+        "eval", "--model", "tiny:gpt2", "--dataset", "svamp", "--limit", "2", "--backend", "openai",
+        "--base-url", "http://127.0.0.1:9/v1", "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "base_url: cannot reach" in err[0], err
+    assert not out.exists()
+
+
+def test_cli_eval_with_the_openai_backend_saves_what_the_server_said(tmp_path: Path, aicd_cli: Any) -> None:
+    import json
+
+    server = CompletionsServer().start()
+    try:
+        code = aicd_cli(
+            "eval", "--model", "tiny:gpt2", "--dataset", "svamp", "--limit", "3", "--backend", "openai",
+            "--base-url", server.base_url, "--served-model", CANNED_NAME, "--concurrency", "2",
+            "--out", str(tmp_path / "out"), "--no-progress",
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert code == 0 and server.counts["ok"] == 3
+    saved = [json.loads(line) for line in (tmp_path / "out" / "generations.jsonl").read_text().splitlines()]
+    assert [r["generation"] for r in saved] == [canned_chain(_ids(r["prompt"])).strip() for r in saved]
+    config = json.loads((tmp_path / "out" / "results.json").read_text())["config"]
+    assert config["backend"] == "openai" and config["concurrency"] == 2
