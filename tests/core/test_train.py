@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -93,6 +94,11 @@ def test_training_lowers_loss_and_changes_every_parameter(tmp_path):
     assert lrs[:4] == pytest.approx([0.0, 1e-2 / 3, 2e-2 / 3, 1e-2])
     assert all(a > b for a, b in zip(lrs[3:], lrs[4:], strict=False)) and lrs[-1] > 1e-3
     assert (result.final_dir / "config.yaml").is_file() and (result.run_dir / "config.yaml").is_file()
+    # the thread count torch really used is on record (issue 13), in the metrics and the run's final state
+    assert {m["threads"] for m in metrics} == {torch.get_num_threads()}
+    assert (
+        json.loads((result.final_dir / "train_done.json").read_text())["threads"] == torch.get_num_threads()
+    )
 
 
 class StopAt(TrainCallback):
@@ -475,3 +481,43 @@ def test_eval_every_on_training_questions_says_they_are_not_held_out(tmp_path):
     scored = [m for m in read_metrics(done.run_dir / "metrics.jsonl") if "eval_accuracy" in m]
     assert [m["step"] for m in scored] == [3, 6]
     assert all(m["eval_held_out"] is False and 0.0 <= m["eval_accuracy"] <= 1.0 for m in scored)
+
+
+def _poison_micro_batches(monkeypatch, bad: set[int]) -> None:
+    """Make the loss NaN on the given forward passes (1-based; 2 per step with batch 4, micro-batch 2)."""
+    import aicd.objectives
+
+    real, calls = aicd.objectives.batch_nll, []
+
+    def poisoned(model, batch):
+        nll, weight = real(model, batch)
+        calls.append(1)
+        return (nll * float("nan") if len(calls) in bad else nll), weight
+
+    monkeypatch.setattr(aicd.objectives, "batch_nll", poisoned)
+
+
+def test_a_nan_loss_fails_the_run_with_the_step_and_the_last_finite_loss(tmp_path, monkeypatch):
+    from aicd.train import TrainingDiverged
+
+    _poison_micro_batches(monkeypatch, {5})  # step 3
+    cfg = _config(tmp_path, "nan")
+    with pytest.raises(TrainingDiverged) as info:
+        train(cfg, examples=_examples(), progress=False)
+    metrics = read_metrics(cfg.run_dir / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2]  # nothing logged for the bad step
+    message = str(info.value)
+    assert "loss is nan at step 3" in message
+    assert f"last finite loss {metrics[-1]['loss']:.6g} at step 2" in message
+    assert not (cfg.run_dir / "final").exists()
+
+
+def test_max_nonfinite_steps_skips_a_bad_step_and_finishes(tmp_path, monkeypatch):
+    _poison_micro_batches(monkeypatch, {5})
+    cfg = _config(tmp_path, "nan-tolerated", max_nonfinite_steps=2)
+    result = train(cfg, examples=_examples(), progress=False)
+    metrics = read_metrics(cfg.run_dir / "metrics.jsonl")
+    assert result.step == 6 and [m["step"] for m in metrics] == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
+    weights = _state_dict(result.final_dir)
+    assert all(torch.isfinite(v).all() for v in weights.values())  # the NaN step never reached the weights
