@@ -63,23 +63,7 @@ class OpenAIBackend:
 
     def check_reachable(self) -> None:
         """Fail fast, before anything is generated or written, when nothing answers at base_url."""
-        import openai
-
-        client = openai.OpenAI(
-            base_url=self.base_url, api_key=PLACEHOLDER_KEY, max_retries=1, timeout=min(self.timeout, 10.0)
-        )
-        try:
-            client.models.list()
-        except openai.APIStatusError:
-            pass  # it answered (a server without /models is still a server)
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            cause = exc.__cause__ or exc
-            raise ConfigError(
-                f"base_url: cannot reach an OpenAI-compatible server at {self.base_url} "
-                f"({type(cause).__name__}: {str(cause)[:120] or 'no answer'})"
-            ) from None
-        finally:
-            client.close()
+        check_server(self.base_url, timeout=min(self.timeout, 10.0))
 
     def stream(self, prompts: Sequence[PromptInput], stop: Sequence[str]) -> Iterator[tuple[int, str]]:
         results: queue.Queue[tuple[int, str] | BaseException] = queue.Queue()
@@ -146,6 +130,27 @@ class OpenAIBackend:
 
     def close(self) -> None:
         """Clients live per `stream` call; nothing stays open."""
+
+
+def check_server(base_url: str, *, timeout: float = 10.0) -> None:
+    """ConfigError naming base_url when no server answers there (any HTTP answer, even a 404, is a server)."""
+    import openai
+
+    client = openai.OpenAI(
+        base_url=base_url.rstrip("/"), api_key=PLACEHOLDER_KEY, max_retries=1, timeout=timeout
+    )
+    try:
+        client.models.list()
+    except openai.APIStatusError:
+        pass
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        cause = exc.__cause__ or exc
+        raise ConfigError(
+            f"base_url: cannot reach an OpenAI-compatible server at {base_url} "
+            f"({type(cause).__name__}: {str(cause)[:120] or 'no answer'})"
+        ) from None
+    finally:
+        client.close()
 
 
 def _readable(exc: Exception, base_url: str) -> Exception:

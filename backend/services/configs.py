@@ -167,7 +167,20 @@ def eval_config(
     if any(k < 0 for k in cfg.shots) or not cfg.shots or not cfg.seeds:
         raise ApiError(422, "config.shots and config.seeds must be non-empty", field="config.shots")
     _check_model(cfg.model, "config.model")
+    if cfg.backend == "openai" and cfg.base_url:
+        _check_server(cfg.base_url, "config.base_url")
     return cfg
+
+
+def _check_server(base_url: str, field: str) -> None:
+    """An openai-backend evaluation is not queued when nothing answers at its base_url."""
+    from aicd.errors import ConfigError
+    from aicd.generation.openai_compat import check_server
+
+    try:
+        check_server(base_url, timeout=5.0)
+    except ConfigError as exc:
+        raise ApiError(422, f"config.{exc}", field=field) from None
 
 
 MAX_GRID = 512
