@@ -12,9 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from aicd.errors import AICDError
+from backend.core.secrets import SecretKeyError
 from backend.db import session_scope
 from backend.models import AnnotationJob, AnnotationRecordRow, JobStatus, Rationale
 from backend.models import Example as ExampleRow
+from backend.services import teacher_keys
 from worker import store
 from worker.context import JobContext
 
@@ -111,12 +114,31 @@ def _store_rationales(dataset_id: int, job_id: int, examples: list[Any]) -> int:
     return len(rows)
 
 
+def _teacher_key(job: AnnotationJob) -> str | None:
+    """The key stored for the job's endpoint now (deleting it stops every job that used it; one stored after
+    the job started is used on resume), or None (the teacher client then falls back to $OPENAI_API_KEY)."""
+    if job.config.get("source", "teacher") != "teacher":
+        return None
+    url = job.teacher_key_url or teacher_keys.endpoint(job.config.get("base_url"))
+    try:
+        with session_scope() as s:
+            key = teacher_keys.lookup(s, url)
+    except SecretKeyError as exc:
+        raise AICDError(str(exc)) from None
+    if key is None and job.teacher_key_url is not None:
+        raise AICDError(
+            f"the API key stored for {job.teacher_key_url} was deleted; store it again "
+            "(PUT /api/v1/teacher-keys) and resume this job"
+        )
+    return key
+
+
 def annotate(ctx: JobContext) -> None:
     from aicd.annotate import AnnotateConfig
     from aicd.annotate import annotate as run_annotate
 
     job: AnnotationJob = ctx.load()
-    config = AnnotateConfig.model_validate({**job.config, "api_key": job.api_key})
+    config = AnnotateConfig.model_validate({**job.config, "api_key": _teacher_key(job)})
     with session_scope() as s:
         examples = store.load_examples(s, job.dataset_id)
         if config.source != "gold":  # stored rationales stay in the DB; the teacher only sees questions

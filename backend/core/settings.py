@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         "", description="key prefix for Celery's Redis keys (isolates deployments/tests)"
     )
     api_token: SecretStr | None = Field(None, description="when set, every request but health/docs needs it")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s) encrypting teacher keys at rest (comma-separated to rotate); unset = a key "
+        "generated once into <home>/secret.key (0600)",
+    )
     artifact_dir: Path | None = Field(None, description="runs, evaluations, sweeps; default <home>/artifacts")
     max_upload_bytes: int = Field(50 * 1024 * 1024, gt=0, description="largest dataset upload (multipart)")
     max_json_bytes: int = Field(
@@ -43,6 +48,24 @@ class Settings(BaseSettings):
         1, ge=1, description="parallel jobs per queue in embedded mode (unset: one per GPU, one on CPU)"
     )
     page_max: int = Field(500, gt=0)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """A malformed secret stops start-up with this message, not the first request that stores a key."""
+        from cryptography.fernet import Fernet
+
+        if value is None or not value.get_secret_value().strip():
+            return None  # `AICD_SECRET_KEY=` in a .env: unset, i.e. the generated key file
+        for part in value.get_secret_value().split(","):
+            try:
+                Fernet(part.strip())
+            except ValueError:
+                raise ValueError(
+                    "AICD_SECRET_KEY must be Fernet keys (32 url-safe base64 bytes each), e.g. from "
+                    "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+                ) from None
+        return value
 
     @computed_field  # type: ignore[prop-decorator]
     @property

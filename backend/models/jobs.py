@@ -17,7 +17,10 @@ class AnnotationJob(JobMixin, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(doc="AnnotateConfig without the API key")
-    api_key: Mapped[str | None] = mapped_column(Text, doc="teacher API key: server-side only, never returned")
+    teacher_key_url: Mapped[str | None] = mapped_column(
+        String(500),
+        doc="endpoint whose stored key (teacher_keys) the job uses; keys are never copied into jobs",
+    )
     report: Mapped[dict[str, Any] | None]
 
 

@@ -1,4 +1,4 @@
-"""Teacher API keys, stored server-side per endpoint so a key is entered once and reused by later jobs."""
+"""Teacher API keys, stored server-side (encrypted) per endpoint so a key is entered once and reused by later jobs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ class TeacherKey(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     base_url: Mapped[str] = mapped_column(String(500), unique=True, doc="normalised endpoint (no trailing /)")
-    api_key: Mapped[str] = mapped_column(Text, doc="server-side only, never returned")
+    api_key_encrypted: Mapped[str] = mapped_column(
+        Text, doc="the key as a Fernet token (backend.core.secrets): encrypted at rest, never returned"
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

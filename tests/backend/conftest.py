@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import redis
 import yaml
+from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,6 +90,7 @@ def stack_env(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "AICD_HEARTBEAT_TIMEOUT_S": "8",
         "AICD_REAPER_INTERVAL_S": "1",
         "AICD_MAX_UPLOAD_BYTES": str(256 * 1024),
+        "AICD_SECRET_KEY": Fernet.generate_key().decode(),  # teacher keys encrypted at rest (no key file)
         "TOKENIZERS_PARALLELISM": "false",
         "HF_HUB_OFFLINE": "1",
         "OPENAI_API_KEY": "",

@@ -201,10 +201,13 @@ def _annotate(client: TestClient, dataset_id: int, base_url: str, **extra: str) 
 
 
 def _stored_key(job_id: int) -> str | None:
+    """The key a job would use: the one stored (encrypted) for the endpoint it refers to."""
     from backend.models import AnnotationJob
+    from backend.services import teacher_keys
 
     with session_scope() as s:
-        return s.get(AnnotationJob, job_id).api_key
+        url = s.get(AnnotationJob, job_id).teacher_key_url
+        return teacher_keys.lookup(s, url) if url else None
 
 
 def test_teacher_key_is_entered_once_per_endpoint_and_never_returned(
@@ -228,7 +231,9 @@ def test_teacher_key_is_entered_once_per_endpoint_and_never_returned(
     assert put.status_code == 200 and put.json()["base_url"] == url
     bodies.append(put.text)
     assert _stored_key(_annotate(client, dataset_id, url)["id"]) == second
-    assert _stored_key(later["id"]) == first  # jobs already created keep the key they were given
+    assert (
+        _stored_key(later["id"]) == second
+    )  # jobs refer to the endpoint's key: a replaced key holds for all
 
     _assert_error(client.put("/api/v1/teacher-keys", json={"base_url": url, "api_key": " "}), 422, "api_key")
     _assert_error(
@@ -237,6 +242,7 @@ def test_teacher_key_is_entered_once_per_endpoint_and_never_returned(
     assert client.delete("/api/v1/teacher-keys", params={"base_url": url}).status_code == 204
     _assert_error(client.delete("/api/v1/teacher-keys", params={"base_url": url}), 404, "base_url")
     assert not _annotate(client, dataset_id, url)["has_api_key"]
+    assert not client.get(f"/api/v1/annotations/{later['id']}").json()["has_api_key"]  # gone for every job
     bodies += [client.get("/api/v1/annotations").text, client.get("/openapi.json").text]
     assert not any(secret in body for body in bodies for secret in (first, second))
 

@@ -5,6 +5,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aicd.config import format_validation_error
 from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep
@@ -19,9 +20,20 @@ from backend.services.pagination import keyset_page
 router = APIRouter(prefix="/annotations", tags=["annotations"])
 
 
-def _public(job: AnnotationJob) -> AnnotationPublic:
-    data = {k: getattr(job, k) for k in AnnotationPublic.model_fields if k != "has_api_key"}
-    return AnnotationPublic(**data, has_api_key=bool(job.api_key))
+def _public_page(session: Session, jobs: list[AnnotationJob]) -> list[AnnotationPublic]:
+    """Jobs as shown; `has_api_key`: the endpoint the job uses still has a stored key (it may be deleted)."""
+    with_key = teacher_keys.stored(session, (j.teacher_key_url for j in jobs if j.teacher_key_url))
+    return [
+        AnnotationPublic(
+            **{k: getattr(job, k) for k in AnnotationPublic.model_fields if k != "has_api_key"},
+            has_api_key=job.teacher_key_url in with_key,
+        )
+        for job in jobs
+    ]
+
+
+def _public(session: Session, job: AnnotationJob) -> AnnotationPublic:
+    return _public_page(session, [job])[0]
 
 
 def _validated(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -59,16 +71,18 @@ def create_annotation(body: AnnotationCreate, session: SessionDep) -> Annotation
         raise ApiError(
             422, f"config.base_url must be at most {BASE_URL_MAX} characters", field="config.base_url"
         )
+    key_url = None
     if config["source"] == "teacher":  # a key sent once is kept for the endpoint; later jobs may omit it
+        url = teacher_keys.endpoint(config.get("base_url"))
         if key is not None:
-            teacher_keys.remember(session, config.get("base_url"), key)
-        else:
-            key = teacher_keys.lookup(session, config.get("base_url"))
-    job = AnnotationJob(dataset_id=body.dataset_id, config=config, api_key=key)
+            teacher_keys.remember(session, url, key)
+        if key is not None or teacher_keys.stored(session, [url]):
+            key_url = url  # the job refers to the endpoint's key, never holds a copy
+    job = AnnotationJob(dataset_id=body.dataset_id, config=config, teacher_key_url=key_url)
     session.add(job)
     session.flush()
     lifecycle.enqueue(session, job)
-    return _public(job)
+    return _public(session, job)
 
 
 @router.get("", response_model=Page[AnnotationPublic], summary="List annotation jobs (newest first)")
@@ -79,7 +93,7 @@ def list_annotations(
     if dataset_id is not None:
         stmt = stmt.where(AnnotationJob.dataset_id == dataset_id)
     items, nxt = keyset_page(session, stmt, AnnotationJob.id, page.cursor, page.limit, desc=True)
-    return Page[AnnotationPublic](items=[_public(j) for j in items], next_cursor=nxt, limit=page.limit)
+    return Page[AnnotationPublic](items=_public_page(session, items), next_cursor=nxt, limit=page.limit)
 
 
 def _get(session: SessionDep, job_id: int) -> AnnotationJob:
@@ -89,14 +103,14 @@ def _get(session: SessionDep, job_id: int) -> AnnotationJob:
 
 @router.get("/{job_id}", response_model=AnnotationPublic)
 def get_annotation(job_id: IdPath, session: SessionDep) -> AnnotationPublic:
-    return _public(_get(session, job_id))
+    return _public(session, _get(session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=AnnotationPublic)
 def cancel_annotation(job_id: IdPath, session: SessionDep) -> AnnotationPublic:
     job = _get(session, job_id)
     lifecycle.request_cancel(session, job)
-    return _public(job)
+    return _public(session, job)
 
 
 @router.post(
@@ -109,4 +123,4 @@ def resume_annotation(job_id: IdPath, session: SessionDep) -> AnnotationPublic:
     job = _get(session, job_id)
     lifecycle.prepare_resume(session, job)
     lifecycle.enqueue(session, job)
-    return _public(job)
+    return _public(session, job)
