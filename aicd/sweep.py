@@ -237,17 +237,20 @@ def _eval_done(out_dir: str | None) -> bool:
 
 
 def run_sweep(
-    config: SweepConfig, *, callback: SweepCallback | None = None, resume: bool = True, progress: bool = True
+    config: SweepConfig,
+    *,
+    callback: SweepCallback | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    parallel: int = 1,
 ) -> SweepResult:
     """Train and evaluate every planned run, then write the table and plots.
 
     resume=True skips finished evaluations and resumes unfinished training runs from their checkpoints;
     resume=False refuses to touch a sweep directory that already has run outputs. A callback whose
     should_stop() turns True ends the sweep early (stopped=True); the table then covers finished runs.
+    parallel=N runs N runs at once, each in its own process (`run_parallel`); 1 runs them in order here.
     """
-    from aicd.evaluate import EvalCallback, evaluate
-    from aicd.train import TrainCallback, train
-
     callback = callback or SweepCallback()
     runs = plan_sweep(config)
     root = sweep_dir(config)
@@ -257,52 +260,124 @@ def run_sweep(
     save_config(config, root / "sweep.yaml")
     callback.on_plan(runs)
 
-    stopped = False
+    todo: list[tuple[int, PlannedRun]] = []
     for index, run in enumerate(runs):
         if all(_eval_done(e.output_dir) for e in run.evals):
             callback.on_run_end(index, run, "skipped")
-            continue
+        else:
+            todo.append((index, run))
+    if parallel > 1:
+        stopped = run_parallel(config, todo, parallel, callback)
+        return write_report(config, runs, stopped=stopped)
+    stopped = False
+    for index, run in todo:
         callback.on_run_start(index, run)
+        status = run_one(run, callback, progress=progress)
+        callback.on_run_end(index, run, status)
+        if status == "stopped":
+            stopped = True
+            break
+    return write_report(config, runs, stopped=stopped)
 
-        class _TrainHook(TrainCallback):
-            total = 0
 
-            def on_start(self, total_steps: int, start_step: int) -> None:
-                self.total = total_steps
+def run_one(run: PlannedRun, callback: SweepCallback, *, progress: bool = True) -> str:
+    """Train one planned run (resuming from its checkpoint) and evaluate it where not done yet;
+    "done", or "stopped" when the callback asked to stop."""
+    from aicd.evaluate import EvalCallback, evaluate
+    from aicd.train import TrainCallback, train
 
-            def on_log(self, step: int, metrics: dict[str, Any], _run: PlannedRun = run) -> None:
-                callback.on_train_log(_run, step, self.total, metrics)
+    class _TrainHook(TrainCallback):
+        total = 0
+
+        def on_start(self, total_steps: int, start_step: int) -> None:
+            self.total = total_steps
+
+        def on_log(self, step: int, metrics: dict[str, Any]) -> None:
+            callback.on_train_log(run, step, self.total, metrics)
+
+        def should_stop(self) -> bool:
+            return callback.should_stop()
+
+    result: TrainResult = train(run.train, callback=_TrainHook(), resume=True, progress=progress)
+    if result.stopped or result.final_dir is None:
+        return "stopped"
+    for ev in run.evals:
+        if _eval_done(ev.output_dir):
+            continue
+
+        class _EvalHook(EvalCallback):
+            def on_progress(self, done: int, total: int, _ds: str = ev.dataset) -> None:
+                callback.on_eval_progress(run, _ds, done, total)
 
             def should_stop(self) -> bool:
                 return callback.should_stop()
 
-        result: TrainResult = train(run.train, callback=_TrainHook(), resume=True, progress=progress)
-        if result.stopped or result.final_dir is None:
-            stopped = True
-            callback.on_run_end(index, run, "stopped")
-            break
-        for ev in run.evals:
-            if _eval_done(ev.output_dir):
-                continue
+        eval_cfg = ev.model_copy(update={"model": str(result.final_dir)})
+        outcome: EvalResult = evaluate(eval_cfg, callback=_EvalHook(), progress=progress)
+        if outcome.stopped:
+            return "stopped"
+    return "done"
 
-            class _EvalHook(EvalCallback):
-                def on_progress(
-                    self, done: int, total: int, _run: PlannedRun = run, _ds: str = ev.dataset
-                ) -> None:
-                    callback.on_eval_progress(_run, _ds, done, total)
 
-                def should_stop(self) -> bool:
-                    return callback.should_stop()
+def run_parallel(
+    config: SweepConfig, todo: Sequence[tuple[int, PlannedRun]], parallel: int, callback: SweepCallback
+) -> bool:
+    """Run the planned runs in `parallel` local processes (spawned, so each has its own torch and device);
+    whether any stopped. A run that fails raises here once the others have ended."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
-            eval_cfg = ev.model_copy(update={"model": str(result.final_dir)})
-            outcome: EvalResult = evaluate(eval_cfg, callback=_EvalHook(), progress=progress)
-            if outcome.stopped:
-                stopped = True
-                break
-        callback.on_run_end(index, run, "stopped" if stopped else "done")
-        if stopped:
-            break
-    return write_report(config, runs, stopped=stopped)
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(parallel):
+        slots.put(slot)
+    stopped = False
+    errors: list[BaseException] = []
+    with ProcessPoolExecutor(
+        parallel, mp_context=context, initializer=_take_slot, initargs=(slots, parallel)
+    ) as pool:
+        pending: dict[Future[str], tuple[int, PlannedRun]] = {}
+        for index, run in todo:
+            callback.on_run_start(index, run)
+            future = pool.submit(_run_planned, config.model_dump(mode="json"), run.name)
+            pending[future] = (index, run)
+        while pending:
+            if callback.should_stop():
+                for future in pending:
+                    future.cancel()  # not started yet: never started; running ones finish
+            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, run = pending.pop(future)
+                if future.cancelled():
+                    status = "stopped"
+                elif future.exception() is not None:
+                    errors.append(future.exception())  # type: ignore[arg-type]
+                    continue
+                else:
+                    status = future.result()
+                stopped = stopped or status == "stopped"
+                callback.on_run_end(index, run, status)
+    if errors:
+        raise errors[0]
+    return stopped
+
+
+def _take_slot(slots: Any, parallel: int) -> None:
+    """Process initializer: one slot per process; with several visible GPUs each process gets its own, and
+    the CPU threads are shared out (torch is not imported yet in a spawned process)."""
+    import os
+
+    slot = slots.get()
+    devices = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if devices:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+
+
+def _run_planned(config: dict[str, Any], name: str) -> str:
+    """In a pool process: the planned run `name` of the sweep (re-planned: plans are deterministic)."""
+    run = next(r for r in plan_sweep(SweepConfig.model_validate(config)) if r.name == name)
+    return run_one(run, SweepCallback(), progress=False)
 
 
 # ---------------------------------------------------------------- table and plots

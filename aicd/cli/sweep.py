@@ -1,4 +1,4 @@
-"""`aicd sweep CONFIG.yaml [--set key=value ...] [--resume] [--dry-run]`, `aicd sweep-report DIR ... --out DIR`
+"""`aicd sweep CONFIG.yaml [--set key=value ...] [--resume] [--dry-run] [--parallel N]`, `aicd sweep-report DIR ... --out DIR`
 and `aicd demo [--out DIR] [--quick]`."""
 
 from __future__ import annotations
@@ -19,6 +19,13 @@ def sweep_command(
     resume: bool = typer.Option(False, "--resume", help="skip finished runs and resume unfinished ones"),
     dry_run: bool = typer.Option(False, "--dry-run", help="only list the runs the grid expands to"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+    parallel: int = typer.Option(
+        1,
+        "--parallel",
+        min=1,
+        help="runs trained at once, each in its own local process (one GPU each when several are visible); "
+        "default 1: in order, in this process",
+    ),
 ) -> None:
     """Train and evaluate a grid of runs; write results.csv/.md (Table 1) and the figures."""
     from aicd.sweep import load_sweep_config, plan_sweep, sweep_dir
@@ -34,7 +41,7 @@ def sweep_command(
         return
     from aicd.sweep import run_sweep
 
-    result = run_sweep(cfg, callback=_EchoCallback(), resume=resume, progress=progress)
+    result = run_sweep(cfg, callback=_EchoCallback(), resume=resume, progress=progress, parallel=parallel)
     typer.echo(result.md_path.read_text(encoding="utf-8"))
     outputs = [result.csv_path, result.md_path, *result.plots]
     typer.echo("wrote " + ", ".join(str(p) for p in outputs))

@@ -339,3 +339,25 @@ def test_sweep_report_refuses_missing_and_overlapping_tables(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "no results.csv" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_parallel_sweep_runs_in_other_processes_and_matches_the_sequential_one(tmp_path, monkeypatch):
+    """`run_sweep(parallel=2)` (`aicd sweep --parallel 2`) trains each run in a spawned process; the table is
+    the one the in-order sweep writes (same seeds, same CPU maths)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    seq = run_sweep(_config(tmp_path / "seq", objective=["aicd", "nocot"], seed=[0]), progress=False)
+    rec = Recorder()
+    par = run_sweep(
+        _config(tmp_path / "par", objective=["aicd", "nocot"], seed=[0]),
+        callback=rec,
+        progress=False,
+        parallel=2,
+    )
+    assert sorted(e for e in rec.events if e[0] == "done") == [
+        ("done", "aicd-seed0"),
+        ("done", "nocot-seed0"),
+    ]
+    assert rec.logs == 0  # training happened elsewhere: no log line reached this process's callback
+    assert par.table_rows == seq.table_rows
+    for name in ("aicd-seed0", "nocot-seed0"):
+        assert (tmp_path / "par" / "tiny" / "runs" / name / "final").is_dir()
