@@ -19,6 +19,20 @@ TINY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def fuse_activations(model: Any) -> Any:
+    """Swap transformers' Python tanh-GELU (`gelu_new`: GPT-2, GPT-J, GPT-Neo, …) for torch's one-kernel
+    `gelu(approximate="tanh")`, the same function: the Python one saves about five [B, T, 4·D] tensors per
+    layer for backward (about 1.4 GB for GPT-2-small at batch 4 × 650 tokens) and runs five kernels.
+    The config is left alone, so saved checkpoints are unchanged."""
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is NewGELUActivation:
+                setattr(parent, name, GELUTanh())
+    return model
+
+
 def is_tiny(spec: str) -> bool:
     return spec.startswith("tiny:")
 
@@ -68,7 +82,7 @@ def build_tiny_model(spec: str, tokenizer: Any, seed: int = 0) -> Any:
     }
     config = GPT2Config(**ids, **kwargs) if arch == "gpt2" else LlamaConfig(**ids, **kwargs)
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config)
+    return fuse_activations(AutoModelForCausalLM.from_config(config))
 
 
 def load_error(spec: str, exc: Exception) -> AICDError:
@@ -115,4 +129,4 @@ def load_model_and_tokenizer(
         raise load_error(spec, exc) from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return fuse_activations(model), tokenizer

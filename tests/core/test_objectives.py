@@ -90,7 +90,7 @@ def test_head_on_supervised_positions_only_matches_full_logits(arch):
     assert fast.tolist() == pytest.approx(full.tolist(), rel=1e-5)
     assert len(fast_grads) == len(full_grads) == len(list(model.parameters()))
     for a, b in zip(fast_grads, full_grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # chunked head: other summation order
 
     lora = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
     assert _decoder_and_head(lora) is not None
