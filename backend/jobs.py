@@ -30,6 +30,15 @@ TASK_QUEUES: dict[str, str] = {
     "aicd.evaluate": "gpu",
     "aicd.sweep": "gpu",
 }
+
+
+def queue_for(task: str, gpus: int = 1) -> str:
+    """The queue of a job: `gpu` for one GPU, `gpu<n>` for a run asking for n GPUs (served by workers on a
+    host with n GPUs: `-Q gpu<n>`), `cpu` for annotation."""
+    queue = TASK_QUEUES[task]
+    return f"{queue}{gpus}" if queue == "gpu" and gpus > 1 else queue
+
+
 SWEEP_PRIORITY = 6
 """Priority of a sweep's children. With Redis, 0 (the default of every other message) is served first, so
 single runs and evaluations never wait behind a sweep's backlog (kombu's priority steps 0, 3, 6, 9)."""
@@ -62,7 +71,9 @@ class BrokerUnavailable(Exception):
 class Dispatcher(Protocol):
     mode: str
 
-    def submit(self, task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
+    def submit(
+        self, task: str, job_id: int, attempt: int, priority: int | None = None, gpus: int = 1
+    ) -> None:
         """Hand the job to a worker; BrokerUnavailable when that is impossible right now."""
 
     def close(self) -> None: ...
@@ -77,11 +88,14 @@ class CeleryDispatcher:
         self.app = Celery("aicd-api", set_as_current=False)
         self.app.conf.update(celery_config(settings))
 
-    def submit(self, task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
+    def submit(
+        self, task: str, job_id: int, attempt: int, priority: int | None = None, gpus: int = 1
+    ) -> None:
         from kombu.exceptions import OperationalError
 
         try:
-            self.app.send_task(task, args=[job_id, attempt], queue=TASK_QUEUES[task], priority=priority)
+            queue = queue_for(task, gpus)
+            self.app.send_task(task, args=[job_id, attempt], queue=queue, priority=priority)
         except (OperationalError, OSError) as exc:  # kombu wraps redis/socket errors in OperationalError
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
@@ -179,7 +193,10 @@ class EmbeddedDispatcher:
         for task, job_id, attempt in jobs:
             self.submit(task, job_id, attempt)
 
-    def submit(self, task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
+    def submit(
+        self, task: str, job_id: int, attempt: int, priority: int | None = None, gpus: int = 1
+    ) -> None:
+        """One machine: every gpu job shares the `gpu` slots (a multi-GPU run launches its own processes)."""
         with self._lock:
             if (task, job_id, attempt) in self._known:
                 return
@@ -209,12 +226,21 @@ def get_dispatcher() -> Dispatcher:
         return _dispatcher
 
 
-def submit_from_worker(task: str, job_id: int, attempt: int, priority: int | None = None) -> None:
+def submit_from_worker(
+    task: str, job_id: int, attempt: int, priority: int | None = None, gpus: int = 1
+) -> None:
     """A worker queues a follow-up job (a sweep's run or evaluation): a message on the broker; in embedded
     mode nothing, as the API's dispatcher finds the queued row when this worker process ends."""
     settings = get_settings()
     if not settings.embedded:
-        get_dispatcher().submit(task, job_id, attempt, priority=priority)
+        get_dispatcher().submit(task, job_id, attempt, priority=priority, gpus=gpus)
+
+
+def gpus_of(config: dict[str, Any] | None) -> int:
+    """GPUs a run's stored TrainConfig asks for: `distributed.num_processes` (default 1)."""
+    distributed = (config or {}).get("distributed") or {}
+    n = distributed.get("num_processes", 1) if isinstance(distributed, dict) else 1
+    return n if isinstance(n, int) and n > 1 else 1
 
 
 def close_dispatcher() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.db import session_scope
-from backend.jobs import SWEEP_PRIORITY, BrokerUnavailable, submit_from_worker
+from backend.jobs import SWEEP_PRIORITY, BrokerUnavailable, gpus_of, submit_from_worker
 from backend.models import Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
 from backend.services import sweeps
@@ -64,9 +64,9 @@ def plan(ctx: JobContext) -> None:
             _child_evaluations(s, run, p.evals, dataset_ids)
         s.flush()
         sweeps.summarise(sweep, sweeps.children(s, sweep.id))
-        ready = [(r.id, r.attempt) for r in runs if r.status == JobStatus.queued]
-    for run_id, attempt in ready:
-        send(Run, run_id, attempt)
+        ready = [(r.id, r.attempt, gpus_of(r.config)) for r in runs if r.status == JobStatus.queued]
+    for run_id, attempt, gpus in ready:
+        send(Run, run_id, attempt, gpus)
 
 
 def _child_run(s: Any, sweep: Sweep, planned: Any, dataset_ids: dict[str, int]) -> Run:
@@ -102,11 +102,11 @@ def _child_evaluations(s: Any, run: Run, evals: list[Any], dataset_ids: dict[str
         )
 
 
-def send(model: type, job_id: int, attempt: int) -> None:
-    """Queue a child on the broker behind single jobs; if the broker is down it is marked failed
-    (resumable with the sweep) rather than left queued with nobody told."""
+def send(model: type, job_id: int, attempt: int, gpus: int = 1) -> None:
+    """Queue a child on the broker behind single jobs (on `gpu<n>` for a run asking for n GPUs); if the
+    broker is down it is marked failed (resumable with the sweep) rather than left queued with nobody told."""
     try:
-        submit_from_worker(TASKS[model], job_id, attempt, priority=SWEEP_PRIORITY)
+        submit_from_worker(TASKS[model], job_id, attempt, priority=SWEEP_PRIORITY, gpus=gpus)
     except BrokerUnavailable as exc:
         log.error("could not queue %s %s: %s", model.__tablename__, job_id, exc)
         with session_scope() as s:

@@ -9,7 +9,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
-from backend.jobs import SWEEP_PRIORITY, BrokerUnavailable, get_dispatcher
+from backend.jobs import SWEEP_PRIORITY, BrokerUnavailable, get_dispatcher, gpus_of
 from backend.models import RESUMABLE, AnnotationJob, Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
 from backend.services import sweeps
@@ -35,7 +35,13 @@ def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> 
     """
     session.commit()
     try:
-        get_dispatcher().submit(JOB_TASKS[type(job)], job.id, job.attempt, priority=priority(session, job))
+        get_dispatcher().submit(
+            JOB_TASKS[type(job)],
+            job.id,
+            job.attempt,
+            priority=priority(session, job),
+            gpus=gpus_of(job.config) if isinstance(job, Run) else 1,
+        )
     except BrokerUnavailable as exc:
         kind = type(job).__name__.lower()
         log.error("could not queue %s %s: %s", kind, job.id, exc)

@@ -199,3 +199,31 @@ def test_an_evaluation_of_an_unfinished_sweep_run_is_not_claimed() -> None:
     handlers.evaluate_job(ev_id, 1)
     with session_scope() as s:
         assert s.get(Evaluation, ev_id).status == "queued"
+
+
+def test_a_run_asking_for_several_gpus_goes_to_its_own_queue(client: TestClient) -> None:
+    """distributed.num_processes = 2 → queue `gpu2` (a worker on a 2-GPU host); one GPU → `gpu`."""
+    import redis
+
+    from backend.core.settings import get_settings
+    from backend.jobs import gpus_of, queue_for
+    from tests.backend.conftest import REDIS_URL
+
+    assert queue_for("aicd.train", 1) == "gpu" and queue_for("aicd.train", 8) == "gpu8"
+    assert queue_for("aicd.annotate", 8) == "cpu" and queue_for("aicd.evaluate") == "gpu"
+    assert gpus_of({"distributed": {"num_processes": 4}}) == 4 and gpus_of({}) == 1
+    train_id, _ = _datasets(client, "gpus-queue")
+    prefix = get_settings().redis_prefix
+    r = redis.Redis.from_url(REDIS_URL)
+    before = r.llen(f"{prefix}gpu2")
+    resp = client.post(
+        "/api/v1/runs",
+        json={
+            "name": "two-gpu-run",
+            "dataset_id": train_id,
+            "config": tiny_train_config(micro_batch_size=1, distributed={"num_processes": 2}),
+        },
+    )
+    assert resp.status_code == 202, resp.text
+    assert r.llen(f"{prefix}gpu2") == before + 1  # waits for a gpu2 worker; no `gpu` worker takes it
+    client.post(f"/api/v1/runs/{resp.json()['id']}/cancel")
