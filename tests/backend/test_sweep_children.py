@@ -147,6 +147,12 @@ def test_cancel_reaches_queued_and_running_children_and_shows_cancelling(client:
     runs, evals = _children(client, sweep_id)
     assert {(r["status"], r["attempt"]) for r in runs.values()} == {("queued", 2)}
     assert {(e["status"], e["attempt"]) for e in evals.values()} == {("queued", 2)}
+    _drop(client, sweep_id)
+
+
+def _drop(client: TestClient, sweep_id: int) -> None:
+    """Cancel what a test left queued, so workers of later tests on this broker never train it."""
+    assert client.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
 
 
 def test_a_child_cancelled_on_its_own_is_resumed_on_its_own(client: TestClient) -> None:
@@ -162,6 +168,7 @@ def test_a_child_cancelled_on_its_own_is_resumed_on_its_own(client: TestClient) 
     assert resp.status_code == 409 and "resume that run first" in resp.text, resp.text
     resp = client.post(f"/api/v1/runs/{runs['nocot']['id']}/resume")
     assert resp.status_code == 202 and resp.json()["attempt"] == 2, resp.text
+    _drop(client, sweep_id)
 
 
 def test_the_reaper_loses_a_sweeps_dead_child_not_the_sweep(client: TestClient) -> None:
@@ -179,6 +186,7 @@ def test_the_reaper_loses_a_sweeps_dead_child_not_the_sweep(client: TestClient) 
     assert runs["aicd"]["status"] == "lost" and evals["aicd"]["status"] == "lost"
     assert runs["nocot"]["status"] == "queued"
     assert client.get(f"/api/v1/sweeps/{sweep_id}").json()["status"] == "running"
+    _drop(client, sweep_id)
 
 
 @pytest.mark.usefixtures("client")

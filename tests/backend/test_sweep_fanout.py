@@ -114,3 +114,22 @@ def test_a_killed_worker_loses_only_its_run_and_resume_redoes_only_that(
     again = next(r for r in _runs(client, sweep_id) if r["id"] == other["id"])
     assert again == other  # the finished run was neither trained nor evaluated again
     assert _evals(client, other["id"]) == [other_eval]
+
+
+def test_a_single_run_goes_before_a_sweeps_backlog(client: TestClient, make_gpu_worker) -> None:
+    """Both queued before any worker is up: the sweep's runs (priority 6) wait behind the single run (0)."""
+    from worker import handlers
+
+    sweep_id = _sweep(client, "fanout-priority", steps=4)
+    handlers.sweep_job(sweep_id, 1)  # planned here: its two runs are on the broker already
+    ds = _runs(client, sweep_id)[0]["dataset_id"]
+    single = client.post(
+        "/api/v1/runs",
+        json={"name": "priority-single", "dataset_id": ds, "config": tiny_train_config(max_steps=4)},
+    ).json()
+    worker = make_gpu_worker()
+    single = _watch(client, f"/api/v1/runs/{single['id']}")[0]
+    assert single["status"] == "succeeded", (single, worker.tail())
+    started = [r["started_at"] for r in _runs(client, sweep_id) if r["started_at"]]
+    assert all(_t(s) > _t(single["started_at"]) for s in started), (single, _runs(client, sweep_id))
+    assert client.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
