@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from aicd.annotate.breaker import CircuitBreaker
 from aicd.annotate.config import AnnotateConfig
 from aicd.annotate.limits import RateLimits, estimate_tokens
 from aicd.errors import AICDError
@@ -229,6 +230,7 @@ class TeacherClient:
         self.should_stop = should_stop or (lambda: False)
         self.limits = RateLimits(config.concurrency, config.rpm, config.tpm)
         self.stats = ClientStats()
+        self.breaker = CircuitBreaker(config.breaker_after)
         self.n_supported: bool | None = {"batch": True, "single": False}.get(config.n_mode)
         self._client = openai.AsyncOpenAI(
             api_key=self.secret or "EMPTY",  # local servers accept any key
@@ -314,6 +316,32 @@ class TeacherClient:
             # build, which were ~35% of the client's CPU per request at concurrency 32 (bench/bench_annotate.py).
             return await self._client.post("/chat/completions", body=body, cast_to=object)
 
+    def breaker_open(self, reason: str) -> TeacherError:
+        return TeacherError(
+            f"stopped asking the teacher server at {self.base_url}: {reason}; "
+            "check the server (or --base-url, --timeout), then resume: stored samples are not asked again"
+        )
+
+    async def _attempt(self, prompt: str, n: int) -> Any:
+        """One request; its failure counts towards the circuit breaker (which raises `TeacherError` once open)."""
+        try:
+            response = await self._once(prompt, n)
+        except Exception as exc:
+            if is_retryable(exc):
+                status = getattr(exc, "status_code", None)
+                reason = self.breaker.request_failed(
+                    describe_error(exc, self.secret), rate_limited=status == 429
+                )
+                if reason is not None and not self.breaker.any_success and is_connect_failure(exc):
+                    raise TeacherError(  # refused / unknown host: say so plainly
+                        f"cannot reach the teacher server at {self.base_url} ({describe_error(exc, self.secret)})"
+                    ) from None
+                if reason is not None:
+                    raise self.breaker_open(reason) from None
+            raise
+        self.breaker.request_ok()
+        return response
+
     def _before_sleep(self, state: RetryCallState) -> None:
         self.stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
@@ -347,7 +375,9 @@ class TeacherClient:
 
         retrying = AsyncRetrying(
             sleep=self._sleep,
-            stop=stop_after_attempt(cfg.max_retries + 1) | stop_when(self.should_stop),
+            stop=stop_after_attempt(cfg.max_retries + 1)
+            | stop_after_delay(cfg.max_retry_time)
+            | stop_when(self.should_stop),
             wait=wait_retry_after(
                 wait_backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_initial), cfg.retry_after_max
             ),
@@ -360,7 +390,7 @@ class TeacherClient:
                 async for attempt in retrying:
                     with attempt:
                         attempts = attempt.retry_state.attempt_number
-                        response = await self._once(prompt, n)
+                        response = await self._attempt(prompt, n)
             except _StopWaiting:
                 raise last[0] from None  # stopped while waiting to retry: the error that made us wait
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:

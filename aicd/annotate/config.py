@@ -61,6 +61,15 @@ class AnnotateConfig(BaseModel):
         300.0, gt=0, description="longest Retry-After honoured, in seconds (a longer one is cut to this)"
     )
     timeout: float = Field(120.0, gt=0, description="seconds per request")
+    max_retry_time: float = Field(
+        300.0, gt=0, description="longest time one sample is retried, waits included, in seconds"
+    )
+    breaker_after: int = Field(
+        8,
+        ge=0,
+        description="stop the run when its first N requests all fail, or N samples in a row fail after every "
+        "retry (a dead or hung endpoint; resumable); 0: never",
+    )
     http_backend: Literal["auto", "httpx", "aiohttp"] = Field(
         "auto", description="SDK transport; auto: aiohttp when installed (less CPU per request), else httpx"
     )
@@ -76,7 +85,12 @@ class AnnotateConfig(BaseModel):
     filter_correct: bool = Field(
         True, description="keep only rationales whose final answer matches the gold one"
     )
-    drop_hint_mentions: bool = Field(True, description="drop rationales that mention the hint")
+    drop_hint_mentions: bool = Field(
+        True, description="drop rationales that mention or paraphrase the hint ('the given answer is…')"
+    )
+    drop_contradictions: bool = Field(
+        True, description="drop rationales that announce two different final answers"
+    )
     normalize_ending: bool = Field(True, description="end every kept rationale with 'So, the answer is X.'")
     drop_truncated: bool = Field(
         True, description="drop rationales cut off by max_tokens (finish_reason=length)"

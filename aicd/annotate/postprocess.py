@@ -14,11 +14,30 @@ from pydantic import BaseModel
 
 from aicd.annotate.config import AnnotateConfig
 from aicd.annotate.records import AnnotationRecord
-from aicd.answers import answers_match, extract_answer, normalize_answer
+from aicd.answers import answers_match, extract_answer, first_answer_block, normalize_answer
 from aicd.data.record import Example, Rationale
 
-HINT_RE = re.compile(r"\bhint(?:s|ed)?\b", re.IGNORECASE)
-"""A rationale that talks about the hint ("the hint says…", "as the hint…") teaches the student to expect one."""
+_GIVEN = r"(?:given|provided|supplied|stated|suggested|expected)"
+HINT_RE = re.compile(
+    "|".join(
+        [
+            r"\bhint(?:s|ed)?\b",  # "the hint says…", "as hinted"
+            rf"\b{_GIVEN}\s+(?:final\s+)?answer\b",  # "the given answer is 1234"
+            rf"\banswer\b[^.\n]{{0,30}}?\b{_GIVEN}\b(?!\s+(?:that|by|the|a|an)\b)",  # "the answer we are given"
+            r"\b(?:told|informed)\b[^.\n]{0,30}?\banswer\b",  # "we are told the answer…"
+            r"\banswer\s+(?:should|must)\s+be\b",  # the prompt's own words: "The answer should be X"
+            r"\bas\s+(?:stated|given|provided|told)\b[^.\n]{0,40}?\banswer\b",  # "as stated, the answer is"
+            r"\banswer\b[^.\n]{0,40}?\bas\s+(?:stated|given|provided|told)\b",  # "the answer is 9, as stated"
+        ]
+    ),
+    re.IGNORECASE,
+)
+"""A rationale that talks about the hint, or paraphrases it ("the given answer is…", "we are told the answer
+should be…"), teaches the student to expect one. Words like "given" count only next to "answer": "we are given
+that John has 5 apples" restates the question, not the hint."""
+
+_ANNOUNCEMENT = re.compile(r"answer\s+is\b|final\s+answer\s*:|####|\\boxed\{", re.IGNORECASE)
+"""Where a chain commits to a final answer (not "the answer would be", which may be a hypothesis)."""
 
 _ANSWER_MARKER = re.compile(
     r"answer\s+(?:is|would\s+be|will\s+be)\b|final\s+answer\s*:|answer\s*:|####|\\boxed\{", re.IGNORECASE
@@ -32,6 +51,7 @@ class FilterStats(BaseModel):
     total: int = 0
     truncated: int = 0  # finish_reason == "length": the rationale was cut off
     hint_mention: int = 0
+    contradiction: int = 0  # chains that announce two different final answers
     no_answer: int = 0
     wrong_answer: int = 0
     kept: int = 0
@@ -42,6 +62,24 @@ class FilterStats(BaseModel):
 
 def mentions_hint(text: str) -> bool:
     return HINT_RE.search(text) is not None
+
+
+def announced_answers(text: str, kind: str) -> list[str]:
+    """Every final answer the chain announces ("the answer is X", "#### X", "\\boxed{X}"), in order."""
+    text = first_answer_block(text)
+    starts = [m.start() for m in _ANNOUNCEMENT.finditer(text)]
+    found = []
+    for start, end in zip(starts, [*starts[1:], len(text)][: len(starts)], strict=True):
+        answer = extract_answer(text[start:end], kind)
+        if answer is not None:
+            found.append(answer)
+    return found
+
+
+def contradicts_itself(text: str, kind: str) -> bool:
+    """Whether the chain announces two different final answers ("The answer is 72. … the answer is 1234.")."""
+    answers = announced_answers(text, kind)
+    return any(not answers_match(a, answers[0], kind) for a in answers[1:])
 
 
 def normalize_ending(text: str, answer: str) -> str:
@@ -94,6 +132,9 @@ def postprocess(
                 continue
             if config.drop_hint_mentions and mentions_hint(text):
                 stats.hint_mention += 1
+                continue
+            if config.drop_contradictions and contradicts_itself(text, kind):
+                stats.contradiction += 1
                 continue
             predicted = extract_answer(text, kind)
             if predicted is None:

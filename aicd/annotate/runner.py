@@ -32,10 +32,14 @@ from aicd.annotate.records import AnnotationRecord, RecordKey, Usage, latest_ok
 from aicd.annotate.sinks import RationaleSink
 from aicd.data.record import Example
 from aicd.errors import DataError
+from aicd.progress import NO_PROGRESS, Cancelled, Progress
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+STOP_GRACE_S = 5.0
+"""After a stop, requests in flight get this long to finish (and be stored) before they are abandoned: a hung
+teacher must not hold a cancel for a whole request timeout."""
 
 
 class AnnotateReport(BaseModel):
@@ -76,7 +80,8 @@ class AnnotateReport(BaseModel):
             f"{', stopped early' if self.stopped else ''}) for {self.questions} questions in {self.elapsed_s:.1f}s",
             f"requests {self.requests}, retries {self.retries}; tokens {self.prompt_tokens} prompt + "
             f"{self.completion_tokens} completion; cost {cost}",
-            f"filters: {f.total} samples -> truncated {f.truncated}, mention hint {f.hint_mention}, no answer "
+            f"filters: {f.total} samples -> truncated {f.truncated}, mention hint {f.hint_mention}, "
+            f"two answers {f.contradiction}, no answer "
             f"{f.no_answer}, wrong answer {f.wrong_answer} -> kept {f.kept} ({f.normalized} endings normalised); "
             f"{f.examples_with_rationale}/{f.examples} questions have a rationale",
         ]
@@ -114,6 +119,7 @@ class _Run:
     report: AnnotateReport
     stop: _ThrottledStop
     on_progress: ProgressFn | None
+    progress: Progress = NO_PROGRESS
     bar: Any = None
     secret: str | None = None
     done: int = 0
@@ -128,6 +134,7 @@ class _Run:
             self.bar.set_postfix(tokens=r.prompt_tokens + r.completion_tokens, failed=r.failed, refresh=False)
         if self.on_progress is not None:
             self.on_progress(self.done, self.report.wanted)
+        self.progress.advance()
 
     def store(self, record: AnnotationRecord) -> None:
         self.sink.write(record)
@@ -263,7 +270,11 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
             error = describe_error(exc, run.secret)
             for index in indices:
                 run.fail(ex.id, index, error, attempts=getattr(exc, "attempts", 1))
+            if is_retryable(exc) and (reason := client.breaker.sample_failed(error)) is not None:
+                run.fatal = run.fatal or client.breaker_open(reason)  # the endpoint, not this item
+                run.stop.set()
             return
+        client.breaker.sample_ok()
         if not completion.choices:  # paid for (usage counted) but nothing to store: do not ask again
             usage = Usage(
                 prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens
@@ -293,6 +304,35 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
         await asyncio.gather(*(ask([i], reask=False) for i in missing))
 
 
+async def _acquire(slots: asyncio.Semaphore, run: _Run) -> bool:
+    """A free request slot, or False once the run stops while every slot is held (by hung requests, say)."""
+    while True:
+        if not slots.locked():
+            await slots.acquire()
+            return True
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=0.1)
+            return True
+        except TimeoutError:
+            if run.fatal is not None or run.stop():
+                return False
+
+
+async def _drain(run: _Run, tasks: set[asyncio.Task[None]]) -> None:
+    """Wait for the requests in flight; once the run stops, give them `STOP_GRACE_S`, then abandon the rest
+    (a hung teacher would otherwise hold a cancel or a breaker stop for a whole request timeout)."""
+    stopped_at: float | None = None
+    while tasks:
+        await asyncio.wait(list(tasks), timeout=0.1)
+        if stopped_at is None and (run.fatal is not None or run.stop()):
+            stopped_at = time.monotonic()
+        if stopped_at is not None and time.monotonic() - stopped_at >= STOP_GRACE_S:
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*list(tasks), return_exceptions=True)
+            return
+
+
 async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
     cfg = run.config
     client = TeacherClient(cfg, should_stop=run.stop)
@@ -302,7 +342,8 @@ async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None
         slots = asyncio.Semaphore(cfg.concurrency)
         tasks: set[asyncio.Task[None]] = set()
         for ex, missing in jobs:
-            await slots.acquire()
+            if not await _acquire(slots, run):
+                break
             if run.stop():
                 slots.release()
                 break
@@ -310,8 +351,7 @@ async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None
             task.add_done_callback(lambda _t: slots.release())
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        while tasks:
-            await asyncio.gather(*list(tasks))
+        await _drain(run, tasks)
     finally:
         run.report.requests = client.stats.requests
         run.report.retries = client.stats.retries
@@ -329,11 +369,12 @@ async def annotate_async(
     should_stop: Callable[[], bool] | None = None,
     on_progress: ProgressFn | None = None,
     progress: bool = False,
+    hook: Progress = NO_PROGRESS,
 ) -> AnnotateReport:
     """`annotate` for callers already inside an event loop (source=teacher only)."""
     if config.source != "teacher":
         raise ValueError("annotate_async serves source='teacher'; use annotate() for gold/self")
-    run, jobs = _prepare(config, examples, sink, should_stop, on_progress)
+    run, jobs = _prepare(config, examples, sink, should_stop, on_progress, hook)
     t0 = time.monotonic()
     try:
         with _bar(run, progress):
@@ -433,8 +474,23 @@ def _run_self(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
 # ------------------------------------------------------------------------------------------------- driver
 
 
+def _with_hook(should_stop: Callable[[], bool] | None, hook: Progress) -> Callable[[], bool]:
+    """One stop check: the caller's `should_stop()`, or its `Progress.check()` raising `Cancelled`."""
+
+    def stop() -> bool:
+        if should_stop is not None and should_stop():
+            return True
+        try:
+            hook.check()
+        except Cancelled:
+            return True
+        return False
+
+    return stop
+
+
 def _prepare(
-    config, examples, sink, should_stop, on_progress
+    config, examples, sink, should_stop, on_progress, hook: Progress = NO_PROGRESS
 ) -> tuple[_Run, list[tuple[Example, list[int]]]]:
     _check_examples(examples)
     done = sink.existing_keys()
@@ -452,10 +508,12 @@ def _prepare(
         config=config,
         sink=sink,
         report=report,
-        stop=_ThrottledStop(should_stop),
+        stop=_ThrottledStop(_with_hook(should_stop, hook)),
         on_progress=on_progress,
+        progress=hook,
         secret=config.resolved_api_key(),
     )
+    hook.phase("annotation", wanted)
     return run, jobs
 
 
@@ -507,18 +565,21 @@ def annotate(
     should_stop: Callable[[], bool] | None = None,
     on_progress: ProgressFn | None = None,
     progress: bool = False,
+    hook: Progress = NO_PROGRESS,
 ) -> AnnotateReport:
     """Get `config.k` rationales per example from the configured source, writing each to `sink` as it arrives.
 
     Returns the report with post-processed examples (`report.examples`). `should_stop()` is polled: once True no
-    new request starts, requests in flight finish and are stored, and the report says `stopped`. Raises
+    new request starts, requests in flight finish and are stored (within `STOP_GRACE_S`), and the report says
+    `stopped`; `hook` (an `aicd.progress.Progress`, e.g. the worker's job) sees the `annotation` phase advance
+    per sample and stops the run like `should_stop`. Raises
     TeacherError (an AICDError) when the endpoint cannot serve the run at all (no/bad key, unreachable, unknown
     model) — before anything is written when the preflight catches it — and DataError for source=gold on a
     dataset without gold rationales.
     """
     if config.source == "gold":
         _check_gold(examples)
-    run, jobs = _prepare(config, examples, sink, should_stop, on_progress)
+    run, jobs = _prepare(config, examples, sink, should_stop, on_progress, hook)
     t0 = time.monotonic()
     try:
         with _bar(run, progress):

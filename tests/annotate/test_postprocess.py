@@ -44,6 +44,21 @@ def test_normalized_rationale_still_extracts_the_same_answer() -> None:
         ("Using the hints given, 5.", True),
         ("Chintz curtains cost 5.", False),
         ("So, the answer is 5.", False),
+        # paraphrases of the prompt's "Hint: The answer should be X" (issue 11 #9)
+        ("The given answer is 1234, so 1000 + 234 = 1234.", True),
+        ("We are told the answer should be 1234.", True),
+        ("The answer should be 1234 because 1000 + 234 = 1234.", True),
+        ("The answer provided is 1234.", True),
+        ("The answer we were given is 1234.", True),
+        ("As stated, the answer is 1234.", True),
+        ("The answer is 1234, as stated.", True),
+        ("Using the expected answer of 1234, we work backwards.", True),
+        # the same words restating the question are not the hint
+        ("We are given that John has 5 apples. 5 + 3 = 8. So, the answer is 8.", False),
+        ("Given that each box holds 4, 3 boxes hold 12. The answer is 12.", False),
+        ("He provided 5 apples to Mary, so she has 5. The answer is 5.", False),
+        ("Tom told Ann he had 3 cats. So, the answer is 3.", False),
+        ("The answer, given the numbers, is 7.", False),
     ],
 )
 def test_hint_mentions(text: str, hit: bool) -> None:
@@ -87,6 +102,7 @@ def test_postprocess_counts_every_step_and_keeps_sample_order() -> None:
         "total": 6,
         "truncated": 1,
         "hint_mention": 1,
+        "contradiction": 0,
         "no_answer": 1,
         "wrong_answer": 1,
         "kept": 2,
@@ -134,3 +150,41 @@ def test_without_the_answer_filter_a_rationale_with_no_answer_is_kept_as_written
         "1 + 1 = 3. So, the answer is 3.",
     ]
     assert stats.kept == 2 and stats.no_answer == 0 and stats.normalized == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "hit"),
+    [
+        ("The answer is 72. Then again, 1000 + 234 = 1234, so the answer is 1234.", "number", True),
+        ("#### 72\nSo, the answer is 1234.", "number", True),
+        ("The answer is yes. Actually the answer is no.", "yesno", True),
+        ("The answer is 72. #### 72", "number", False),
+        ("The answer is $1,234.00. So, the answer is 1234.", "number", False),
+        ("3 + 4 = 7. If it were 8 the answer would be 9. The answer is 7.", "number", False),
+        ("3 + 4 = 7.", "number", False),
+    ],
+)
+def test_chains_announcing_two_different_answers(text: str, kind: str, hit: bool) -> None:
+    from aicd.annotate.postprocess import contradicts_itself
+
+    assert contradicts_itself(text, kind) is hit
+
+
+def test_postprocess_drops_paraphrased_hints_and_self_contradicting_chains() -> None:
+    examples = [Example(id="a", question="1000 + 234?", answer="1234")]
+    records = [
+        _rec("a", 0, "The given answer is 1234. 1000 + 234 = 1234. The answer is 1234."),
+        _rec("a", 1, "We are told the answer should be 1234. So, the answer is 1234."),
+        _rec("a", 2, "The answer is 72. 1000 + 234 = 1234. So, the answer is 1234."),
+        _rec("a", 3, "1000 + 234 = 1234. So, the answer is 1234."),
+    ]
+    out, stats = postprocess(examples, records, AnnotateConfig(teacher="t"), "number")
+    assert [r.meta["sample_index"] for r in out[0].rationales] == [3]
+    assert (stats.hint_mention, stats.contradiction, stats.kept) == (2, 1, 1)
+    kept_all, stats = postprocess(
+        examples,
+        records,
+        AnnotateConfig(teacher="t", drop_hint_mentions=False, drop_contradictions=False),
+        "number",
+    )
+    assert stats.kept == 4
