@@ -38,6 +38,7 @@ from aicd.checkpoint import (
     append_metrics,
     atomic_dir,
     capture_rng,
+    checkpoint_step,
     latest_checkpoint,
     prune_checkpoints,
     restore_rng,
@@ -278,8 +279,9 @@ class Trainer:
         try:
             model, self.tokenizer = load_model(config, None if self.sharded else checkpoint, self.reports)
             self.plan = build_epoch(self.examples, self.tokenizer, config, 0, self.cache, self.reports)
-        except Cancelled:  # stopped before the first step: nothing written yet
-            return TrainResult(self.run_dir, None, 0, 0, True)
+        except Cancelled:  # stopped before the first step: nothing written yet, still at the checkpoint's step
+            at = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
+            return TrainResult(self.run_dir, None, at, 0, True)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * len(self.plan.steps)))
 

@@ -139,6 +139,7 @@ def annotate(ctx: JobContext) -> None:
 
     job: AnnotationJob = ctx.load()
     config = AnnotateConfig.model_validate({**job.config, "api_key": _teacher_key(job)})
+    ctx.phase("loading data")
     with session_scope() as s:
         examples = store.load_examples(s, job.dataset_id)
         if config.source != "gold":  # stored rationales stay in the DB; the teacher only sees questions
@@ -150,7 +151,9 @@ def annotate(ctx: JobContext) -> None:
         DBSink(job.dataset_id, job.id),
         should_stop=ctx.should_stop,
         on_progress=lambda done, total: ctx.update(progress_done=done, progress_total=total),
+        hook=ctx,  # the `annotation` phase: stall watchdog, cancel/shutdown within seconds
     )
+    ctx.phase("saving rationales")
     stored = _store_rationales(job.dataset_id, job.id, report.examples)
     summary = {**report.model_dump(mode="json"), "rationales_stored": stored}
     if report.stopped:

@@ -12,10 +12,12 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import func, select, update
 
+from aicd.progress import Cancelled
 from backend.core.settings import get_settings
 from backend.db import session_scope
 from backend.models import JobStatus
@@ -36,7 +38,13 @@ def worker_name() -> str:
 
 class JobContext:
     """Heart-beats from a background thread (so long steps never look like a dead worker) and reads the
-    cancel flag on the same beat, so `should_stop()` costs nothing inside the training loop."""
+    cancel flag on the same beat, so `should_stop()` costs nothing inside the training loop.
+
+    It is the job's `aicd.progress.Progress`: every phase (export, loading, episodes, training, evaluation,
+    annotation) calls `phase()`/`advance()` and `check()` (raises `Cancelled` on cancel, shutdown or stall, read
+    from memory). The same thread is a stall watchdog: a job whose phase has not advanced for
+    `AICD_STALL_TIMEOUT_S` is failed with a message naming the phase, even if its code never checks again.
+    """
 
     def __init__(self, model: type, job_id: int, attempt: int):
         self.model = model
@@ -48,6 +56,40 @@ class JobContext:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_beat: Any = None  # optional extra work on each beat (a sweep keeps its current run alive)
+        self.current_phase = "starting"
+        self.phase_total: int | None = None
+        self.phase_done = 0
+        self._progress_at = time.monotonic()
+        self.stalled: str | None = None  # the stall message, once the watchdog has failed the job
+
+    # ---- aicd.progress.Progress
+    def phase(self, name: str, total: int | None = None) -> None:
+        log.info("%s %s: phase %s", self.model.__tablename__, self.job_id, name)
+        self.current_phase, self.phase_total, self.phase_done = name, total, 0
+        self._progress_at = time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self.phase_done += n
+        self._progress_at = time.monotonic()
+
+    def check(self) -> None:
+        """Raise `Cancelled` if the job must stop (cancel, shutdown, stall, or another attempt owns it)."""
+        if self.should_stop():
+            raise Cancelled(self.stopped_message() or "stopped")
+
+    def _watch_stall(self) -> None:
+        """Fail the job, naming the phase, when it has not advanced for `stall_timeout_s` (0: never)."""
+        limit = self.settings.stall_timeout_s
+        idle = time.monotonic() - self._progress_at
+        if not limit or idle < limit or self.stalled is not None:
+            return
+        total = f" at {self.phase_done}/{self.phase_total}" if self.phase_total else ""
+        self.stalled = (
+            f"no progress for {idle:.0f} s in phase '{self.current_phase}'{total} "
+            f"(AICD_STALL_TIMEOUT_S={limit:g}); resume to retry"
+        )
+        log.error("%s %s: %s", self.model.__tablename__, self.job_id, self.stalled)
+        self.finish(JobStatus.failed, self.stalled)
 
     def _where(self) -> tuple[Any, ...]:
         return (self.model.id == self.job_id, self.model.attempt == self.attempt)
@@ -100,6 +142,7 @@ class JobContext:
         while not self._stop.wait(interval):
             try:
                 self.beat()
+                self._watch_stall()
             except Exception:  # a DB hiccup must not kill the job; the next beat retries
                 log.exception("heartbeat failed")
 
@@ -113,7 +156,9 @@ class JobContext:
             self._thread.join(timeout=10)
 
     def should_stop(self) -> bool:
-        return self.cancelled.is_set() or self.orphaned.is_set() or SHUTDOWN.is_set()
+        return (
+            self.cancelled.is_set() or self.orphaned.is_set() or SHUTDOWN.is_set() or self.stalled is not None
+        )
 
     def update(self, **values: Any) -> None:
         with session_scope() as s:
@@ -152,11 +197,11 @@ class JobContext:
         shutting down, else lost (another attempt owns it)."""
         if self.cancelled.is_set():
             return JobStatus.cancelled.value
-        return JobStatus.failed.value if SHUTDOWN.is_set() else JobStatus.lost.value
+        return JobStatus.failed.value if SHUTDOWN.is_set() or self.stalled else JobStatus.lost.value
 
     def stopped_message(self) -> str | None:
         if self.cancelled.is_set():
             return "cancelled by request"
         if SHUTDOWN.is_set():
             return "worker shut down; resume to continue from the last checkpoint"
-        return None
+        return self.stalled

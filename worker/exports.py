@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aicd.errors import AICDError
+from aicd.progress import NO_PROGRESS, Progress, tracked
 from backend.core.settings import get_settings
 from backend.db import session_scope
 from backend.models import Dataset
@@ -40,14 +41,18 @@ def export_path(dataset_id: int) -> Path:
     return artifacts() / "datasets" / str(dataset_id) / f"{_dataset_name(dataset_id)}.jsonl"
 
 
-def export_dataset(dataset_id: int) -> tuple[Path, list[Any]]:
-    """Write a stored dataset to its JSONL file; return the path and the examples."""
+def export_dataset(dataset_id: int, progress: Progress = NO_PROGRESS) -> tuple[Path, list[Any]]:
+    """Write a stored dataset to its JSONL file; return the path and the examples. `progress` sees the
+    `export` phase and may stop it."""
     from aicd.data.jsonl import write_examples
 
+    progress.phase("export")
+    progress.check()
     path = export_path(dataset_id)
     with session_scope() as s:
         examples = store.load_examples(s, dataset_id)
-    write_examples(path, examples)
+    progress.phase("export", len(examples))
+    write_examples(path, tracked(examples, progress, every=500))
     return path, examples
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from aicd.errors import AICDError
+from aicd.progress import Cancelled
 from backend.db import session_scope
 from backend.models import AnnotationJob, Evaluation, Generation, JobStatus, Run, Sweep
 from backend.services import sweeps
@@ -31,6 +32,8 @@ def _run_job(ctx: JobContext, body: Callable[[], None]) -> None:
     ctx.start()
     try:
         body()
+    except Cancelled:  # a phase saw cancel, shutdown or a stall through ctx.check()
+        ctx.finish(ctx.stopped_status(), ctx.stopped_message())
     except AICDError as exc:
         ctx.finish(JobStatus.failed, str(exc))
     except Exception as exc:
@@ -66,15 +69,25 @@ def _train(ctx: JobContext) -> None:
     )
     examples = eval_examples = None
     if (dataset_id := db_id(config.dataset)) is not None:
-        path, examples = export_dataset(dataset_id)
+        path, examples = export_dataset(dataset_id, ctx)
         config = config.model_copy(update={"dataset": str(path)})
     if config.eval_every and (eval_id := db_id(config.eval_dataset)) is not None:
-        path, eval_examples = export_dataset(eval_id)
+        path, eval_examples = export_dataset(eval_id, ctx)
         config = config.model_copy(update={"eval_dataset": str(path)})
     run_id = run.id
 
     class Callback(TrainCallback):
+        def phase(self, name: str, total: int | None = None) -> None:
+            ctx.phase(name, total)
+
+        def advance(self, n: int = 1) -> None:
+            ctx.advance(n)
+
+        def check(self) -> None:
+            ctx.check()
+
         def on_start(self, total_steps: int, start_step: int) -> None:
+            ctx.phase("training", total_steps - start_step)
             with session_scope() as s:
                 store.drop_metrics_after(s, run_id, start_step)  # steps after the checkpoint are redone
                 s.execute(
@@ -105,7 +118,8 @@ def _train(ctx: JobContext) -> None:
             if path.name.startswith("checkpoint-"):
                 ctx.update(checkpoint_step=step)
 
-        def should_stop(self) -> bool:
+        def should_stop(self) -> bool:  # polled before every micro-batch: the loop is moving
+            ctx.advance(0)
             return ctx.should_stop()
 
     resume = run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
@@ -189,26 +203,29 @@ def _evaluate(ctx: JobContext) -> None:
     data["output_dir"] = str(root / ev.output_dir)
     examples = shot_examples = None
     if (dataset_id := db_id(data.get("dataset"))) is not None:
-        path, examples = export_dataset(dataset_id)
+        path, examples = export_dataset(dataset_id, ctx)
         data["dataset"] = str(path)
         shot_examples = examples
     if (shots_id := db_id(data.get("shots_dataset"))) is not None:
-        path, shot_examples = export_dataset(shots_id)
+        path, shot_examples = export_dataset(shots_id, ctx)
         data["shots_dataset"] = str(path)
     config = EvalConfig.model_validate(data)
     evaluation_id = ev.id
 
     class Callback(EvalCallback):
         def on_progress(self, done: int, total: int) -> None:
+            ctx.advance(done - ctx.phase_done)
             ctx.update(progress_done=done, progress_total=total)
 
         def on_items(self, records: list[Any]) -> None:
             with session_scope() as s:
                 store.save_generations(s, evaluation_id, records)
 
-        def should_stop(self) -> bool:
+        def should_stop(self) -> bool:  # polled between generation batches: the evaluation is moving
+            ctx.advance(0)
             return ctx.should_stop()
 
+    ctx.phase("evaluation")
     result = evaluate(
         config,
         examples=examples,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     reaper_interval_s: float = Field(5.0, gt=0)
     cancel_poll_s: float = Field(1.0, gt=0, description="how often workers read cancel requests")
+    stall_timeout_s: float = Field(
+        900.0, ge=0, description="a running job whose phase makes no progress this long is failed (0: never)"
+    )
     embedded_workers: int = Field(
         1, ge=1, description="parallel jobs per queue in embedded mode (unset: one per GPU, one on CPU)"
     )
