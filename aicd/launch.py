@@ -91,3 +91,20 @@ def launch_command(
     argv += [] if progress else ["--no-progress"]
     env = {} if torch.cuda.is_available() else {"ACCELERATE_USE_CPU": "true"}
     return LaunchCommand(argv=argv, env=env)
+
+
+def interrupt_rank0(launcher_pid: int) -> bool:
+    """Send SIGINT to the rank-0 training process among the launcher's descendants (its stop flag is the
+    one every rank follows); False if it is not there (yet)."""
+    import signal
+
+    import psutil
+
+    for child in psutil.Process(launcher_pid).children(recursive=True):
+        try:
+            if child.environ().get("RANK") == "0" and child.environ().get("LOCAL_RANK") is not None:
+                child.send_signal(signal.SIGINT)
+                return True
+        except psutil.Error:
+            continue
+    return False

@@ -54,12 +54,14 @@ def train_command(
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    quiet = os.environ.get("RANK", "0") != "0"  # a launched run: rank 0 reports
     if result.stopped:
-        typer.echo(f"stopped at step {result.step}/{result.total_steps}; continue with --resume")
+        if not quiet:
+            typer.echo(f"stopped at step {result.step}/{result.total_steps}; continue with --resume")
         raise SystemExit(
             130
         )  # like an interrupted command (typer.Exit's code is lost in non-standalone mode)
-    if os.environ.get("RANK", "0") != "0":  # a launched run: rank 0 reports
+    if quiet:
         return
     loss = result.last_metrics.get("loss")
     tail = f", last loss {loss:.4f}" if isinstance(loss, float) else ""
@@ -68,25 +70,42 @@ def train_command(
 
 def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
     """Re-run this command on `distributed.num_processes` processes with `accelerate launch`; one line if
-    a rank fails (the ranks' own errors are above it)."""
+    a rank fails (the ranks' own errors are above it).
+
+    The launcher runs in its own session, so Ctrl-C reaches only this process, which hands it to rank 0
+    alone: rank 0's stop flag is broadcast to every rank, they checkpoint together and exit."""
     import subprocess
     import tempfile
 
     from aicd.checkpoint import latest_checkpoint
     from aicd.config import save_config
-    from aicd.launch import launch_command
+    from aicd.launch import interrupt_rank0, launch_command
 
     n = cfg.distributed.num_processes
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix="aicd-launch-") as tmp:
         resolved = Path(tmp) / "config.yaml"  # the config with every --set applied, for all ranks
         save_config(cfg, resolved)
         cmd = launch_command(cfg, resolved, resume=resume, progress=progress)
-        code = subprocess.run(cmd.argv, env={**os.environ, **cmd.env}, check=False).returncode
+        proc = subprocess.Popen(cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True)
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:
+                if interrupted:  # a second Ctrl-C: stop everything now
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    continue
+                interrupted = True
+                typer.echo("\nstopping after this micro-batch (Ctrl-C again to abort)...", err=True)
+                interrupt_rank0(proc.pid)
+    ckpt = latest_checkpoint(cfg.run_dir)
     if code == 0:
         return
-    if code == 130:
+    if interrupted:
+        where = f"at {ckpt.name}" if ckpt else "before the first checkpoint"
+        typer.echo(f"stopped {where}; continue with --resume")
         raise SystemExit(130)
-    ckpt = latest_checkpoint(cfg.run_dir)
     where = f"last checkpoint {ckpt.name}; continue with --resume" if ckpt else "no checkpoint was written"
     typer.echo(f"train: the {n}-process run failed (exit code {code}); {where}", err=True)
     raise SystemExit(1)

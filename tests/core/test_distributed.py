@@ -210,3 +210,36 @@ def test_launch_command_uses_accelerate_launch_with_the_shipped_config_files(tmp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cmd = launch_command(_config(tmp_path, "cpu", distributed={"num_processes": 2}), tmp_path / "run.yaml")
     assert "--multi_gpu" in cmd.argv and cmd.env == {"ACCELERATE_USE_CPU": "true"}
+
+
+def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path):
+    """Ctrl-C reaches `aicd train` only (the launcher has its own session); it hands it to rank 0, whose
+    stop flag every rank follows: one checkpoint, exit 130, and a resume finishes the run."""
+    config = _write_run(
+        tmp_path,
+        "ctrl-c",
+        max_steps=100000,
+        batch_size=4,
+        micro_batch_size=1,
+        distributed="{num_processes: 2}",
+    )
+    run_dir = tmp_path / "runs" / "ctrl-c"
+    proc = _aicd_train(str(config))
+    try:
+        deadline = time.monotonic() + 300
+        while not read_metrics(run_dir / "metrics.jsonl") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "continue with --resume" in out
+    step = read_metrics(run_dir / "metrics.jsonl")[-1]["step"]
+    checkpoints = sorted(p.name for p in run_dir.glob("checkpoint-*"))
+    assert checkpoints == [f"checkpoint-{step}"]
+    assert {p.name for p in (run_dir / checkpoints[0]).glob("random_states_*.pkl")} == {
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    }  # every rank's RNG, so the resumed ranks replay their dropout
