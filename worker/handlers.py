@@ -22,6 +22,7 @@ from backend.services import sweeps
 from worker import store
 from worker.context import JobContext
 from worker.exports import artifacts, db_id, export_dataset
+from worker.launched import train_launched
 from worker.sweep import child_ended, plan
 
 log = logging.getLogger("worker")
@@ -123,6 +124,11 @@ def _train(ctx: JobContext) -> None:
             return ctx.should_stop()
 
     resume = run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
+    if config.distributed.num_processes > 1:  # several GPUs: accelerate launch, followed from here
+        step = train_launched(ctx, config, resume=resume)
+        if step is not None:
+            _succeeded(ctx, root, config, config.run_dir / "final", step, step)
+        return
     result = train(
         config,
         examples=examples,
@@ -134,21 +140,20 @@ def _train(ctx: JobContext) -> None:
     if result.stopped:
         ctx.finish(ctx.stopped_status(), ctx.stopped_message(), step=result.step)
         return
+    final = result.final_dir or config.run_dir / "final"
+    _succeeded(ctx, root, config, final, result.step, result.total_steps)
+
+
+def _succeeded(ctx: JobContext, root: Path, config: Any, final: Path, step: int, total: int) -> None:
+    """Register the run's files and mark it succeeded."""
     with session_scope() as s:
-        final = result.final_dir or config.run_dir / "final"
         files = [
             config.run_dir / "config.yaml",
             config.run_dir / "metrics.jsonl",
             *sorted(p for p in final.glob("*") if p.is_file()),
         ]
-        store.register_artifacts(s, root, files, "run", run_id=run_id)
-    ctx.finish(
-        JobStatus.succeeded,
-        step=result.step,
-        total_steps=result.total_steps,
-        progress_done=result.total_steps,
-        progress_total=result.total_steps,
-    )
+        store.register_artifacts(s, root, files, "run", run_id=ctx.job_id)
+    ctx.finish(JobStatus.succeeded, step=step, total_steps=total, progress_done=total, progress_total=total)
 
 
 # -------------------------------------------------------------------------------------------------- evaluate
