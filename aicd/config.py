@@ -12,11 +12,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aicd.errors import ConfigError
+from aicd.objective_registry import OBJECTIVE_NAMES
 
-Objective = Literal["aicd", "condgen", "lm", "nocot"]
+Objective = Literal[OBJECTIVE_NAMES]  # type: ignore[valid-type]  # the names of aicd.objective_registry
 ScheduleName = Literal["paper", "constant", "linear", "exponential", "custom"]
 AnswerKindOpt = Literal["number", "yesno", "auto"]
-OBJECTIVES: tuple[str, ...] = ("aicd", "condgen", "lm", "nocot")
+OBJECTIVES: tuple[str, ...] = OBJECTIVE_NAMES
 
 MAX_SHOTS = 64
 """Most shots in a training episode or an evaluation prompt: far above the paper's 4-6, small enough that an

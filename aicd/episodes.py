@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from aicd.config import TemplateConfig
 from aicd.data.record import Example
+from aicd.objective_registry import answer_only_objectives, objective_spec, shot_weight
 from aicd.progress import NO_PROGRESS, Progress
 
 SpanKind = Literal["bos", "prompt", "target", "eos"]
@@ -52,10 +53,10 @@ class EpisodeTooLong(ValueError):
 
 
 def shot_target(shot: Shot, objective: str) -> str:
-    """The text after `Answer:` that the student must produce."""
-    if objective == "nocot":
+    """The text after `Answer:` that the student must produce (the objective's `target` rule)."""
+    if objective_spec(objective).target == "answer":
         if shot.answer is None or shot.answer == "":
-            raise ValueError("objective 'nocot' needs Shot.answer")
+            raise ValueError(f"objective '{objective}' needs Shot.answer")
         return " " + shot.answer
     if not shot.rationale:
         raise ValueError(f"objective '{objective}' needs Shot.rationale")
@@ -75,12 +76,6 @@ def _encode(tokenizer: Any, text: str, cache: dict[str, list[int]] | None) -> li
     if cache is not None:
         cache[text] = ids
     return ids
-
-
-def _target_weight(objective: str, i: int, n: int, weights: Sequence[float]) -> float:
-    if objective == "condgen":
-        return 1.0 if i == n - 1 else 0.0
-    return float(weights[i])  # aicd, nocot (answers), lm (overridden below)
 
 
 @dataclass(frozen=True)
@@ -124,11 +119,11 @@ def _assemble(
     n = len(encoded)
     for i, shot in enumerate(encoded):
         add(shot.prompt_ids, 0.0, "prompt", i, shot.prompt)
-        add(shot.target_ids, _target_weight(objective, i, n, weights), "target", i, shot.target)
+        add(shot.target_ids, shot_weight(objective, i, n, weights), "target", i, shot.target)
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is not None:  # teaches the student to stop after the final rationale
-        add([eos], _target_weight(objective, n - 1, n, weights), "eos", n - 1, tokenizer.eos_token or "")
-    if objective == "lm":
+        add([eos], shot_weight(objective, n - 1, n, weights), "eos", n - 1, tokenizer.eos_token or "")
+    if objective_spec(objective).weights == "all":
         w = [0.0] + [1.0] * (len(ids) - 1)
         spans = [Span(s.start, s.end, s.kind, s.shot, 1.0 if s.start > 0 else 0.0, s.text) for s in spans]
     return Episode(input_ids=ids, loss_weights=w, n_shots=n, spans=spans)
@@ -153,11 +148,9 @@ def build_episode(
     Linear in the shots that survive: shots are encoded once each, from the last one backwards, and the
     walk stops as soon as the shots after a start no longer fit, so a huge n_shots costs what fits.
     """
-    from aicd.config import OBJECTIVES
     from aicd.objectives import omega_weights
 
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got '{objective}'")
+    objective_spec(objective)  # ValueError naming the known objectives
     if not shots:
         raise ValueError("an episode needs at least one shot")
     n = len(shots)
@@ -209,7 +202,7 @@ class EpisodeShots(Sequence[Shot]):
 
     def _shot(self, i: int) -> Shot:
         ex = self._usable[int(self._chosen[i])]
-        cot = ex.rationales and self._objective != "nocot"
+        cot = ex.rationales and objective_spec(self._objective).needs_rationales
         rationale = ex.rationales[int(self._picks[i])].text if cot else ""
         return Shot(question=ex.question, rationale=rationale, answer=ex.answer)
 
@@ -251,9 +244,12 @@ def sample_episode_shots(
     """
     import numpy as np
 
-    usable = [ex for ex in examples if objective == "nocot" or ex.rationales]
+    needs_rationales = objective_spec(objective).needs_rationales
+    usable = [ex for ex in examples if not needs_rationales or ex.rationales]
     if not usable:
-        raise ValueError("no example has a rationale; annotate the dataset first or use objective 'nocot'")
+        raise ValueError(
+            f"no example has a rationale; annotate the dataset first or use objective {answer_only_objectives()}"
+        )
     digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     n = len(usable)

@@ -12,8 +12,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-BASELINE_STYLE = {"condgen": "--", "lm": ":", "nocot": "-."}
-BASELINE_COLOR = {"condgen": "tab:red", "lm": "tab:green", "nocot": "tab:gray"}
+from aicd.objective_registry import REGISTRY
+
+
+def _style(objective: str) -> str:
+    spec = REGISTRY.get(objective)
+    return spec.line_style if spec else "--"
+
+
+def _color(objective: str) -> str | None:
+    spec = REGISTRY.get(objective)
+    return spec.color if spec else None
+
+
+def _err(row: dict[str, Any]) -> float:
+    """Half-height of an error bar in %: the std over runs, 0 with one run (no spread measured)."""
+    return 100 * (row.get("std") or 0.0)
 
 
 def _figure(n_panels: int) -> tuple[Any, list[Any]]:
@@ -44,11 +58,12 @@ def _label(row: dict[str, Any], drop: Sequence[str] = ()) -> str:
 
 
 def plot_accuracy_vs_omega(table: Sequence[dict[str, Any]], path: str | Path) -> Path | None:
-    """Fig. 1. x: ω of the AICD runs (schedule as label), y: accuracy % ± std; one line per shot count.
+    """Fig. 1. x: ω of the runs whose loss depends on it (schedule as label), y: accuracy % ± std; one line per
+    shot count; the ω-free rows (baselines) as reference lines.
 
-    Returns None (and writes nothing) when the table has no AICD row with an ω.
+    Returns None (and writes nothing) when the table has no row with an ω.
     """
-    aicd = [r for r in table if r["objective"] == "aicd" and r.get("omega") is not None]
+    aicd = [r for r in table if r.get("omega") is not None]
     if not aicd:
         return None
     datasets = list(dict.fromkeys(r["dataset"] for r in table))
@@ -65,7 +80,7 @@ def plot_accuracy_vs_omega(table: Sequence[dict[str, Any]], path: str | Path) ->
                 ax.errorbar(
                     [r["omega"] for r in pts],
                     [100 * r["mean"] for r in pts],
-                    yerr=[100 * r["std"] for r in pts],
+                    yerr=[_err(r) for r in pts],
                     marker="o",
                     capsize=3,
                     label=f"{label}, {shots}-shot",
@@ -74,20 +89,20 @@ def plot_accuracy_vs_omega(table: Sequence[dict[str, Any]], path: str | Path) ->
         for r in (
             table
         ):  # ω-free rows (baselines, constant/custom AICD) as reference lines (fainter = fewer shots)
-            if r["dataset"] == ds and (r["objective"] != "aicd" or r.get("omega") is None):
+            if r["dataset"] == ds and r.get("omega") is None:
                 alpha = 0.4 + 0.6 * (base_shots.index(r["shots"]) + 1) / len(base_shots)
                 line = ax.axhline(
                     100 * r["mean"],
-                    linestyle=BASELINE_STYLE.get(r["objective"], "--"),
+                    linestyle=_style(r["objective"]),
                     linewidth=1.2,
                     alpha=alpha,
-                    color=BASELINE_COLOR.get(r["objective"]),
+                    color=_color(r["objective"]),
                     label=f"{_label(r)}, {r['shots']}-shot",
                 )
-                if r["std"] > 0:
+                if _err(r) > 0:
                     ax.axhspan(
-                        100 * (r["mean"] - r["std"]),
-                        100 * (r["mean"] + r["std"]),
+                        100 * r["mean"] - _err(r),
+                        100 * r["mean"] + _err(r),
                         color=line.get_color(),
                         alpha=0.08,
                     )
@@ -118,11 +133,12 @@ def plot_accuracy_vs_shots(table: Sequence[dict[str, Any]], path: str | Path) ->
             ax.errorbar(
                 [r["shots"] for r in pts],
                 [100 * r["mean"] for r in pts],
-                yerr=[100 * r["std"] for r in pts],
+                yerr=[_err(r) for r in pts],
                 marker="o",
                 capsize=3,
                 label=label,
-                linestyle=BASELINE_STYLE.get(pts[0]["objective"], "-"),
+                linestyle=_style(pts[0]["objective"]),
+                color=_color(pts[0]["objective"]) if len(lines) <= len(REGISTRY) else None,
             )
         ax.set_title(ds)
         ax.set_xlabel("shots in the prompt")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aicd.config import TemplateConfig
 from aicd.data.record import Example
-from aicd.episodes import Shot, render_prompt, shot_target
+from aicd.episodes import render_prompt
 
 Demonstrations = Literal["rationale", "answer"]
 
@@ -34,10 +34,12 @@ def demonstration_text(example: Example, demonstrations: Demonstrations = "ratio
     answer only, exactly as a `nocot` episode renders a shot.
     """
     if demonstrations == "rationale" and example.rationales:
-        return shot_target(Shot(question=example.question, rationale=example.rationales[0].text), "aicd")
+        return " " + example.rationales[0].text.strip()
     if demonstrations not in ("rationale", "answer"):
         raise ValueError(f"demonstrations must be 'rationale' or 'answer', got '{demonstrations}'")
-    return shot_target(Shot(question=example.question, answer=example.answer), "nocot")
+    if not example.answer:
+        raise ValueError(f"demonstration {example.id} has no answer")
+    return " " + example.answer
 
 
 def sample_shots(pool: Sequence[Example], k: int, *, seed: int, item: Example) -> list[Example]:

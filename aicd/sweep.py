@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import itertools
 import re
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from aicd.config import EvalConfig, SweepConfig, TrainConfig, build_config, save_config
 from aicd.errors import AICDError
+from aicd.objective_registry import REGISTRY, demonstrations_for, objective_rank, objective_spec
+from aicd.objective_registry import uses_omega as objective_uses_omega
+from aicd.results import CAPTION, aggregate, format_cell
 
 if TYPE_CHECKING:
     from aicd.evaluate import EvalResult
     from aicd.train import TrainResult
 
-OMEGA_FREE = ("condgen", "lm")  # objectives whose loss does not depend on ω
 OMEGA_FIELDS = ("omega", "schedule", "weights")
-OMEGA_SCHEDULES = ("paper", "linear", "exponential")  # the schedules whose weights are a function of ω
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 FIG1 = "fig1_accuracy_vs_omega.png"
@@ -49,8 +49,7 @@ CSV_FIELDS = [
     "shots",
     "mean",
     "std",
-    "std_over",
-    "n_runs",
+    "n",
     "n_values",
     "accuracies",
     "runs",
@@ -149,13 +148,14 @@ def uses_omega(settings: dict[str, Any]) -> bool:
     fields = TrainConfig.model_fields
     objective = settings.get("objective", fields["objective"].default)
     schedule = settings.get("schedule", fields["schedule"].default)
-    return objective not in OMEGA_FREE and schedule in OMEGA_SCHEDULES and settings.get("weights") is None
+    return objective_uses_omega(objective, schedule, settings.get("weights"))
 
 
 def _collapse(objective: str, params: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """Grid values that do not change a run's loss are dropped from its parameters (so duplicates merge):
     ω, schedule and weights for an ω-free objective; ω alone for a schedule that ignores it."""
-    if objective in OMEGA_FREE:
+    spec = REGISTRY.get(objective)  # an unknown name is left to TrainConfig's validation message
+    if spec is not None and spec.omega_free:
         return {k: v for k, v in params.items() if k not in OMEGA_FIELDS}
     if not uses_omega({**base, **params, "objective": objective}):
         return {k: v for k, v in params.items() if k != "omega"}
@@ -201,7 +201,7 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
                 "template": train_cfg.template.model_dump(),
                 "answer_kind": train_cfg.answer_kind,
                 # demonstrate the way the student was trained: nocot episodes hold answers, not rationales
-                "demonstrations": "answer" if train_cfg.objective == "nocot" else "rationale",
+                "demonstrations": demonstrations_for(train_cfg.objective),
                 **config.eval,
                 "model": str(train_cfg.run_dir / "final"),
                 "dataset": ds,
@@ -410,69 +410,46 @@ def _variant(run: PlannedRun) -> str:
     return ", ".join(parts)
 
 
-def _std(values: Sequence[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
-    """One row per (objective, variant, dataset, shots): mean ± std of accuracy.
-
-    With several training seeds in a group, std is over training seeds (each run's accuracy averaged
-    over evaluation seeds); with one training seed, over evaluation seeds (demonstration draws).
-    """
-    groups: dict[tuple, dict[str, Any]] = {}
+    """One row per (objective, variant, dataset, shots): mean, std and n by the rule of `aicd.results`
+    (each run averaged over its evaluation seeds, then mean ± std over the runs, i.e. training seeds)."""
+    observations = []
+    about: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
         variant = _variant(run)
-        omega_free = run.train.objective in OMEGA_FREE
-        omega = run.train.omega if uses_omega(run.train.model_dump()) else None
+        about.setdefault(
+            (run.train.objective, variant),
+            {
+                "schedule": "" if objective_spec(run.train.objective).omega_free else run.train.schedule,
+                "omega": run.train.omega if uses_omega(run.train.model_dump()) else None,
+                "n_shots": run.train.n_shots,
+            },
+        )
         for row in _load_rows(run):
-            key = (run.train.objective, variant, row["dataset"], row["shots"])
-            g = groups.setdefault(
-                key,
-                {
-                    "objective": run.train.objective,
-                    "variant": variant,
-                    "schedule": "" if omega_free else run.train.schedule,
-                    "omega": omega,
-                    "n_shots": run.train.n_shots,
-                    "dataset": row["dataset"],
-                    "shots": row["shots"],
-                    "per_run": {},
-                },
+            observations.append(
+                {**row, "objective": run.train.objective, "variant": variant, "run": run.name}
             )
-            g["per_run"].setdefault(run.name, []).append(row["accuracy"])
+    keys = ("objective", "variant", "dataset", "shots")
+    by_cell: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for o in observations:
+        by_cell.setdefault(tuple(o[k] for k in keys), []).append(o)
     table = []
-    for g in groups.values():
-        per_run = g.pop("per_run")
-        run_means = [statistics.fmean(v) for v in per_run.values()]
-        values = [a for v in per_run.values() for a in v]
-        if len(run_means) > 1:
-            std, over = _std(run_means), "train_seeds"
-        else:
-            std, over = _std(values), "eval_seeds"
+    for cell in aggregate(observations, keys):
+        mine = by_cell[tuple(cell[k] for k in keys)]
         table.append(
             {
-                **g,
-                "mean": statistics.fmean(run_means),
-                "std": std,
-                "std_over": over,
-                "n_runs": len(run_means),
-                "n_values": len(values),
-                "accuracies": ";".join(f"{a:.4f}" for a in values),
-                "runs": ";".join(per_run),
+                **cell,
+                **about[(cell["objective"], cell["variant"])],
+                "accuracies": ";".join(f"{o['accuracy']:.4f}" for o in mine),
+                "runs": ";".join(dict.fromkeys(o["run"] for o in mine)),
             }
         )
     return _sorted(table)
 
 
 def _sorted(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    order = {o: i for i, o in enumerate(("aicd", "condgen", "lm", "nocot"))}
-    table.sort(key=lambda r: (order.get(r["objective"], 9), r["variant"], r["dataset"], r["shots"]))
+    table.sort(key=lambda r: (objective_rank(r["objective"]), r["variant"], r["dataset"], r["shots"]))
     return table
-
-
-def _pct(mean: float, std: float) -> str:
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def _row_label(row: dict[str, Any]) -> str:
@@ -481,28 +458,28 @@ def _row_label(row: dict[str, Any]) -> str:
 
 def table_markdown(table: Sequence[dict[str, Any]], title: str = "Results") -> str:
     """Table 1 layout: rows are objectives (and grid variants), columns datasets, cells mean ± std (%)."""
-    lines = [
-        f"# {title}",
-        "",
-        "Accuracy (%) mean ± std. std is over training seeds when a row has several runs, else over "
-        "evaluation seeds (demonstration draws).",
-        "",
-    ]
+    lines = [f"# {title}", "", CAPTION, ""]
     if not table:
         return "\n".join([*lines, "No finished evaluations yet.", ""])
     datasets = list(dict.fromkeys(r["dataset"] for r in table))
     for shots in sorted({r["shots"] for r in table}):
         rows = [r for r in table if r["shots"] == shots]
         labels = list(dict.fromkeys(_row_label(r) for r in rows))
-        cells = {(_row_label(r), r["dataset"]): _pct(r["mean"], r["std"]) for r in rows}
+        cells = {(_row_label(r), r["dataset"]): format_cell(r["mean"], r["std"], r["n"]) for r in rows}
+        n_runs = {(_row_label(r), r["dataset"]): r["n"] for r in rows}
         lines += [
             f"## {shots}-shot",
             "",
-            "| objective | " + " | ".join(datasets) + " |",
-            "|---|" + "---|" * len(datasets),
+            "| objective | " + " | ".join(datasets) + " | n |",
+            "|---|" + "---|" * (len(datasets) + 1),
         ]
         for label in labels:
-            lines.append(f"| {label} | " + " | ".join(cells.get((label, d), "–") for d in datasets) + " |")
+            ns = sorted({n_runs[(label, d)] for d in datasets if (label, d) in n_runs})
+            lines.append(
+                f"| {label} | "
+                + " | ".join(cells.get((label, d), "–") for d in datasets)
+                + f" | {'/'.join(map(str, ns))} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -549,7 +526,7 @@ def write_report(
     )
 
 
-_INT_FIELDS = ("n_shots", "shots", "n_runs", "n_values")
+_INT_FIELDS = ("n_shots", "shots", "n", "n_values")
 _FLOAT_FIELDS = ("omega", "mean", "std")
 
 

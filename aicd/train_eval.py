@@ -12,6 +12,7 @@ from typing import Any
 from aicd.config import EvalConfig, TrainConfig
 from aicd.data.record import Example
 from aicd.errors import DataError
+from aicd.objective_registry import demonstrations_for
 
 
 class HeldOutEval:
@@ -45,7 +46,7 @@ class HeldOutEval:
             batch_size=max(config.micro_batch_size, 8),
             max_new_tokens=config.eval_max_new_tokens,
             max_length=max(config.max_length, 64),
-            demonstrations="answer" if config.objective == "nocot" else "rationale",
+            demonstrations=demonstrations_for(config.objective),
         )
 
     def due(self, step: int, total_steps: int) -> bool:

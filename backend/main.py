@@ -25,7 +25,9 @@ from backend.api.routes import (
     datasets,
     evaluations,
     health,
+    objectives,
     preview,
+    results,
     runs,
     sweeps,
     teacher_keys,
@@ -109,6 +111,8 @@ def create_app() -> FastAPI:
     for module in (datasets, annotations, teacher_keys, runs, sweeps, evaluations, compare, artifacts):
         api.include_router(module.router)
     api.include_router(preview.router)  # UI helpers (ui helper's file)
+    api.include_router(objectives.router)
+    api.include_router(results.router)
     app.include_router(api)
     return app
 

@@ -294,6 +294,14 @@ class ApiClient:
     def shipped_configs(self) -> list[dict[str, Any]]:
         return self.all("/api/v1/preview/configs")
 
+    def objectives(self) -> dict[str, Any]:
+        """The objective registry: `objectives` (label, target, weights, ω, demonstrations), `omega_schedules`."""
+        return self.get("/api/v1/objectives")
+
+    def aggregate_results(self, observations: list[dict[str, Any]], by: list[str]) -> dict[str, Any]:
+        """Cells (mean, std, n, text) of `observations` grouped by `by`, by the one rule of aicd.results."""
+        return self.post("/api/v1/results/aggregate", json={"observations": observations, "by": by})
+
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:
     """Drop None values and spell booleans the way FastAPI parses them."""

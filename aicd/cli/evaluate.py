@@ -13,6 +13,7 @@ import typer
 
 from aicd.errors import ConfigError
 from aicd.evaluate import EvalCallback
+from aicd.objective_registry import demonstrations_for
 
 
 def parse_int_list(value: str | None, option: str) -> list[int] | None:
@@ -143,9 +144,10 @@ def eval_command(
     if "model" not in data and not any(o.startswith("model=") for o in overrides or []):
         raise ConfigError("--model: required (a checkpoint dir, hub id or tiny:gpt2)")
     if "demonstrations" not in data and not any(o.startswith("demonstrations=") for o in overrides or []):
-        if trained_objective(data.get("model")) == "nocot":
+        trained = trained_objective(data.get("model"))
+        if demonstrations_for(trained) == "answer":
             data["demonstrations"] = "answer"
-            typer.echo("demonstrations: answer only (the checkpoint was trained with objective nocot)")
+            typer.echo(f"demonstrations: answer only (the checkpoint was trained with objective {trained})")
     cfg = build_config(EvalConfig, data, overrides, source=str(config) if config else "eval")
     if cfg.output_dir is None:
         cfg = cfg.model_copy(update={"output_dir": str(default_output_dir(cfg.model, cfg.dataset))})

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from aicd.config import EvalConfig, SweepConfig, TrainConfig
+from aicd.objective_registry import demonstrations_for
 from backend.api.errors import ApiError, not_found
 from backend.models import Dataset, Run
 from backend.schemas.common import INT32_MAX, MAX_ID, NAME_MAX, NAME_PATTERN, NAME_RULE
@@ -148,8 +149,9 @@ def eval_config(
         if run.step == 0 and run.status != "succeeded":
             raise ApiError(409, f"run {run_id} has no checkpoint yet (status {run.status})", field="run_id")
         data["model"] = f"run:{run_id}"
-        if (run.config or {}).get("objective") == "nocot":  # demonstrate as it was trained: answers only
-            data.setdefault("demonstrations", "answer")
+        demonstrations = demonstrations_for((run.config or {}).get("objective"))
+        if demonstrations != "rationale":  # demonstrate as it was trained (a nocot student: answers only)
+            data.setdefault("demonstrations", demonstrations)
     elif not data.get("model"):
         raise ApiError(422, "config.model is required unless run_id is given", field="config.model")
     elif str(data["model"]).startswith("run:"):  # any other model training accepts is fine (gpt2, org/name)

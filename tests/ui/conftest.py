@@ -344,10 +344,11 @@ OMEGA_SWEEP = "api-omega"
 
 @pytest.fixture(scope="session")
 def omega_sweep(backend: Backend, seeded: Seeded, comparison: Comparison) -> Comparison:
-    """AICD at ω = 0 and ω = 1 (one training seed), each evaluated at 1 shot with two evaluation seeds (so each
-    point of Fig. 1 has a spread): launched through the API after the comparison, so it is the newest sweep."""
+    """AICD at ω = 0 and ω = 1, two training seeds each (so each point of Fig. 1 has a spread over runs),
+    evaluated at 1 shot with two evaluation seeds: launched through the API after the comparison, so it is the
+    newest sweep."""
     api = backend.client
-    grid = {"omega": [0.0, 1.0], "seed": [0]}
+    grid = {"omega": [0.0, 1.0], "seed": [0, 1]}
     eval_cfg = {**TINY_EVAL, "shots": [1], "seeds": [0, 1], "limit": 3}
     body = plans.sweep_body(TINY_TRAIN, ["aicd"], seeded.train["id"], eval_cfg, seeded.test["id"], grid)
     sweep = wait_for_sweep(api, api.create_sweep(body, name=OMEGA_SWEEP)["id"])

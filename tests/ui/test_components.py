@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aicd import sweep
-from tests.ui.conftest import free_port
+from aicd import objective_registry, sweep
+from tests.ui.conftest import Backend, free_port
 from ui.client import ApiClient, ApiError
 from ui.components import diff, episode, plans, results, upload
 from ui.components.common import md_escape
@@ -70,6 +70,29 @@ def test_episode_html_shades_by_weight_and_escapes() -> None:
     ]
 
 
+REGISTRY = {
+    "objectives": [
+        {"name": n, "label": spec.label, "omega_free": spec.omega_free}
+        for n, spec in objective_registry.REGISTRY.items()
+    ],
+    "omega_schedules": list(objective_registry.OMEGA_SCHEDULES),
+}  # what GET /objectives serves (checked against the server in test_served_registry_is_aicds)
+
+
+@pytest.fixture(scope="module")
+def api(backend: Backend) -> ApiClient:
+    return backend.client
+
+
+def test_served_registry_is_aicds(api: ApiClient) -> None:
+    served = api.objectives()
+    assert served["objectives"] == objective_registry.registry_dicts() and served["default"] == "aicd"
+    assert [{k: o[k] for k in ("name", "label", "omega_free")} for o in served["objectives"]] == REGISTRY[
+        "objectives"
+    ]
+    assert served["omega_schedules"] == REGISTRY["omega_schedules"]
+
+
 def _frame(extra_runs: list[dict] | None = None) -> pd.DataFrame:
     evaluations = [
         {
@@ -114,28 +137,34 @@ def _frame(extra_runs: list[dict] | None = None) -> pd.DataFrame:
                 "rows": [{"shots": 0, "seed": 0, "accuracy": 0.9, "n": 10}],
             }
         )
-    return results.accuracy_frame(evaluations, runs, {7: "svamp"})
+    return results.accuracy_frame(evaluations, runs, {7: "svamp"}, REGISTRY)
 
 
-def test_table1_is_mean_and_sample_std_over_seeds_in_paper_order() -> None:
-    table = results.table1(_frame(), shots=0)
+def test_table1_averages_each_run_over_eval_seeds_then_runs_in_paper_order(api: ApiClient) -> None:
+    df = _frame([{"config": {"objective": "aicd", "omega": 0.1, "seed": 1}}])  # a 2nd AICD run: 90
+    table = results.table1(df, 0, api, REGISTRY)
     assert list(table.index) == ["AICD", "LM", "no-CoT"] and list(table.columns) == ["gsm8k", "svamp"]
-    assert table.loc["AICD", "svamp"] == "60.0 ± 14.1"  # mean(50, 70), sample std
-    assert table.loc["LM", "gsm8k"] == "–"
+    # run 1: mean(50, 70) = 60 over its two evaluation seeds; run 2: 90 → mean 75, sample std over the 2 runs
+    assert table.loc["AICD", "svamp"] == "75.0 ± 21.2"
+    assert table.loc["LM", "svamp"] == "20.0" and table.loc["LM", "gsm8k"] == "–"  # one run: no ±
+    cells = results.summarize(df[df["shots"] == 0], ["objective", "dataset"], api)
+    aicd = cells[cells["objective"] == "AICD"].iloc[0]
+    assert (aicd["n"], aicd["n_values"]) == (2, 3) and aicd["mean"] == pytest.approx(75.0)
+    assert cells[cells["objective"] == "LM"]["std"].isna().all()  # numeric std, none for a single run
     md = results.to_markdown(table)
-    assert md.splitlines()[0] == "| objective | gsm8k | svamp |" and "| AICD | – | 60.0 ± 14.1 |" in md
-    tex = results.to_latex(table)
-    assert "\\begin{tabular}{lcc}" in tex and "60.0 $\\pm$ 14.1" in tex and "no-CoT" in tex
+    assert md.splitlines()[0] == "| objective | gsm8k | svamp |" and "| AICD | – | 75.0 ± 21.2 |" in md
+    tex = results.to_latex(table, "caption")
+    assert "\\begin{tabular}{lcc}" in tex and "75.0 $\\pm$ 21.2" in tex and "no-CoT" in tex
 
 
-def test_table1_splits_aicd_rows_by_omega_when_several() -> None:
+def test_table1_splits_aicd_rows_by_omega_when_several(api: ApiClient) -> None:
     df = _frame([{"config": {"objective": "aicd", "omega": 0.5, "seed": 0}}])
-    table = results.table1(df, shots=0)
+    table = results.table1(df, 0, api, REGISTRY)
     assert list(table.index)[:2] == ["AICD (ω=0.1)", "AICD (ω=0.5)"]
-    assert table.loc["AICD (ω=0.5)", "svamp"] == "90.0 ± 0.0"
+    assert table.loc["AICD (ω=0.5)", "svamp"] == "90.0"
 
 
-def test_runs_with_different_settings_get_their_own_rows_and_omega_free_ones_do_not() -> None:
+def test_runs_with_different_settings_get_their_own_rows_and_omega_free_ones_do_not(api: ApiClient) -> None:
     df = _frame(
         [
             {"config": {"objective": "lm", "seed": 1, "lr": 0.001}},  # LM again, another learning rate
@@ -146,15 +175,15 @@ def test_runs_with_different_settings_get_their_own_rows_and_omega_free_ones_do_
     )
     varying = results.varying_fields(df)
     assert varying == {"LM": ["lr"], "no-CoT": ["omega"]}, varying  # seeds never separate runs
-    table = results.table1(df, shots=0)
+    table = results.table1(df, 0, api, REGISTRY)
     assert list(table.index) == ["AICD", "LM (lr=0.001)", "LM (lr=–)", "no-CoT (ω=0.5)", "no-CoT (ω=–)"]
-    assert table.loc["AICD", "svamp"] == "70.0 ± 20.0"  # 50, 70 (seed 0) and 90 (seed 1): same settings
+    assert table.loc["AICD", "svamp"] == "75.0 ± 21.2"  # run 0: mean(50, 70), run 1: 90 (same settings)
     assert table.loc["LM (lr=0.001)", "svamp"] == "90.0 ± 0.0"  # seeds 1 and 2, ω ignored
-    merged = results.table1(results.with_labels(df, split=[]), shots=0)  # the reader asked to pool them
+    merged = results.table1(results.with_labels(df, split=[]), 0, api, REGISTRY)  # the reader pools them
     assert list(merged.index) == ["AICD", "LM", "no-CoT"]
 
 
-def test_omega_of_a_schedule_that_ignores_it_does_not_separate_runs() -> None:
+def test_omega_of_a_schedule_that_ignores_it_does_not_separate_runs(api: ApiClient) -> None:
     df = _frame(
         [
             {"config": {"objective": "aicd", "schedule": "constant", "omega": 0.3, "seed": 0}},
@@ -162,7 +191,7 @@ def test_omega_of_a_schedule_that_ignores_it_does_not_separate_runs() -> None:
         ]
     )
     assert results.varying_fields(df) == {"AICD": ["omega", "schedule"]}  # vs the paper-schedule run
-    table = results.table1(df, shots=0)
+    table = results.table1(df, 0, api, REGISTRY)
     assert list(table.index)[:2] == ["AICD (ω=0.1, schedule=–)", "AICD (ω=–, schedule=constant)"], table
 
 
@@ -198,7 +227,7 @@ def test_latex_export_escapes_caption_headers_and_row_labels() -> None:
         index=["AICD (ω=0.1)", "LM_base"],
     )
     table.index.name = "objective"
-    tex = results.to_latex(table)
+    tex = results.to_latex(table, "Accuracy (%) mean ± std over seeds.")
     assert _latex_problems(tex, n_cols=3) == [], tex
     assert "\\caption{Accuracy (\\%) mean $\\pm$ std over seeds.}" in tex
     assert "AICD ($\\omega$=0.1)" in tex and "LM\\_base" in tex and "ω" not in tex and "±" not in tex
@@ -266,6 +295,7 @@ def test_plan_rows_count_the_runs_the_server_plans(objective: str, schedule: str
         schedule=schedule,
         weights=weights,
         model="m",
+        registry=REGISTRY,
     )
     assert len(rows) == len(server), ([r["run"] for r in rows], [r.name for r in server])
     free = objective in ("condgen", "lm") or schedule in ("constant", "custom")
@@ -320,3 +350,60 @@ def test_accuracy_curve_plots_eval_points_and_says_where_they_were_measured() ->
     assert list(fig.data[0].x) == [2, 4] and list(fig.data[0].y) == [25.0, 50.0]
     assert "8 training questions (no held-out split), 0-shot" in fig.layout.title.text
     assert charts.accuracy_curve([{"step": 1, "loss": 2.0, "values": {}}]) is None
+
+
+def test_results_page_and_results_md_print_the_same_numbers_for_the_same_sweep(
+    api: ApiClient, tmp_path: Path
+) -> None:
+    """One sweep's evaluations, read once by `aicd sweep` (results.md) and once as the API lists them (the
+    Results page's Table 1): every cell prints the same text, because both use aicd.results."""
+    import json
+
+    from aicd.config import SweepConfig, build_config
+
+    cfg = build_config(
+        SweepConfig,
+        {
+            "name": "same",
+            "output_dir": str(tmp_path),
+            "train": {"model": "tiny:gpt2", "dataset": "arith"},
+            "eval": {"shots": [0, 2], "seeds": [0, 1, 2]},
+            "grid": {"objective": ["aicd", "condgen", "nocot"], "seed": [0, 1, 2]},
+        },
+        source="t",
+    )
+    runs, evaluations = [], []
+    planned = sweep.plan_sweep(cfg)
+    for i, run in enumerate(planned):
+        (ev,) = run.evals
+        rows = [
+            {"shots": k, "seed": s, "accuracy": round(((i * 7 + s * 3 + k) % 11) / 11, 4), "n": 11}
+            for k in ev.shots
+            for s in ev.seeds
+        ]
+        Path(ev.output_dir).mkdir(parents=True)
+        (Path(ev.output_dir) / "results.json").write_text(json.dumps({"rows": rows, "stopped": False}))
+        runs.append({"id": i + 1, "name": run.name, "sweep_id": 1, "config": run.train.model_dump()})
+        evaluations.append({"id": i + 1, "run_id": i + 1, "dataset_id": 7, "config": {}, "rows": rows})
+    md = sweep.write_report(cfg, planned).md_path.read_text()
+
+    df = results.accuracy_frame(evaluations, runs, {7: "arith"}, REGISTRY)
+    labels = {o["name"]: o["label"] for o in REGISTRY["objectives"]}
+    for shots in (0, 2):
+        page = results.table1(df, shots, api, REGISTRY)
+        section = md.split(f"## {shots}-shot")[1].split("##")[0]
+        printed = {
+            cells[0]: cells[1]
+            for line in section.splitlines()
+            if line.startswith("| ")
+            and (cells := [c.strip() for c in line.strip("|").split("|")])[0] != "objective"
+        }
+        assert {labels[name]: text for name, text in printed.items()} == dict(page["arith"]), (section, page)
+        assert all("±" in text for text in printed.values())  # 3 training runs per cell
+
+
+def test_aggregate_endpoint_names_the_field_of_bad_observations(api: ApiClient) -> None:
+    with pytest.raises(ApiError) as info:
+        api.aggregate_results([{"label": "AICD", "accuracy": 0.5}], ["label", "dataset"])
+    assert info.value.status == 422 and info.value.field == "observations"
+    assert "observation 0 lacks dataset, run" in info.value.message

@@ -510,7 +510,8 @@ def test_results_table_figures_and_exports(ui_env: Backend, comparison: Comparis
     assert list(table.index) == ["AICD", "CondGen", "LM", "no-CoT"] and list(table.columns) == ["svamp-test"]
     ev = next(e for e in comparison.evaluations if e["run_id"] == comparison.runs[0]["id"])
     acc = 100 * next(r["accuracy"] for r in ev["rows"] if r["shots"] == 0)
-    assert table.loc["AICD", "svamp-test"] == f"{acc:.1f} ± 0.0"
+    assert table.loc["AICD", "svamp-test"] == f"{acc:.1f}"  # one training run: no ± (no spread between runs)
+    assert "mean ± sample std over training runs" in texts(at)  # the aggregator's rule, stated in the caption
     codes = [c.value for c in at.code]
     assert any(c.startswith("| objective | svamp-test |") and "| AICD |" in c for c in codes)
     assert any("\\begin{tabular}" in c and "$\\pm$" in c for c in codes)
@@ -541,13 +542,13 @@ def test_results_default_to_the_newest_sweep_and_draw_fig1_with_error_bars(
     (line,) = fig1["data"]
     assert plotly_values(line["x"]) == [0.0, 1.0]
     names = {d["id"]: d["name"] for d in ui_env.client.datasets()}
-    df = res.accuracy_frame(omega_sweep.evaluations, omega_sweep.runs, names)
-    expected = res.summarize(df[df["shots"] == 1], ["omega"]).sort_values("omega")
+    df = res.accuracy_frame(omega_sweep.evaluations, omega_sweep.runs, names, ui_env.client.objectives())
+    expected = res.summarize(df[df["shots"] == 1], ["omega"], ui_env.client).sort_values("omega")
     assert plotly_values(line["y"]) == pytest.approx(list(expected["mean"]))
     assert plotly_values(line["error_y"]["array"]) == pytest.approx(
         list(expected["std"])
-    )  # the error bars: std over seeds
-    assert list(expected["n_seeds"]) == [2, 2]
+    )  # the error bars: std over training runs
+    assert list(expected["n"]) == [2, 2]
 
 
 def test_results_never_average_runs_with_different_settings_silently(

@@ -27,7 +27,6 @@ STATUS_ICONS = {
     "lost": "⚠️",
 }
 ACTIVE = ("queued", "running")
-OBJECTIVE_LABELS = {"aicd": "AICD", "condgen": "CondGen", "lm": "LM", "nocot": "no-CoT"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -166,6 +165,33 @@ def builtins(base_url: str) -> list[dict[str, Any]]:
     return api().builtins()
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def registry(base_url: str) -> dict[str, Any]:
+    """The server's objective registry (`GET /objectives`): the UI keeps no copy of an objective's rules."""
+    return api().objectives()
+
+
+_last_registry: dict[str, Any] = {}  # the last registry read, for labels while the backend is away
+
+
+def objectives() -> dict[str, dict[str, Any]]:
+    """name → its record (label, target, weights, omega_free, demonstrations, color), in the paper's order."""
+    served = registry(base())
+    _last_registry.update(served)
+    return {o["name"]: o for o in served["objectives"]}
+
+
+def objective_label(name: Any) -> str:
+    """The display label ("AICD", "no-CoT") for a format_func; an unknown name as given. Cosmetic, so it never
+    raises: with the backend gone it uses the last registry read (else the name) and the page's own reads
+    report the outage."""
+    try:
+        spec = objectives().get(name)
+    except ApiError:
+        spec = next((o for o in _last_registry.get("objectives", []) if o["name"] == name), None)
+    return spec["label"] if spec else str(name)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def shipped_configs(base_url: str) -> list[dict[str, Any]]:
     return api().shipped_configs()
@@ -231,5 +257,5 @@ def pick_dataset(
 
 def run_label(run: dict[str, Any]) -> str:
     cfg = run.get("config") or {}
-    obj = OBJECTIVE_LABELS.get(cfg.get("objective", ""), cfg.get("objective", "?"))
+    obj = objective_label(cfg.get("objective", "?"))
     return f"#{run['id']} {run['name']} · {obj} · {STATUS_ICONS.get(run['status'], '')}"

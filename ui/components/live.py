@@ -77,7 +77,7 @@ def _run_panel(client: ApiClient, run_id: int) -> float | None:
     cfg = run["config"]
     st.markdown(
         f"### {c.md_escape(run['name'])}  \n{c.status_label(run)} · "
-        f"{c.OBJECTIVE_LABELS.get(cfg.get('objective'), cfg.get('objective'))} · "
+        f"{c.objective_label(cfg.get('objective'))} · "
         f"n = {cfg.get('n_shots')} · schedule {cfg.get('schedule')} (ω = {cfg.get('omega')}) · "
         f"model `{cfg.get('model')}` · seed {cfg.get('seed')}"
     )

@@ -16,18 +16,28 @@ from ui.client import ApiClient
 LAUNCHED_KEY = "launched_sweeps"
 ENDED = ("succeeded", "failed", "cancelled", "lost")
 
-# The server's sweep planner (aicd/sweep.py: OMEGA_FREE, uses_omega) trains a run whose loss ignores ω once,
-# however many ω values the grid lists: objectives that do not weight shots by ω (condgen: only the last
-# rationale counts; lm: every token), and schedules whose weights are not a function of ω (constant: 1 for every
-# shot; custom, or any explicit per-shot list). no-CoT weights its answers by ω like AICD, so ω matters there.
-# The summary of what will run, and the Results page's grouping, follow the same rule.
-OMEGA_FREE_OBJECTIVES = ("condgen", "lm")
-OMEGA_SCHEDULES = ("paper", "linear", "exponential")
+# The server's sweep planner (aicd/sweep.py, by the rules of aicd/objective_registry.py) trains a run whose loss
+# ignores ω once, however many ω values the grid lists: objectives that do not weight shots by ω, and schedules
+# whose weights are not a function of ω (constant; custom, or any explicit per-shot list). `registry` is what
+# `GET /objectives` serves (`common.registry`); the summary of what will run and the Results page's grouping
+# read it, so the UI keeps no copy of which objective ignores ω.
 
 
-def omega_free(objective: str, schedule: str | None = "paper", weights: list[float] | None = None) -> bool:
+def objective_omega_free(registry: dict[str, Any], objective: str | None) -> bool:
+    """Whether the objective's loss never depends on ω (an unknown name: it might, so False)."""
+    spec = next((o for o in registry["objectives"] if o["name"] == objective), None)
+    return bool(spec and spec["omega_free"])
+
+
+def omega_free(
+    registry: dict[str, Any], objective: str | None, schedule: str | None = "paper", weights: Any = None
+) -> bool:
     """Whether ω changes nothing for a run with this objective, schedule and explicit weights."""
-    return objective in OMEGA_FREE_OBJECTIVES or schedule not in OMEGA_SCHEDULES or weights is not None
+    return (
+        objective_omega_free(registry, objective)
+        or schedule not in registry["omega_schedules"]
+        or weights is not None
+    )
 
 
 def plan_rows(
@@ -40,16 +50,16 @@ def plan_rows(
     n_shots: int,
     schedule: str,
     model: str,
+    registry: dict[str, Any],
     weights: list[float] | None = None,
     evaluated: bool = True,
-    labels: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The training runs a launch creates, one row each: objectives × ω values × seeds, with ω collapsed for
     ω-free runs exactly as the server does (so a constant-schedule "sweep" over 4 ω × 3 seeds is 3 runs)."""
-    labels = labels or {}
+    labels = {o["name"]: o["label"] for o in registry["objectives"]}
     rows: list[dict[str, Any]] = []
     for obj in objectives:
-        free = omega_free(obj, schedule, weights)
+        free = omega_free(registry, obj, schedule, weights)
         values: list[float | None] = [None] if free else list(dict.fromkeys(omegas))
         for w in values:
             for s in dict.fromkeys(seeds):
@@ -66,7 +76,7 @@ def plan_rows(
                         "ω": w,
                         "seed": s,
                         "n": n_shots,
-                        "schedule": "–" if obj in OMEGA_FREE_OBJECTIVES else schedule,
+                        "schedule": "–" if objective_omega_free(registry, obj) else schedule,
                         "model": model,
                     }
                 )

@@ -1,5 +1,8 @@
 """Results as data: one long table of accuracies from evaluations × runs, the Table-1 pivot, and its exports.
 
+Cells are computed by the server (`POST /results/aggregate`, aicd/results.py), the same rule as a sweep's
+`results.md`: each run averaged over its evaluation seeds, then mean ± std over training runs, n = runs.
+Objective labels, order and which objectives ignore ω come from the served registry (`common.registry`).
 Each row carries the settings of its run (and evaluation) that change what is measured (`settings`, a JSON
 object): runs that differ in any of them — model, n, ω, lr, steps, data, ... — are never averaged into one cell
 unless the reader asks for it; their rows get a label naming what differs ("AICD (lr=0.001)").
@@ -13,10 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from ui.client import ApiClient
 from ui.components import plans
 
-OBJECTIVE_LABELS = {"aicd": "AICD", "condgen": "CondGen", "lm": "LM", "nocot": "no-CoT"}
-OBJECTIVE_ORDER = ["AICD", "CondGen", "LM", "no-CoT"]
 COLUMNS = [
     "evaluation_id",
     "run_id",
@@ -24,6 +26,7 @@ COLUMNS = [
     "sweep_id",
     "objective",
     "omega",
+    "uses_omega",
     "schedule",
     "n_shots",
     "train_seed",
@@ -31,6 +34,7 @@ COLUMNS = [
     "shots",
     "eval_seed",
     "accuracy",
+    "fraction",
     "n",
     "settings",
 ]
@@ -78,16 +82,20 @@ def _show(value: Any, names: dict[int, str]) -> str:
     return str(value)
 
 
-def run_settings(run: dict[str, Any], ev: dict[str, Any], names: dict[int, str]) -> dict[str, str]:
+def run_settings(
+    run: dict[str, Any], ev: dict[str, Any], names: dict[int, str], registry: dict[str, Any]
+) -> dict[str, str]:
     """What distinguishes this (run, evaluation) besides its objective and seeds, as display strings."""
     cfg = run.get("config") or {}
     out: dict[str, str] = {}
     if run:
         # what does not change the loss does not tell runs apart (the server's rule, see plans.omega_free)
         ignored = set(IGNORED_TRAIN_FIELDS)
-        if cfg.get("objective") in plans.OMEGA_FREE_OBJECTIVES:
+        if plans.objective_omega_free(registry, cfg.get("objective")):
             ignored |= set(OMEGA_FIELDS)
-        elif plans.omega_free(str(cfg.get("objective")), cfg.get("schedule", "paper"), cfg.get("weights")):
+        elif plans.omega_free(
+            registry, cfg.get("objective"), cfg.get("schedule", "paper"), cfg.get("weights")
+        ):
             ignored.add("omega")
         for key, value in cfg.items():
             if key in ignored or value is None:
@@ -105,15 +113,20 @@ def run_settings(run: dict[str, Any], ev: dict[str, Any], names: dict[int, str])
 
 
 def accuracy_frame(
-    evaluations: list[dict[str, Any]], runs: list[dict[str, Any]], dataset_names: dict[int, str]
+    evaluations: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    dataset_names: dict[int, str],
+    registry: dict[str, Any],
 ) -> pd.DataFrame:
-    """One row per (evaluation, shots, eval seed) with the training run's objective, ω, seed and settings."""
+    """One row per (evaluation, shots, eval seed) with the training run's objective (its label), ω, seed and
+    settings; `accuracy` in %, `fraction` as the API reports it (what the aggregator averages)."""
     by_id = {r["id"]: r for r in runs}
+    labels = {o["name"]: o["label"] for o in registry["objectives"]}
     rows = []
     for ev in evaluations:
         run = by_id.get(ev.get("run_id")) or {}
         cfg = run.get("config") or {}
-        settings = json.dumps(run_settings(run, ev, dataset_names), sort_keys=True)
+        settings = json.dumps(run_settings(run, ev, dataset_names, registry), sort_keys=True)
         for row in ev.get("rows") or []:
             rows.append(
                 {
@@ -121,8 +134,12 @@ def accuracy_frame(
                     "run_id": run.get("id"),
                     "run": run.get("name", "(base model)"),
                     "sweep_id": run.get("sweep_id"),
-                    "objective": OBJECTIVE_LABELS.get(cfg.get("objective"), cfg.get("objective") or "base"),
+                    "objective": labels.get(cfg.get("objective"), cfg.get("objective") or "base"),
                     "omega": cfg.get("omega"),
+                    "uses_omega": bool(run)
+                    and not plans.omega_free(
+                        registry, cfg.get("objective"), cfg.get("schedule", "paper"), cfg.get("weights")
+                    ),
                     "schedule": cfg.get("schedule"),
                     "n_shots": cfg.get("n_shots"),
                     "train_seed": cfg.get("seed"),
@@ -130,6 +147,7 @@ def accuracy_frame(
                     "shots": int(row.get("shots", 0)),
                     "eval_seed": row.get("seed"),
                     "accuracy": _percent(row.get("accuracy")),
+                    "fraction": row.get("accuracy"),
                     "n": row.get("n"),
                     "settings": settings,
                 }
@@ -170,32 +188,53 @@ def with_labels(df: pd.DataFrame, split: list[str] | None = None) -> pd.DataFram
     return out
 
 
-def summarize(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean and (sample) std of accuracy over every seed (training × evaluation) in each group."""
+SUMMARY_COLUMNS = ["mean", "std", "n", "n_values", "text"]
+
+
+def _plain(value: Any) -> Any:
+    """A frame value as JSON: NaN → None, numpy scalars → Python numbers."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def summarize(df: pd.DataFrame, by: list[str], client: ApiClient) -> pd.DataFrame:
+    """Per group of `by`: the server's cell (aicd.results) — mean and std in %, n training runs, n_values
+    accuracies, and `text` exactly as results.md prints it. std is NaN for a single run (no spread)."""
     if df.empty:
-        return pd.DataFrame(columns=[*by, "mean", "std", "n_seeds"])
-    out = df.groupby(by, dropna=False)["accuracy"].agg(mean="mean", std="std", n_seeds="count").reset_index()
-    out["std"] = out["std"].fillna(0.0)
+        return pd.DataFrame(columns=[*by, *SUMMARY_COLUMNS])
+    run = [
+        f"run {r}" if r == r and r is not None else f"evaluation {e}"  # a base model: each evaluation alone
+        for r, e in zip(df["run_id"], df["evaluation_id"], strict=True)
+    ]
+    observations = [
+        {**{k: _plain(v) for k, v in zip(by, values, strict=True)}, "run": name, "accuracy": _plain(frac)}
+        for values, name, frac in zip(df[by].itertuples(index=False), run, df["fraction"], strict=True)
+    ]
+    cells = client.aggregate_results(observations, by)["rows"]
+    out = pd.DataFrame(cells, columns=[*by, *SUMMARY_COLUMNS])
+    out["mean"] = 100.0 * out["mean"].astype(float)
+    out["std"] = 100.0 * pd.to_numeric(out["std"], errors="coerce")
     return out
 
 
-def _order(labels: pd.Index) -> list[str]:
-    rank = {o: i for i, o in enumerate(OBJECTIVE_ORDER)}
+def _order(labels: pd.Index, registry: dict[str, Any]) -> list[str]:
+    rank = {o["label"]: i for i, o in enumerate(registry["objectives"])}
     return sorted(labels, key=lambda o: (rank.get(o.split(" ")[0], len(rank)), o))
 
 
-def table1(df: pd.DataFrame, shots: int) -> pd.DataFrame:
+def table1(df: pd.DataFrame, shots: int, client: ApiClient, registry: dict[str, Any]) -> pd.DataFrame:
     """Rows (objectives, split by differing settings) × datasets, cells "mean ± std" at `shots` in-context
-    examples (the paper's Table 1). Uses `df["label"]` when present, else labels every differing setting."""
+    examples (the paper's Table 1), as the server formats them. Uses `df["label"]` when present, else labels
+    every differing setting."""
     sub = df[df["shots"] == shots].copy()
     if sub.empty:
         return pd.DataFrame()
     if "label" not in sub:
         sub = with_labels(sub)
-    summ = summarize(sub, ["label", "dataset"])
-    summ["cell"] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(summ["mean"], summ["std"], strict=True)]
-    table = summ.pivot(index="label", columns="dataset", values="cell")
-    table = table.reindex(_order(table.index)).fillna("–")
+    summ = summarize(sub, ["label", "dataset"], client)
+    table = summ.pivot(index="label", columns="dataset", values="text")
+    table = table.reindex(_order(table.index, registry)).fillna("–")
     table.columns.name = None
     table.index.name = "objective"
     return table
@@ -244,7 +283,7 @@ def latex_escape(text: Any) -> str:
     return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
 
 
-def to_latex(table: pd.DataFrame, caption: str = "Accuracy (%) mean ± std over seeds.") -> str:
+def to_latex(table: pd.DataFrame, caption: str) -> str:
     """A booktabs LaTeX table that compiles: caption, headers, row labels and cells are escaped."""
     latex_ready = table.map(latex_escape)
     latex_ready.columns = [latex_escape(c) for c in latex_ready.columns]

@@ -123,8 +123,11 @@ def main() -> None:
         st.stop()
     if stats["rationales"] == 0:
         st.warning(
-            f"**{c.md_escape(train_ds['name'])}** has no rationales yet: only the no-CoT objective can train on it. "
-            "Annotate it first for AICD / CondGen / LM.",
+            f"**{c.md_escape(train_ds['name'])}** has no rationales yet: only the "
+            + " / ".join(o["label"] for o in c.objectives().values() if not o["needs_rationales"])
+            + " objective can train on it. Annotate it first for "
+            + " / ".join(o["label"] for o in c.objectives().values() if o["needs_rationales"])
+            + ".",
             icon=":material/edit_note:",
         )
 
@@ -214,15 +217,15 @@ def main() -> None:
     # ------------------------------------------------------------------------------------------------ what runs
     st.subheader("What will run")
     stamp = time.strftime("%m%d-%H%M%S")
-    objectives = ["aicd"]
+    objectives = [c.registry(base)["default"]]
     omegas: list[float] = [omega]
     train_seeds = [seed]
     if mode == "compare":
         objectives = st.multiselect(
             "Objectives",
-            ["aicd", "condgen", "lm", "nocot"],
-            default=["aicd", "condgen", "lm", "nocot"],
-            format_func=c.OBJECTIVE_LABELS.get,
+            list(c.objectives()),
+            default=list(c.objectives()),
+            format_func=c.objective_label,
             key="launch_objectives",
         )
     elif mode == "sweep":
@@ -236,8 +239,8 @@ def main() -> None:
         objectives = [
             cc.selectbox(
                 "Objective",
-                ["aicd", "nocot"],
-                format_func=c.OBJECTIVE_LABELS.get,
+                [n for n, o in c.objectives().items() if not o["omega_free"]],  # an ω sweep needs ω to matter
+                format_func=c.objective_label,
                 key="launch_sweep_objective",
             )
         ]
@@ -245,8 +248,8 @@ def main() -> None:
         objectives = [
             st.selectbox(
                 "Objective",
-                ["aicd", "condgen", "lm", "nocot"],
-                format_func=c.OBJECTIVE_LABELS.get,
+                list(c.objectives()),
+                format_func=c.objective_label,
                 key="launch_objective",
             )
         ]
@@ -263,7 +266,7 @@ def main() -> None:
         weights=weights,
         model=model,
         evaluated=eval_ds is not None,
-        labels=c.OBJECTIVE_LABELS,
+        registry=c.registry(base),
     )
     if not plan_rows:
         st.info("Pick at least one objective / ω / seed.", icon=":material/touch_app:")

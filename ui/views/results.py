@@ -25,7 +25,9 @@ def main() -> None:
         st.page_link("views/launch.py", label="Launch", icon=":material/rocket_launch:")
         st.stop()
     names = {d["id"]: d["name"] for d in c.datasets(base)}
-    df = res.accuracy_frame(evaluations, c.runs(base), names)
+    registry = c.registry(base)
+    client = c.api()
+    df = res.accuracy_frame(evaluations, c.runs(base), names, registry)
 
     sweeps = {s["id"]: s["name"] for s in c.sweeps(base)}
     a, f, b, cc = st.columns(4)
@@ -85,30 +87,34 @@ def main() -> None:
             )
     df = res.with_labels(df, split)
 
-    st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over seeds")
-    table = res.table1(df, int(shots))
+    st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over training runs")
+    table = res.table1(df, int(shots), client, registry)
     st.dataframe(table)
-    seeds = res.summarize(df[df["shots"] == shots], ["label", "dataset"])
+    cells = res.summarize(df[df["shots"] == shots], ["label", "dataset"], client)
+    caption = client.aggregate_results([], ["label"])["caption"]
     st.caption(
-        "seeds per cell: "
+        caption
+        + " Runs per cell: "
         + ", ".join(
-            f"{o}/{d}: {int(n)}" for o, d, n in seeds[["label", "dataset", "n_seeds"]].itertuples(index=False)
+            f"{o}/{d}: {int(n)}" for o, d, n in cells[["label", "dataset", "n"]].itertuples(index=False)
         )
     )
     x, y, z, _ = st.columns([1, 1, 1, 3])
     x.download_button("CSV", table.to_csv().encode(), "table1.csv", "text/csv", key="res_csv")
     y.download_button("Markdown", res.to_markdown(table).encode(), "table1.md", "text/markdown", key="res_md")
-    z.download_button("LaTeX", res.to_latex(table).encode(), "table1.tex", "application/x-tex", key="res_tex")
+    z.download_button(
+        "LaTeX", res.to_latex(table, caption).encode(), "table1.tex", "application/x-tex", key="res_tex"
+    )
     with st.expander("Markdown / LaTeX source"):
         st.code(res.to_markdown(table), language="markdown")
-        st.code(res.to_latex(table), language="latex")
+        st.code(res.to_latex(table, caption), language="latex")
 
     st.subheader("Fig. 2 — accuracy vs number of shots")
-    by_shots = res.summarize(df, ["label", "dataset", "shots"])
+    by_shots = res.summarize(df, ["label", "dataset", "shots"], client)
     st.plotly_chart(charts.accuracy_by_shots(by_shots, color="label"), key="res_fig2")
 
     st.subheader("Fig. 1 — accuracy vs ω")
-    aicd = df[(df["objective"] == "AICD") & df["omega"].notna()]
+    aicd = df[df["uses_omega"] & df["omega"].notna()]  # runs whose loss depends on ω (the registry's rule)
     if aicd["omega"].nunique() < 2:
         st.info(
             "Fig. 1 needs AICD runs with at least two ω values (launch an ω sweep).", icon=":material/tune:"
@@ -118,9 +124,9 @@ def main() -> None:
         at_shots = res.with_labels(aicd[aicd["shots"] == omega_shots], [k for k in split if k != "omega"])
         if at_shots["label"].nunique() > 1:  # one line per dataset and other differing setting
             at_shots = at_shots.assign(dataset=at_shots["dataset"] + " · " + at_shots["label"])
-        by_omega = res.summarize(at_shots, ["dataset", "omega"])
+        by_omega = res.summarize(at_shots, ["dataset", "omega"], client)
         st.plotly_chart(charts.accuracy_by_omega(by_omega), key="res_fig1")
-        st.caption("error bars: ± one standard deviation over seeds (training × evaluation)")
+        st.caption("error bars: ± one standard deviation over training runs (none with a single run)")
 
     with st.expander("All accuracies (one row per evaluation, shots and seed)"):
         st.dataframe(df, hide_index=True)

@@ -6,13 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from ui.components import common as c
-from ui.components import live
+from ui.components import live, plans
 
 
 def main() -> None:
     st.title("Runs")
     client = c.api()
     base = c.base()
+    registry = c.registry(base)
 
     runs_tab, sweeps_tab, evals_tab = st.tabs(["Training runs", "Sweeps", "Evaluations"])
 
@@ -31,10 +32,15 @@ def main() -> None:
                         "id": r["id"],
                         "name": r["name"],
                         "status": c.status_label(r),
-                        "objective": c.OBJECTIVE_LABELS.get(
-                            r["config"].get("objective"), r["config"].get("objective")
-                        ),
-                        "ω": r["config"].get("omega") if r["config"].get("objective") == "aicd" else None,
+                        "objective": c.objective_label(r["config"].get("objective")),
+                        "ω": None
+                        if plans.omega_free(
+                            registry,
+                            r["config"].get("objective"),
+                            r["config"].get("schedule", "paper"),
+                            r["config"].get("weights"),
+                        )
+                        else r["config"].get("omega"),
                         "n": r["config"].get("n_shots"),
                         "seed": r["config"].get("seed"),
                         "model": r["config"].get("model"),

@@ -44,10 +44,10 @@ def main() -> None:
             ]
         objective = st.selectbox(
             "Objective",
-            ["aicd", "condgen", "lm", "nocot"],
+            list(c.objectives()),
             key="sched_objective",
-            format_func=c.OBJECTIVE_LABELS.get,
-            help="CondGen weights only the last rationale, LM every token, no-CoT uses answers",
+            format_func=c.objective_label,
+            help="; ".join(f"{o['label']}: {o['summary']}" for o in c.objectives().values()),
         )
 
     body = {"n_shots": n, "schedule": schedule, "omega": omega, "weights": weights}

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from aicd.config import SweepConfig, TemplateConfig, TrainConfig, format_validation_error
+from aicd.config import Objective, SweepConfig, TemplateConfig, TrainConfig, format_validation_error
+from aicd.objective_registry import DEFAULT_OBJECTIVE
 from backend.api.deps import IdPath, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
 from backend.models import Dataset, Example, Rationale
@@ -41,7 +42,7 @@ class ScheduleIn(BaseModel):
 
 class EpisodeIn(ScheduleIn):
     dataset_id: Id
-    objective: Literal["aicd", "condgen", "lm", "nocot"] = "aicd"
+    objective: Objective = DEFAULT_OBJECTIVE
     seed: int = 0
     index: int = Field(0, ge=0, le=MAX_ID, description="which sampled episode to show")
     max_length: int | None = Field(None, gt=16)
