@@ -9,6 +9,7 @@ record for error messages ("SVAMP.json record 12").
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -51,6 +52,10 @@ def normalize_number(value: Any, where: str = "answer", name: str = "answer") ->
     """1,080 / "$3" / 51.0 / "51" → "1080" / "3" / "51" / "51" (DataError naming the field otherwise)."""
     if isinstance(value, bool):
         raise DataError(f"{where}: field '{name}' should be a number, got a boolean")
+    if isinstance(value, float) and not math.isfinite(
+        value
+    ):  # a JSON NaN/Infinity or an empty CSV cell read as NaN
+        raise DataError(f"{where}: field '{name}' must be a finite number, got {value}")
     if isinstance(value, int | float):
         return format_number(value)
     if isinstance(value, str):

@@ -150,3 +150,12 @@ def test_limit_holds_for_examples_handed_to_train(tmp_path):
     )
     result = train(config, examples=generate("train", 64, seed=0), progress=False)
     assert result.total_steps == 1 and result.step == 1
+
+
+def test_generic_files_refuse_a_nan_answer_too(tmp_path):
+    from aicd.data.loaders import load_generic
+
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"question": "q1", "answer": 3}\n{"question": "q2", "answer": NaN}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="field 'answer' must be a finite number"):
+        load_generic(path)
