@@ -1,7 +1,9 @@
-"""Celery app `worker.celery_app:app` on Redis: queues `gpu` (train, evaluate, sweep) and `cpu` (annotate).
+"""Celery app `worker.celery_app:app` on Redis: queues `gpu` (train, evaluate, sweep planning), `gpu<n>` (runs
+asking for n GPUs) and `cpu` (annotate).
 
-Run a GPU worker with `celery -A worker.celery_app:app worker -Q gpu --pool=solo --concurrency=1` and a CPU
-worker with `-Q cpu`; the settings (acks_late, prefetch 1, routes) are shared with the API via
+Run a GPU worker with `celery -A worker.celery_app:app worker -Q gpu --pool=solo --concurrency=1`, one on an
+n-GPU host for multi-GPU runs with `-Q gpu<n>` (it may also take `-Q gpu<n>,gpu`), and a CPU worker with
+`-Q cpu`; the settings (acks_late, prefetch 1, routes) are shared with the API via
 `backend.jobs.celery_config`.
 """
 

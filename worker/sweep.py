@@ -102,6 +102,18 @@ def _child_evaluations(s: Any, run: Run, evals: list[Any], dataset_ids: dict[str
         )
 
 
+def _ensure_evaluations(s: Any, run: Run) -> None:
+    """The planned evaluations of a sweep run, created if missing (a sweep planned before they were rows)."""
+    from aicd.sweep import plan_sweep
+
+    sweep = s.get(Sweep, run.sweep_id)
+    config, dataset_ids = _config(sweep, export=False)
+    for planned in plan_sweep(config):
+        if f"{sweep.name}.{planned.name}" == run.name:
+            _child_evaluations(s, run, planned.evals, dataset_ids)
+    s.flush()
+
+
 def send(model: type, job_id: int, attempt: int, gpus: int = 1) -> None:
     """Queue a child on the broker behind single jobs (on `gpu<n>` for a run asking for n GPUs); if the
     broker is down it is marked failed (resumable with the sweep) rather than left queued with nobody told."""
@@ -130,6 +142,7 @@ def child_ended(model: type, job_id: int) -> None:
             row = s.get(model, job_id)
             ready = []
             if model is Run and row is not None and row.status == JobStatus.succeeded:
+                _ensure_evaluations(s, row)
                 ready = [(e.id, e.attempt) for e in sweeps.queued_evaluations(s, job_id)]
         for ev_id, attempt in ready:
             send(Evaluation, ev_id, attempt)
