@@ -407,3 +407,10 @@ def test_aggregate_endpoint_names_the_field_of_bad_observations(api: ApiClient) 
         api.aggregate_results([{"label": "AICD", "accuracy": 0.5}], ["label", "dataset"])
     assert info.value.status == 422 and info.value.field == "observations"
     assert "observation 0 lacks dataset, run" in info.value.message
+
+
+def test_aggregate_endpoint_refuses_nested_keys_and_out_of_range_accuracies(api: ApiClient) -> None:
+    for bad in ({"label": {}, "run": 1, "accuracy": 0.5}, {"label": "x", "run": 1, "accuracy": 1e308}):
+        with pytest.raises(ApiError) as info:
+            api.aggregate_results([bad], ["label"])
+        assert info.value.status == 422 and info.value.field == "observations", info.value.message

@@ -12,6 +12,7 @@ from backend.api.errors import ApiError
 
 router = APIRouter(prefix="/results", tags=["results"])
 MAX_OBSERVATIONS = 200_000
+SCALARS = (str, int, float, bool, type(None))  # what a cell's key and a run id may be
 
 
 class AggregateIn(BaseModel):
@@ -39,9 +40,18 @@ def aggregate_results(body: AggregateIn) -> AggregateOut:
         missing = [k for k in (*body.by, "run") if k not in obs]
         if missing:
             raise ApiError(422, f"observation {i} lacks {', '.join(missing)}", field="observations")
+        nested = [k for k in (*body.by, "run") if not isinstance(obs[k], SCALARS)]
+        if nested:
+            raise ApiError(
+                422, f"observation {i}: {', '.join(nested)} must be plain values", field="observations"
+            )
         value = obs.get("accuracy")
-        if value is not None and not isinstance(value, int | float):
-            raise ApiError(422, f"observation {i}: accuracy must be a number", field="observations")
+        if value is not None and (not isinstance(value, int | float) or not 0 <= value <= 100):
+            raise ApiError(
+                422,
+                f"observation {i}: accuracy must be a number from 0 to 100 (or null)",
+                field="observations",
+            )
     rows = aggregate(body.observations, body.by)
     for row in rows:
         row["text"] = format_cell(row["mean"], row["std"], row["n"], scale=body.scale)
