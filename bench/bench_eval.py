@@ -1,56 +1,43 @@
-"""Batched k-shot evaluation vs one prompt at a time, on the same items, in one run.
+"""Evaluation throughput, side by side in one run: generation vs lm-evaluation-harness, and the openai backend.
 
-Both sides run `aicd.evaluate.evaluate` (batch_size=B vs batch_size=1, i.e. one `generate` call per
-prompt); the script prints items/s for each, the speed-up, and how many generations are identical
-(they must all be: batching may change speed, never results). Writes a section of bench/results/eval.md.
+    bench/peers/setup_lm_eval.sh /tmp/peers-lm-eval             # once: lm-eval in its own virtualenv
+    OMP_NUM_THREADS=1 python bench/bench_eval.py OUT --peer-python /tmp/peers-lm-eval/bin/python
+    python bench/assemble.py                                     # after copying OUT/eval.md to bench/results/
 
-    python bench/bench_eval.py --repeats 3            # CPU, tiny:gpt2, 32 SVAMP test items, 2-shot
-    python bench/bench_eval.py --device cuda --items 256 --batch-size 64 \\
-        --model "tiny:llama?hidden_size=512&num_hidden_layers=8&intermediate_size=1408"
+Sections (each replaces its own `## …` part of OUT/eval.md):
+
+1. **Generation alone, aicd `hf` scheduler vs lm-eval's HF backend** (`HFLM.generate_until`, run by the peer
+   venv's python in a subprocess, timed around `generate_until` only), on the same saved checkpoint, the same
+   prompt texts tokenized the same way (`add_special_tokens=False` / lm-eval's `add_bos_token=False`), the same
+   stop string, greedy, interleaved rounds; asserts identical chains. The student is a tiny byte-level GPT-2
+   trained here for a few minutes (cached in OUT/student) so chains end at different lengths, as real ones do.
+2. **`openai` backend vs `hf` backend** on that student served by a local completions server (tests/support):
+   items/s and identical answers.
+3. **`openai` backend at concurrency 32 against a server with 100 ms latency**: items/s against the ideal
+   32 / 0.1 s; the target is ≥ 0.8 × that.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-RESULTS = Path(__file__).resolve().parent / "results" / "eval.md"
-
-
-def _examples(args: argparse.Namespace):
-    """SVAMP test items and train demonstrations (packaged samples or the shared data root)."""
-    from aicd.data.loaders import load_examples
-
-    items = load_examples(args.dataset, "test")
-    pool = load_examples(args.dataset, "train")
-    while len(items) < args.items:  # tiny sample sets: repeat questions under new ids
-        items += [
-            it.model_copy(update={"id": f"{it.id}#{len(items)}"}) for it in items[: args.items - len(items)]
-        ]
-    return items[: args.items], pool
+HEAD = "# Evaluation benchmark\n\nbench/bench_eval.py: generation vs lm-evaluation-harness, and the openai backend.\n"
 
 
-def _timed(config, model, tok, items, pool):
-    from aicd.evaluate import evaluate
-
-    start, cpu = time.perf_counter(), time.process_time()
-    result = evaluate(config, model=model, tokenizer=tok, examples=items, shot_examples=pool, progress=False)
-    return result, time.perf_counter() - start, time.process_time() - cpu
-
-
-def _write_section(label: str, body: str, path: Path = RESULTS) -> None:
-    """Replace this run's `## label` section of eval.md, keeping the others."""
-    head = (
-        "# Evaluation benchmark\n\nBatched greedy evaluation vs one prompt at a time (bench/bench_eval.py).\n"
-    )
+def write_section(path: Path, label: str, body: str) -> None:
+    """Replace this run's `## label` section of the markdown file, keeping the others."""
     sections: dict[str, str] = {}
     if path.exists():
         for chunk in path.read_text(encoding="utf-8").split("\n## ")[1:]:
@@ -58,96 +45,297 @@ def _write_section(label: str, body: str, path: Path = RESULTS) -> None:
             sections[title.strip()] = rest.strip("\n")
     sections[label] = body.strip("\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(head + "".join(f"\n## {t}\n{b}\n" for t, b in sections.items()), encoding="utf-8")
+    path.write_text(HEAD + "".join(f"\n## {t}\n{b}\n" for t, b in sections.items()), encoding="utf-8")
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def student(out: Path, steps: int) -> Path:
+    """A tiny byte-level GPT-2 that has learnt the Q/A format (so it stops at `Question:`), cached in OUT."""
+    final = out / "student" / "final"
+    if (final / "config.json").exists():
+        return final
+    from aicd.config import TrainConfig
+    from aicd.train import train
+
+    cfg = TrainConfig(
+        name="student",
+        output_dir=str(out),
+        model="tiny:gpt2",
+        dataset="svamp",
+        objective="lm",
+        n_shots=2,
+        max_steps=steps,
+        lr=5e-3,
+        batch_size=8,
+        micro_batch_size=8,
+        max_length=400,
+        warmup_ratio=0.05,
+        mixed_precision="no",
+    )
+    train(cfg, progress=False)
+    return final
+
+
+def prompt_texts(dataset: str, n: int) -> list[str]:
+    """0-shot prompts of the first n test items (repeated under new ids when the split is smaller)."""
+    from aicd.config import TemplateConfig
+    from aicd.data.loaders import load_examples
+    from aicd.prompts import build_prompt
+
+    items = load_examples(dataset, "test")
+    items = (items * (n // len(items) + 1))[:n]
+    return [build_prompt(ex.question, [], TemplateConfig()).text for ex in items]
+
+
+def section_lm_eval(args: argparse.Namespace, model_dir: Path, prompts: list[str]) -> tuple[str, bool]:
+    import torch
+
+    from aicd.generation.hf import generate
+    from aicd.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(str(model_dir))
+    model.eval()
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    stop = "Question:"
+    generate(model, tok, ids[:2], batch_size=2, max_new_tokens=4, stop=(stop,))  # warm-up
+    ours_t: list[float] = []
+    peer_t: list[float] = []
+    peer: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        prompt_file, peer_out = Path(tmp) / "prompts.json", Path(tmp) / "peer.json"
+        prompt_file.write_text(json.dumps(prompts), encoding="utf-8")
+        for _ in range(args.rounds):  # interleaved: machine load hits both sides alike
+            start = time.perf_counter()
+            chains = generate(
+                model, tok, ids, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, stop=(stop,)
+            )
+            ours_t.append(time.perf_counter() - start)
+            subprocess.run(
+                [
+                    args.peer_python,
+                    str(ROOT / "bench" / "peers" / "lm_eval_generate.py"),
+                    "--model",
+                    str(model_dir),
+                    "--prompts",
+                    str(prompt_file),
+                    "--out",
+                    str(peer_out),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--max-new-tokens",
+                    str(args.max_new_tokens),
+                    "--stop",
+                    stop,
+                    "--threads",
+                    str(torch.get_num_threads()),
+                ],  # fmt: skip
+                check=True,
+                env={**os.environ, "PYTHONPATH": ""},
+            )
+            peer = json.loads(peer_out.read_text(encoding="utf-8"))
+            peer_t.append(peer["seconds"])
+    same = sum(a == b.strip() for a, b in zip(chains, peer["chains"], strict=True))
+    n_tok = [len(tok(c, add_special_tokens=False)["input_ids"]) for c in chains]
+    capped = sum(t >= args.max_new_tokens - 1 for t in n_tok)
+    t_ours, t_peer = statistics.median(ours_t), statistics.median(peer_t)
+    v = peer["versions"]
+    body = "\n".join(
+        [
+            f"- {len(prompts)} {args.dataset} test prompts, 0-shot, greedy, max_new_tokens={args.max_new_tokens}, "
+            f"stop `{stop}`, batch size {args.batch_size} on both sides; student: tiny byte-level GPT-2 "
+            f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, fp32) trained {args.train_steps} "
+            f"steps here; {capped}/{len(prompts)} chains ran to the token cap",
+            f"- versions: lm-eval {v['lm_eval']} (own venv, bench/peers/setup_lm_eval.sh), torch {v['torch']}, "
+            f"transformers {v['transformers']}; threads {torch.get_num_threads()}; {platform.machine()} CPU; "
+            f"load average before/after: {args.load_before} / {load_average()}",
+            "",
+            f"Median of {args.rounds} interleaved round(s); seconds inside generation only (model loading excluded).",
+            "",
+            "| side | wall s (median) | all rounds | items/s |",
+            "|---|---:|---:|---:|",
+            f"| aicd hf (slot scheduler) | {t_ours:.2f} | {', '.join(f'{t:.1f}' for t in ours_t)} | "
+            f"{len(prompts) / t_ours:.2f} |",
+            f"| lm-eval HFLM.generate_until | {t_peer:.2f} | {', '.join(f'{t:.1f}' for t in peer_t)} | "
+            f"{len(prompts) / t_peer:.2f} |",
+            "",
+            f"**aicd / lm-eval speed: {t_peer / t_ours:.2f}× (target ≥ 3×); identical chains: {same}/{len(prompts)}**",
+        ]
+    )
+    return body, same == len(prompts)
+
+
+def section_openai_vs_hf(args: argparse.Namespace, model_dir: Path) -> tuple[str, bool]:
+    from aicd.config import EvalConfig
+    from aicd.evaluate import evaluate
+    from aicd.models import load_model_and_tokenizer
+    from tests.support.completions_server import CompletionsServer
+
+    model, tok = load_model_and_tokenizer(str(model_dir))
+    model.eval()
+    cfg = EvalConfig(
+        model=str(model_dir),
+        dataset=args.dataset,
+        limit=args.openai_items,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+    )
+    server = CompletionsServer(model=model, tokenizer=tok, served_name="student").start()
+    walls: dict[str, list[float]] = {"hf": [], "openai": []}
+    results = {}
+    try:
+        remote_cfg = cfg.model_copy(
+            update={"backend": "openai", "base_url": server.base_url, "served_model": "student"}
+        )
+        for _ in range(args.rounds):
+            for name, c in (("hf", cfg), ("openai", remote_cfg)):
+                start = time.perf_counter()
+                kwargs = {"model": model, "tokenizer": tok} if name == "hf" else {}
+                results[name] = evaluate(c, progress=False, **kwargs)
+                walls[name].append(time.perf_counter() - start)
+    finally:
+        server.close()
+    hf, remote = results["hf"], results["openai"]
+    same_chain = sum(a.generation == b.generation for a, b in zip(hf.items, remote.items, strict=True))
+    same_answer = sum(a.extracted == b.extracted for a, b in zip(hf.items, remote.items, strict=True))
+    n = len(hf.items)
+    t_hf, t_remote = statistics.median(walls["hf"]), statistics.median(walls["openai"])
+    body = "\n".join(
+        [
+            f"- {n} {args.dataset} test items, 0-shot, max_new_tokens={args.max_new_tokens}; the same student; the "
+            "server (tests/support/completions_server.py, uvicorn in this process) generates one request at a time "
+            "through the hf backend, so this measures equality and protocol overhead, not a serving engine",
+            f"- load average before/after: {args.load_before} / {load_average()}",
+            "",
+            "| backend | wall s (median) | items/s |",
+            "|---|---:|---:|",
+            f"| hf (in-process, batch {args.batch_size}) | {t_hf:.2f} | {n / t_hf:.2f} |",
+            f"| openai (local server, concurrency 32) | {t_remote:.2f} | {n / t_remote:.2f} |",
+            "",
+            f"**identical chains: {same_chain}/{n}; identical answers: {same_answer}/{n}; accuracy hf "
+            f"{hf.rows[0]['accuracy']:.3f}, openai {remote.rows[0]['accuracy']:.3f}**",
+        ]
+    )
+    return body, same_chain == n
+
+
+def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
+    """The canned server runs in its own process (as a real server would), the client here."""
+    import socket
+
+    import httpx
+
+    from aicd.generation.openai_compat import OpenAIBackend
+    from tests.support.completions_server import CANNED_NAME
+
+    latency, concurrency, n = 0.1, 32, args.concurrency_items
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.completions_server",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+        ],
+        cwd=ROOT,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base_url}/models", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        backend = OpenAIBackend(
+            base_url=base_url, model=CANNED_NAME, max_new_tokens=16, concurrency=concurrency
+        )
+        prompts = [[3 + i % 200, 4, 5, i % 7] for i in range(n)]
+        list(backend.stream(prompts[:concurrency], ["Question:"]))  # warm-up (connections)
+        backend.max_in_flight = 0
+        start, cpu = time.perf_counter(), time.process_time()
+        got = dict(backend.stream(prompts, ["Question:"]))
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ideal = concurrency / latency
+    rate = len(got) / wall
+    body = "\n".join(
+        [
+            f"- {n} requests, server latency {latency * 1000:.0f} ms each (asyncio sleep, canned reply; "
+            f"tests/support/completions_server.py in its own process), client concurrency {concurrency}; client "
+            f"CPU {1000 * cpu / n:.2f} ms per request; load average before/after: {args.load_before} / "
+            f"{load_average()} on {os.cpu_count()} cores",
+            "",
+            f"**{rate:.0f} items/s = {rate / ideal:.2f} × the ideal {ideal:.0f}/s (target ≥ 0.8×); max in flight "
+            f"{backend.max_in_flight}; all {len(got)} answered**",
+        ]
+    )
+    return body, len(got) == n and rate >= 0.8 * ideal
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="tiny:gpt2")
-    parser.add_argument("--dataset", default="svamp")
-    parser.add_argument("--items", type=int, default=32)
-    parser.add_argument("--shots", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--repeats", type=int, default=1, help="interleaved runs per mode; the median is shown"
+        "out", type=Path, help="folder for eval.md and the cached student (never the repo by default)"
     )
-    parser.add_argument("--dtype", default=None, help="e.g. bfloat16 (default: the model's)")
-    parser.add_argument("--label", default=None, help="section title in eval.md (default: device + model)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="markdown file to update")
-    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--peer-python", default="/tmp/peers-lm-eval/bin/python", help="python of the lm-eval venv"
+    )
+    parser.add_argument("--sections", default="lm-eval,openai,concurrency")
+    parser.add_argument("--dataset", default="gsm8k")
+    parser.add_argument("--items", type=int, default=64, help="prompts in the lm-eval comparison")
+    parser.add_argument("--openai-items", type=int, default=32)
+    parser.add_argument("--concurrency-items", type=int, default=960)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=150)
     args = parser.parse_args()
+    args.load_before = load_average()
 
     import torch
 
-    from aicd.config import EvalConfig
-    from aicd.models import load_model_and_tokenizer
-
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
-    model, tok = load_model_and_tokenizer(args.model, seed=0)
-    if args.dtype:
-        model.to(getattr(torch, args.dtype))
-    model.to(args.device)
-    items, pool = _examples(args)
-    config = EvalConfig(
-        model=args.model,
-        dataset=args.dataset,
-        shots=[args.shots],
-        seeds=[0],
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-    )
-
-    _timed(config.model_copy(update={"max_new_tokens": 2}), model, tok, items[:2], pool)  # warm-up
-    walls: dict[str, list[float]] = {"batched": [], "single": []}
-    cpus: dict[str, list[float]] = {"batched": [], "single": []}
-    for _ in range(args.repeats):  # interleaved, so load from other processes hits both sides alike
-        batched, wall, cpu = _timed(config, model, tok, items, pool)
-        walls["batched"].append(wall)
-        cpus["batched"].append(cpu)
-        single, wall, cpu = _timed(config.model_copy(update={"batch_size": 1}), model, tok, items, pool)
-        walls["single"].append(wall)
-        cpus["single"].append(cpu)
-    t_batched, t_single = statistics.median(walls["batched"]), statistics.median(walls["single"])
-    c_batched, c_single = statistics.median(cpus["batched"]), statistics.median(cpus["single"])
-
-    same = sum(a.generation == b.generation for a, b in zip(batched.items, single.items, strict=True))
-    new_tokens = sum(len(tok(r.generation, add_special_tokens=False)["input_ids"]) for r in batched.items)
-    prompt_tokens = [len(tok(r.prompt, add_special_tokens=False)["input_ids"]) for r in batched.items]
-    n = len(items)
-    device = (
-        torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"CPU ({platform.machine()})"
-    )
-    rows = [
-        ("batched", args.batch_size, t_batched, n / t_batched, c_batched),
-        ("one at a time", 1, t_single, n / t_single, c_single),
-    ]
-    lines = [
-        f"- device: {device}; model: `{args.model}` ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
-        f"params, dtype {next(model.parameters()).dtype}); torch {torch.__version__}",
-        f"- {n} {args.dataset} test items, {args.shots}-shot prompts ({min(prompt_tokens)}–{max(prompt_tokens)} "
-        f"tokens), greedy, max_new_tokens={args.max_new_tokens}; {new_tokens} tokens generated in all",
-        "",
-        f"Median of {args.repeats} interleaved run(s) per mode; process CPU seconds beside wall seconds.",
-        "",
-        "| mode | batch size | wall s | items/s | CPU s |",
-        "|---|---:|---:|---:|---:|",
-        *[f"| {m} | {b} | {t:.2f} | {r:.2f} | {c:.2f} |" for m, b, t, r, c in rows],
-        "",
-        f"**Speed-up (batched / one at a time): {t_single / t_batched:.2f}× wall, {c_single / c_batched:.2f}× CPU "
-        f"time**; identical generations: "
-        f"{same}/{n}; distinct generations: {len({r.generation for r in batched.items})}.",
-    ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_write:
-        _write_section(args.label or f"{args.device}: {args.model}", text, args.results)
-    if same != n:
-        print(f"MISMATCH: {n - same} generations differ between batched and one-at-a-time", file=sys.stderr)
-        sys.exit(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    sections = set(args.sections.split(","))
+    ok = True
+    if sections & {"lm-eval", "openai"}:
+        model_dir = student(out, args.train_steps)
+    if "lm-eval" in sections:
+        body, good = section_lm_eval(args, model_dir, prompt_texts(args.dataset, args.items))
+        write_section(
+            out / "eval.md", "Generation alone: aicd hf scheduler vs lm-evaluation-harness (HF backend)", body
+        )
+        print(body)
+        ok &= good
+    if "openai" in sections:
+        body, good = section_openai_vs_hf(args, model_dir)
+        write_section(out / "eval.md", "openai backend vs hf backend, same student served locally", body)
+        print(body)
+        ok &= good
+    if "concurrency" in sections:
+        body, good = section_concurrency(args)
+        write_section(
+            out / "eval.md", "openai backend throughput: concurrency 32, 100 ms server latency", body
+        )
+        print(body)
+        ok &= good
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -182,6 +182,7 @@ def test_openai_backend_keeps_its_concurrency_in_flight() -> None:
         backend = OpenAIBackend(base_url=server.base_url, model=CANNED_NAME, max_new_tokens=8, concurrency=32)
         prompts = [[3 + i, 4, 5] for i in range(96)]
         chains = dict(backend.stream(prompts, ["Question:"]))
+        backend.close()
     finally:
         server.close()
     assert chains == {i: canned_chain(p).strip() for i, p in enumerate(prompts)}

@@ -136,3 +136,22 @@ class CompletionsServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def main() -> None:
+    """`python -m tests.support.completions_server --port P --latency 0.1`: the canned server in its own process."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault-every", type=int, default=0)
+    args = parser.parse_args()
+    server = CompletionsServer(latency=args.latency, fault_every=args.fault_every)
+    uvicorn.run(server.app(), host="127.0.0.1", port=args.port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()
