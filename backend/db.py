@@ -33,7 +33,10 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
     if not pooled:
         return create_engine(url, poolclass=NullPool)
     # no pre-ping (one round trip per request); stale connections are recycled and errors surface as 5xx once
-    return create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
+    settings = get_settings()
+    return create_engine(
+        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pool_recycle=1800
+    )
 
 
 _FACTORIES: dict[str, sessionmaker[Session]] = {}

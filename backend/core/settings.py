@@ -51,6 +51,8 @@ class Settings(BaseSettings):
         1, ge=1, description="parallel jobs per queue in embedded mode (unset: one per GPU, one on CPU)"
     )
     page_max: int = Field(500, gt=0)
+    db_pool_size: int = Field(20, gt=0, description="PostgreSQL connections kept per API/worker process")
+    db_max_overflow: int = Field(20, ge=0, description="extra connections a process may open under load")
 
     @field_validator("secret_key")
     @classmethod

@@ -13,9 +13,11 @@ from backend.models.base import Base, BigId, JobMixin, utcnow
 
 class AnnotationJob(JobMixin, Base):
     __tablename__ = "annotation_jobs"
+    # lists filter then page newest first by id: (filter, id) indexes keep every page an index range scan
+    __table_args__ = (Index("ix_annotation_jobs_dataset_id_id", "dataset_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[int] = mapped_column(BigId, ForeignKey("datasets.id", ondelete="CASCADE"))
     config: Mapped[dict[str, Any]] = mapped_column(doc="AnnotateConfig without the API key")
     teacher_key_url: Mapped[str | None] = mapped_column(
         String(500),
@@ -36,12 +38,14 @@ class Sweep(JobMixin, Base):
 
 class Run(JobMixin, Base):
     __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_status_id", "status", "id"),
+        Index("ix_runs_sweep_id_id", "sweep_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    sweep_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
-    )
+    sweep_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("sweeps.id", ondelete="SET NULL"))
     dataset_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("datasets.id", ondelete="SET NULL"), index=True
     )
@@ -70,9 +74,13 @@ class MetricPoint(Base):
 
 class Evaluation(JobMixin, Base):
     __tablename__ = "evaluations"
+    __table_args__ = (
+        Index("ix_evaluations_status_id", "status", "id"),
+        Index("ix_evaluations_run_id_id", "run_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("runs.id", ondelete="SET NULL"), index=True)
+    run_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("runs.id", ondelete="SET NULL"))
     dataset_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("datasets.id", ondelete="SET NULL"), index=True
     )
