@@ -1,71 +1,127 @@
-"""`aicd demo`: the whole method end to end on a laptop CPU with no network.
+"""`aicd demo`: the paper's experiment in miniature, on a 2-core CPU with no network, in under 10 minutes.
 
-A tiny byte-level student (`tiny:llama`, 2 layers, d=64, trained from scratch) learns synthetic 3-step
-arithmetic word problems (`aicd.data.synthetic`) under each objective — aicd, condgen, lm, nocot — and is
-evaluated 0-shot and 1-shot with greedy decoding. It is an ordinary sweep (`aicd.sweep.run_sweep`), so it
-writes the same Table-1-style results.csv/.md and figures as a paper-scale sweep.
+What it runs (the paper's regime, shrunk):
+1. data — the hidden-rule family of `aicd.data.synthetic` (`Ann has 5 pens, finds 3.` → `bonus=4. 5+3=8.
+   8+4=12.`): each episode's shots share a bonus the question never mentions, so demonstrations carry
+   information a student can use in context; 0-shot the rule can only be guessed (chance 1/9).
+2. a pretrained student stand-in — `aicd.pretrain`: a tiny byte-level llama pre-trained once (LM loss on
+   copying, key-value recall, arithmetic and the task's questions; never its episodes), cached under
+   `<out>/pretrain/<hash>/final` and shared by every objective and seed.
+3. the comparison — aicd, condgen, lm, nocot fine-tuned from that base with the same optimizer steps,
+   4-shot episodes, 2 training seeds, an accuracy-vs-steps curve (`eval_every`, 1-shot), then scored at
+   0, 1, 2, 3 shots; the untuned base is scored too ("vanilla").
+4. the report — `aicd.demo_report`: accuracy and step-by-step chain correctness, mean ± std over training
+   seeds, next to the majority-answer and rule-blind baselines, in `<out>/demo.md`.
 
-Why these settings: every character is a token for the byte-level student, so questions are short, the
-template is `Q: …\nA: …` and episodes hold 2 shots. The questions use the fixed-width layout (same-length
-words, single digits) so that every number sits at a fixed offset. The student sits on a plateau (it writes
-the format but does not yet copy numbers out of the question) for ~500 steps; 1,000 steps of 16 episodes get
-past it in about 85 s per objective on 2 cores (bench/results/demo.md). One rationale per question (k=1) keeps the layout of the target fixed
-too. The learning rate (1e-2) is far above the paper's 7e-6 because the student starts from random weights.
-`nocot` must compute a±b±c±d in one go; the CoT objectives write one single-digit step at a time.
+It is an ordinary sweep (`aicd.sweep.run_sweep`) plus the base and vanilla steps, so `--resume` reuses
+everything already finished. The student is far too small for the numbers to say anything about real
+models; what the demo can show is whether, on a task where demonstrations matter, an objective's student
+uses them (accuracy rising with shots) and whether AICD's earlier-shot supervision beats CondGen's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aicd.config import SweepConfig, build_config
-from aicd.data.jsonl import write_examples
-from aicd.data.synthetic import ArithSpec, generate
+from aicd.config import EvalConfig, SweepConfig, TrainConfig, build_config
 from aicd.errors import ConfigError
 from aicd.sweep import SweepCallback, SweepResult, check_fresh, run_sweep
 
-DEMO_SPEC = ArithSpec(min_steps=3, max_steps=3, max_operand=9, max_value=9, k=1, fixed_width=True)
 DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
+TEMPLATE = {"question_prefix": "Q: ", "answer_prefix": "\nA:", "separator": "\n\n"}
+DATA_DIR = "bonus"  # <out>/bonus/{train,test}.jsonl
+VANILLA = "vanilla"  # <out>/evals/vanilla/<data>/: the untuned base
 
-FULL = {
+FULL: dict[str, Any] = {
     "n_train": 4000,
-    "n_test": 150,
-    "max_steps": 1000,
-    "batch_size": 16,
-    "shots": [0, 1],
+    "n_test": 100,
     "model": DEMO_MODEL,
-    "max_new_tokens": 60,
-}
-QUICK = {
-    "n_train": 64,
-    "n_test": 8,
-    "max_steps": 3,
+    "pretrain_steps": 400,
+    "pretrain_docs": 8000,
+    "pretrain_batch": 16,
+    "max_steps": 300,
     "batch_size": 8,
-    "shots": [0, 1],
-    "max_new_tokens": 12,
+    "lr": 3e-3,
+    "seeds": [0, 1],
+    "shots": [0, 1, 2, 3],
+    "eval_every": 100,
+    "eval_limit": 32,
+    "max_new_tokens": 28,
+}
+QUICK: dict[str, Any] = {
+    **FULL,
+    "n_train": 64,
+    "n_test": 6,
     "model": "tiny:llama?num_hidden_layers=1&hidden_size=32&intermediate_size=64&num_attention_heads=2",
+    "pretrain_steps": 2,
+    "pretrain_docs": 32,
+    "pretrain_batch": 4,
+    "max_steps": 2,
+    "batch_size": 4,
+    "seeds": [0],
+    "eval_every": 1,
+    "eval_limit": 2,
+    "max_new_tokens": 8,
 }
 
 
-def demo_config(out: Path, *, quick: bool = False, steps: int | None = None) -> SweepConfig:
-    """The demo's sweep: the four objectives on the generated data in `out/arith/`."""
-    p = {**(QUICK if quick else FULL), **({"max_steps": steps} if steps else {})}
+@dataclass
+class DemoResult:
+    """The sweep's table and figures, plus the demo's own report (`demo.md`) and the base model."""
+
+    sweep: SweepResult
+    report_path: Path
+    report: str
+    base_hash: str
+    base_trained_now: bool
+
+    @property
+    def stopped(self) -> bool:
+        return self.sweep.stopped
+
+
+def _settings(quick: bool, steps: int | None) -> dict[str, Any]:
+    return {**(QUICK if quick else FULL), **({"max_steps": steps} if steps else {})}
+
+
+def _check_out(out: Path) -> Path:
     out = Path(out)
     if not out.name or out.name in (".", ".."):
         raise ConfigError(f"--out: give a folder name, got '{out}'")
-    template = {"question_prefix": "Q: ", "answer_prefix": "\nA:", "separator": "\n\n"}
+    return out
+
+
+def base_config(out: Path, *, quick: bool = False) -> TrainConfig:
+    """The pre-training run of the student stand-in (cached by its hash under `out/pretrain/`)."""
+    from aicd.pretrain import pretrain_config
+
+    p = _settings(quick, None)
+    return pretrain_config(
+        _check_out(out),
+        model=p["model"],
+        steps=p["pretrain_steps"],
+        batch_size=p["pretrain_batch"],
+        n_docs=p["pretrain_docs"],
+    )
+
+
+def demo_config(out: Path, *, quick: bool = False, steps: int | None = None) -> SweepConfig:
+    """The demo's sweep: objective × training seed, each fine-tuned from the cached base model."""
+    p = _settings(quick, steps)
+    out = _check_out(out)
     data = {
         "name": out.name,
         "output_dir": str(out.parent),
         "train": {
-            "model": p["model"],
-            "dataset": str(out / "arith"),
-            "n_shots": 2,
+            "model": str(base_config(out, quick=quick).run_dir / "final"),
+            "dataset": str(out / DATA_DIR),
+            "n_shots": 4,
             "schedule": "paper",
             "omega": 0.1,
-            "template": template,
-            "lr": 1e-2,
+            "template": TEMPLATE,
+            "lr": p["lr"],
             "warmup_ratio": 0.05,
             "weight_decay": 0.0,
             "batch_size": p["batch_size"],
@@ -75,28 +131,48 @@ def demo_config(out: Path, *, quick: bool = False, steps: int | None = None) -> 
             "reduction": "token",
             "log_every": 10,
             "mixed_precision": "no",
-            "seed": 0,
+            "eval_every": p["eval_every"],
+            "eval_limit": p["eval_limit"],
+            "eval_shots": 1,
+            "eval_max_new_tokens": p["max_new_tokens"],
         },
         "eval": {
             "split": "test",
             "shots": p["shots"],
             "seeds": [0],
-            "template": template,
+            "template": TEMPLATE,
             "max_new_tokens": p["max_new_tokens"],
-            "batch_size": 50,
+            "batch_size": 100,
             "max_length": 512,
         },
-        "grid": {"objective": ["aicd", "condgen", "lm", "nocot"]},
+        "grid": {"objective": ["aicd", "condgen", "lm", "nocot"], "seed": p["seeds"]},
     }
     return build_config(SweepConfig, data, source="demo")
 
 
+def vanilla_config(config: SweepConfig) -> EvalConfig:
+    """The untuned base scored like every fine-tuned student (rationale demonstrations)."""
+    from aicd.sweep import plan_sweep, sweep_dir
+
+    first = plan_sweep(config)[0].evals[0]
+    return first.model_copy(
+        update={
+            "model": config.train["model"],
+            "demonstrations": "rationale",
+            "output_dir": str(sweep_dir(config) / "evals" / VANILLA / Path(first.output_dir).name),
+        }
+    )
+
+
 def write_demo_data(out: Path, *, quick: bool = False, seed: int = 0) -> Path:
-    """Generate the train/test JSONL files the demo sweep reads (`out/arith/{train,test}.jsonl`)."""
+    """Generate the train/test JSONL files the demo reads (`out/bonus/{train,test}.jsonl`)."""
+    from aicd.data.jsonl import write_examples
+    from aicd.data.synthetic import generate_bonus
+
     p = QUICK if quick else FULL
-    folder = Path(out) / "arith"
-    write_examples(folder / "train.jsonl", generate("train", p["n_train"], seed=seed, spec=DEMO_SPEC))
-    write_examples(folder / "test.jsonl", generate("test", p["n_test"], seed=seed, spec=DEMO_SPEC))
+    folder = Path(out) / DATA_DIR
+    write_examples(folder / "train.jsonl", generate_bonus("train", p["n_train"], seed=seed))
+    write_examples(folder / "test.jsonl", generate_bonus("test", p["n_test"], seed=seed))
     return folder
 
 
@@ -109,26 +185,30 @@ def run_demo(
     callback: SweepCallback | None = None,
     steps: int | None = None,
     progress: bool = True,
-) -> SweepResult:
-    """Generate the data, run the four-objective sweep, and return its table/plots.
+) -> DemoResult:
+    """Data → base model (cached) → the four objectives × seeds → vanilla → report.
 
-    Without `resume`, an `out` that already holds runs is refused before anything is written.
+    Without `resume`, an `out` that already holds runs is refused before anything is written; the base
+    model is reused whenever `out/pretrain/` holds one with the same configuration.
     """
     import torch
 
+    from aicd.demo_report import write_demo_report
+    from aicd.evaluate import evaluate
+    from aicd.pretrain import ensure_base
+    from aicd.sweep import _eval_done
+
     if threads:
         torch.set_num_threads(threads)
-    out = Path(out)
+    out = _check_out(Path(out))
     config = demo_config(out, quick=quick, steps=steps)
     if not resume:
         check_fresh(config)  # before the data files are rewritten, not only before training
     write_demo_data(out, quick=quick)
-    return run_sweep(config, callback=callback, resume=resume, progress=progress)
-
-
-def describe(result: SweepResult) -> list[dict[str, Any]]:
-    """(objective, shots, accuracy %) rows for printing and the benchmark notes."""
-    return [
-        {"objective": r["objective"], "shots": r["shots"], "accuracy": round(100 * r["mean"], 1)}
-        for r in result.table_rows
-    ]
+    base = ensure_base(base_config(out, quick=quick), progress=progress)
+    result = run_sweep(config, callback=callback, resume=resume, progress=progress)
+    vanilla = vanilla_config(config)
+    if not result.stopped and not _eval_done(vanilla.output_dir):
+        evaluate(vanilla, progress=progress, device="cpu")
+    path, text = write_demo_report(config, result, vanilla, base_hash=base.weights_hash)
+    return DemoResult(result, path, text, base.weights_hash, base.trained_now)

@@ -241,6 +241,7 @@ def sample_episode_shots(
     rationales at random; all draws are seeded by (seed, epoch). Examples without a rationale are
     skipped for CoT objectives. Draws are numpy's and shots are made on access (`EpisodeShots`), so
     n_shots far above the dataset size stays cheap; `progress.check()` is called per episode.
+    Examples with a `group` (a shared hidden rule) get context shots from their own group only.
     """
     import numpy as np
 
@@ -254,12 +255,20 @@ def sample_episode_shots(
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     n = len(usable)
     counts = np.array([max(len(ex.rationales), 1) for ex in usable], dtype=np.int64)
-    k = min(n_shots - 1, n - 1)
+    groups: dict[str | None, list[int]] = {}
+    where = np.empty(n, dtype=np.int64)  # each example's position within its group
+    for i, ex in enumerate(usable):
+        where[i] = len(groups.setdefault(ex.group, []))
+        groups[ex.group].append(i)
+    members_of = {g: np.array(m, dtype=np.int64) for g, m in groups.items()}
     episodes = []
     for idx in rng.permutation(n).tolist():
         progress.check()
-        others = rng.choice(n - 1, size=k, replace=False) if k > 0 else np.empty(0, dtype=np.int64)
-        chosen = np.append(others + (others >= idx), idx).astype(np.int32)  # skip idx itself; it comes last
+        members = members_of[usable[idx].group]  # context shots share the final shot's group (one if none)
+        k = min(n_shots - 1, len(members) - 1)
+        others = rng.choice(len(members) - 1, size=k, replace=False) if k > 0 else np.empty(0, dtype=np.int64)
+        others = members[others + (others >= where[idx])]  # skip idx itself; it comes last
+        chosen = np.append(others, idx).astype(np.int32)
         picks = (rng.random(k + 1) * counts[chosen]).astype(np.int32)
         episodes.append(EpisodeShots(usable, chosen, picks, objective))
     return episodes

@@ -44,7 +44,8 @@ def demonstration_text(example: Example, demonstrations: Demonstrations = "ratio
 
 def sample_shots(pool: Sequence[Example], k: int, *, seed: int, item: Example) -> list[Example]:
     """k distinct demonstrations for one test item, seeded by (seed, item id); never the item itself
-    (same id or same question, so a duplicate of the test question cannot leak its answer).
+    (same id or same question, so a duplicate of the test question cannot leak its answer). An item with
+    a `group` gets demonstrations of that group only (they share its hidden rule).
 
     Draws are nested: the shots for k are the first k of those for any larger k with the same seed, so
     accuracy across k compares prompts that differ only by the added demonstrations. Returns fewer than
@@ -53,6 +54,8 @@ def sample_shots(pool: Sequence[Example], k: int, *, seed: int, item: Example) -
     if k <= 0:
         return []
     question = item.question.strip()
+    if item.group is not None:  # demonstrations share the test item's hidden rule
+        pool = [ex for ex in pool if ex.group == item.group]
 
     def allowed(ex: Example) -> bool:
         return ex.id != item.id and ex.question.strip() != question

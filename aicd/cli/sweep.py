@@ -3,6 +3,7 @@ and `aicd demo [--out DIR] [--quick]`."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -66,7 +67,9 @@ class _EchoCallback(SweepCallback):
 
 
 def demo_command(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="output folder (data, runs, table, plots)"),
+    out: Path = typer.Option(
+        Path("runs/demo"), "--out", help="output folder (data, base model, runs, report)"
+    ),
     quick: bool = typer.Option(False, "--quick", help="a much smaller run that only checks the pipeline"),
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
@@ -78,7 +81,7 @@ def demo_command(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
 ) -> None:
-    """Offline demo: AICD vs condgen, lm and nocot on synthetic multi-step arithmetic, tiny student on CPU."""
+    """Offline demo: AICD vs condgen, lm and nocot on a hidden-rule task, pretrained tiny student, 0-3 shots."""
     import time
 
     from aicd.demo import run_demo
@@ -93,9 +96,13 @@ def demo_command(
         steps=steps,
         progress=progress,
     )
-    typer.echo(result.md_path.read_text(encoding="utf-8"))
-    typer.echo(f"demo took {time.perf_counter() - start:.0f} s")
-    typer.echo("wrote " + ", ".join(str(p) for p in [result.csv_path, result.md_path, *result.plots]))
+    typer.echo(result.report)
+    typer.echo(f"demo took {time.perf_counter() - start:.0f} s (load average {os.getloadavg()[0]:.1f})")
+    sweep = result.sweep
+    paths = [result.report_path, sweep.csv_path, sweep.md_path, *sweep.plots]
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+    if result.stopped:
+        typer.echo("stopped early; continue with --resume")
 
 
 def report_command(

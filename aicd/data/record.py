@@ -72,6 +72,9 @@ class Example(BaseModel):
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
     rationales: list[Rationale] = Field(default_factory=list)
+    # Examples sharing a hidden rule (e.g. a per-episode offset): episodes and k-shot prompts draw all their
+    # shots from the final/test item's group. None (the default, not written to JSONL) = one common pool.
+    group: str | None = Field(None, min_length=1, exclude_if=lambda v: v is None)
 
     @field_validator("id", "answer", mode="before")
     @classmethod

@@ -206,6 +206,116 @@ def generate(
     return out
 
 
+# ---------------------------------------------------------------- hidden-rule family ("bonus")
+#
+# `Ann has 5 pens, finds 3.` → `bonus=4. 5+3=8. 8+4=12.` (the last number is the answer; short, since every
+# character is a token for the tiny students). Every question belongs to a
+# group whose bonus k (1..9) the question never mentions: all shots of an episode (and all demonstrations of
+# a k-shot prompt) share the test item's group, so a student can read k off its demonstrations' chains, while
+# 0-shot the best any student can do is guess k (chance 1/9). Answers span 1..27, so the majority answer is
+# rare. The chain's steps are programmatic, so generated chains are checked step by step (`aicd.chains`).
+
+BONUS_VERBS = {"+": ["finds", "gets", "wins"], "-": ["loses", "sells", "drops"]}
+BONUS_MAX_OPERAND = 9
+BONUS_VALUES = tuple(range(1, 10))  # the hidden rule of a group
+
+
+@dataclass(frozen=True)
+class BonusProblem:
+    """One question of the hidden-rule family and the rule (bonus) of its group."""
+
+    name: str
+    obj: str
+    start: int
+    op: str
+    n: int
+    bonus: int
+
+    @property
+    def question(self) -> str:
+        """Never mentions the bonus: the query alone does not reveal the rule."""
+        verb = BONUS_VERBS[self.op][(self.start + self.n) % len(BONUS_VERBS[self.op])]
+        return f"{self.name} has {self.start} {self.obj}, {verb} {self.n}."
+
+    @property
+    def steps(self) -> list[str]:
+        """The programmatic chain: the rule, the question's operation, then the rule applied."""
+        mid = self.start + self.n if self.op == "+" else self.start - self.n
+        return [
+            f"bonus={self.bonus}",
+            f"{self.start}{self.op}{self.n}={mid}",
+            f"{mid}+{self.bonus}={self.answer}",
+        ]
+
+    @property
+    def answer(self) -> int:
+        mid = self.start + self.n if self.op == "+" else self.start - self.n
+        return mid + self.bonus
+
+    @property
+    def rationale(self) -> str:
+        return ". ".join(self.steps) + "."
+
+
+def bonus_question_value(question: str) -> int:
+    """What a question of the family determines by itself (start ± n), without its group's bonus."""
+    import re
+
+    start, n = (int(x) for x in re.findall(r"\d+", question))
+    verb = question.split(", ")[1].split()[0]
+    return start - n if verb in BONUS_VERBS["-"] else start + n
+
+
+def bonus_group(bonus: int) -> str:
+    return f"bonus{bonus}"
+
+
+def draw_bonus_problem(rng: random.Random) -> BonusProblem:
+    """Names, object, start, operation and the group's bonus, each drawn independently."""
+    op = rng.choice("+-")
+    start = rng.randint(2, BONUS_MAX_OPERAND)
+    n = rng.randint(1, BONUS_MAX_OPERAND if op == "+" else start)
+    return BonusProblem(rng.choice(FW_NAMES), rng.choice(FW_OBJECTS), start, op, n, rng.choice(BONUS_VALUES))
+
+
+def bonus_example(idx: str, problem: BonusProblem) -> Example:
+    rationale = Rationale(text=problem.rationale, source="gold", model="bonus-generator")
+    return Example(
+        id=idx,
+        question=problem.question,
+        answer=str(problem.answer),
+        rationales=[rationale],
+        group=bonus_group(problem.bonus),
+    )
+
+
+def generate_bonus(split: str = "train", n: int | None = None, *, seed: int = 0) -> list[Example]:
+    """`n` hidden-rule problems of `split` (same question/test partition as `generate`), seeded.
+
+    A question may recur with another bonus (different group and answer): that is the point, the question
+    alone does not determine the answer. The same (question, bonus) pair is never drawn twice.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got '{split}'")
+    split = SPLITS[split]
+    n = DEFAULT_SIZES[split] if n is None else n
+    rng = random.Random(f"bonus:{seed}:{split}")
+    out: list[Example] = []
+    seen: set[tuple[str, int]] = set()
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if attempts > 200 * n + 1000:
+            raise ValueError(f"cannot generate {n} distinct bonus {split} problems")
+        problem = draw_bonus_problem(rng)
+        key = (problem.question, problem.bonus)
+        if key in seen or _is_test_question(problem.question) != (split == "test"):
+            continue
+        seen.add(key)
+        out.append(bonus_example(f"bonus/{split}/{len(out)}", problem))
+    return out
+
+
 def load_arith(split: str = "train", seed: int = 0) -> list[Example]:
     """Loader for the dataset registry (`load_examples("arith", split, limit=…, seed=…)`)."""
     try:

@@ -1,84 +1,120 @@
-"""`aicd demo --quick` runs the whole pipeline (data → 4 objectives → evaluation → table → figures)."""
+"""`aicd demo`: hidden-rule data → one cached pretrained base → 4 objectives × seeds → 0–3 shots → report."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
+import yaml
+
 from aicd.data.jsonl import read_examples
-from aicd.demo import demo_config, run_demo
+from aicd.demo import FULL, base_config, demo_config, run_demo, vanilla_config
+from aicd.sweep import plan_sweep
 
 
-def test_demo_config_compares_the_four_objectives(tmp_path):
+def test_demo_config_follows_the_paper_protocol(tmp_path):
     cfg = demo_config(tmp_path / "demo")
-    assert cfg.grid["objective"] == ["aicd", "condgen", "lm", "nocot"]
-    assert cfg.train["model"].startswith("tiny:") and cfg.train["dataset"] == str(tmp_path / "demo" / "arith")
+    runs = plan_sweep(cfg)
+    assert {(r.train.objective, r.train.seed) for r in runs} == {
+        (o, s) for o in ("aicd", "condgen", "lm", "nocot") for s in (0, 1)
+    }
+    base = base_config(tmp_path / "demo").run_dir / "final"
+    assert base.parent.parent == tmp_path / "demo" / "pretrain"
+    for run in runs:  # every objective: same base, same steps, 4-shot episodes, curve, scored at 0..3 shots
+        assert run.train.model == str(base)
+        assert run.train.max_steps == FULL["max_steps"] and run.train.n_shots == 4
+        assert run.train.eval_every > 0 and run.evals[0].shots == [0, 1, 2, 3]
     assert cfg.name == "demo" and cfg.output_dir == str(tmp_path)
+    vanilla = vanilla_config(cfg)
+    assert vanilla.model == str(base) and vanilla.shots == [0, 1, 2, 3]
+    assert vanilla.demonstrations == "rationale" and "/evals/vanilla/" in vanilla.output_dir
+    assert demo_config(tmp_path / "demo", steps=11).train["max_steps"] == 11
 
 
-def test_quick_demo_runs_end_to_end_and_cli_resumes(tmp_path, repo_root):
+def test_base_model_is_trained_once_and_reused(tmp_path):
+    from aicd.pretrain import ensure_base
+
+    cfg = base_config(tmp_path / "d", quick=True)
+    first = ensure_base(cfg, progress=False)
+    second = ensure_base(cfg, progress=False)
+    assert first.trained_now and not second.trained_now
+    assert first.weights_hash == second.weights_hash and len(first.weights_hash) == 64
+    other = base_config(tmp_path / "d", quick=False)  # other settings → other cache entry
+    assert other.run_dir != cfg.run_dir and other.run_dir.parent == cfg.run_dir.parent
+
+
+def test_quick_demo_runs_end_to_end_from_one_base_and_cli_resumes(tmp_path, repo_root):
     out = tmp_path / "demo"
     result = run_demo(out, quick=True, progress=False)
-    assert {r["objective"] for r in result.table_rows} == {"aicd", "condgen", "lm", "nocot"}
-    assert {r["shots"] for r in result.table_rows} == {0, 1}
-    assert all(0.0 <= r["mean"] <= 1.0 for r in result.table_rows)
-    assert len(read_examples(out / "arith" / "train.jsonl")) == 64
-    test = read_examples(out / "arith" / "test.jsonl")
-    assert len(test) == 8 and all(len(ex.rationales) == 1 for ex in test)
-    assert result.md_path == out / "results.md" and "| lm |" in result.md_path.read_text()
-    assert sorted(p.name for p in result.plots) == [
-        "fig1_accuracy_vs_omega.png",
-        "fig2_accuracy_vs_shots.png",
-    ]
-    assert all(p.stat().st_size > 5000 for p in result.plots)
-    # generations were produced by the trained students, one per test item per shot count
-    gens = (out / "evals" / "aicd" / "arith" / "generations.jsonl").read_text().splitlines()
-    assert len(gens) == 8 * 2
+    sweep = result.sweep
+    assert {r["objective"] for r in sweep.table_rows} == {"aicd", "condgen", "lm", "nocot"}
+    assert {r["shots"] for r in sweep.table_rows} == {0, 1, 2, 3}
+    test = read_examples(out / "bonus" / "test.jsonl")
+    assert len(test) == 6 and all(ex.group and len(ex.rationales) == 1 for ex in test)
 
-    # the CLI refuses to overwrite a finished demo, and --resume reprints its table without retraining
-    cmd = [sys.executable, "-m", "aicd", "demo", "--quick", "--out", str(out)]
+    # every objective fine-tuned from the one cached base, whose weights no run changed
+    from aicd.pretrain import weights_hash
+
+    base = base_config(out, quick=True).run_dir / "final"
+    assert result.base_trained_now and weights_hash(base) == result.base_hash
+    for run in sweep.runs:
+        saved = yaml.safe_load((run.run_dir / "config.yaml").read_text())
+        assert saved["model"] == str(base)
+        metrics = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert any("eval_accuracy" in m for m in metrics)  # the accuracy-vs-steps curve
+    # generations: one per test item per shot count, for each run and for the untuned base
+    gens = (out / "evals" / "vanilla" / "bonus" / "generations.jsonl").read_text().splitlines()
+    assert len(gens) == 6 * 4
+
+    report = result.report_path.read_text()
+    assert report == result.report
+    for needle in (
+        "majority answer",
+        "rule-blind",
+        "Correct chains",
+        "| vanilla |",
+        "| nocot |",
+        "cannot show",
+    ):
+        assert needle in report, needle
+
+    # the CLI refuses to overwrite a finished demo; --resume reprints its report without retraining anything
+    cmd = [sys.executable, "-m", "aicd", "demo", "--quick", "--out", str(out), "--no-progress"]
     res = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True)
     assert res.returncode == 2 and "--resume" in res.stderr and "Traceback" not in res.stderr
+    stamp = (base / "model.safetensors").stat().st_mtime_ns
     ok = subprocess.run([*cmd, "--resume"], cwd=repo_root, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    assert "| aicd |" in ok.stdout and "fig2_accuracy_vs_shots.png" in ok.stdout
-    assert result.md_path.read_text() in ok.stdout
+    assert result.report in ok.stdout and "load average" in ok.stdout
+    assert (base / "model.safetensors").stat().st_mtime_ns == stamp and weights_hash(base) == result.base_hash
 
 
-def test_demo_steps_option_reaches_every_run_and_help_states_the_real_default(
-    tmp_path, monkeypatch, aicd_cli
-):
+def test_demo_cli_passes_steps_and_help_states_the_real_default(tmp_path, monkeypatch, aicd_cli):
     import typer
 
     import aicd.demo
     from aicd.cli import app
-    from aicd.demo import FULL
-    from aicd.sweep import plan_sweep, write_report
 
-    planned = []
+    calls = []
 
-    def fake_run_sweep(config, **kwargs):  # no training: the planned runs' configs are what --steps must set
-        planned.extend(plan_sweep(config))
-        return write_report(config, planned)
+    def fake_run_demo(out, **kwargs):  # no training: what the CLI hands over is under test
+        calls.append(kwargs)
+        raise aicd.demo.ConfigError("stop here")
 
-    monkeypatch.setattr(aicd.demo, "run_sweep", fake_run_sweep)
-    assert aicd_cli("demo", "--quick", "--steps", "7", "--out", str(tmp_path / "d"), "--no-progress") == 0
-    assert len(planned) == 4 and {r.train.max_steps for r in planned} == {7}
-    planned.clear()
-    assert aicd_cli("demo", "--steps", "11", "--out", str(tmp_path / "e"), "--no-progress") == 0
-    assert {r.train.max_steps for r in planned} == {11}
-
+    monkeypatch.setattr(aicd.demo, "run_demo", fake_run_demo)
+    assert aicd_cli("demo", "--quick", "--steps", "7", "--out", str(tmp_path / "d"), "--no-progress") == 2
+    assert calls[0]["steps"] == 7 and calls[0]["quick"] is True
     demo = typer.main.get_command(app).commands["demo"]
     steps_help = next(p.help for p in demo.params if p.name == "steps")
     assert f"default {FULL['max_steps']}" in steps_help
-    assert demo_config(tmp_path / "f").train["max_steps"] == FULL["max_steps"]
 
 
 def test_demo_without_resume_refuses_an_existing_sweep_before_writing_anything(tmp_path, aicd_cli, capsys):
     out = tmp_path / "demo"
     (out / "runs" / "aicd").mkdir(parents=True)
-    (out / "arith").mkdir()
-    train = out / "arith" / "train.jsonl"
+    (out / "bonus").mkdir()
+    train = out / "bonus" / "train.jsonl"
     train.write_text("earlier data\n")
     before = sorted(p.relative_to(out) for p in out.rglob("*"))
     assert aicd_cli("demo", "--quick", "--out", str(out), "--no-progress") == 2

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from aicd.answers import extract_answer
-from aicd.data.synthetic import ArithSpec, generate
+from aicd.data.synthetic import BONUS_VERBS, ArithSpec, generate
 
 
 def _evaluate_question(question: str) -> int:
@@ -83,3 +83,91 @@ def test_fixed_width_layout_puts_every_number_at_the_same_offset():
         assert int(ex.answer) == _evaluate_question(ex.question) and 0 <= int(ex.answer) <= 9
     with pytest.raises(ValueError, match="max_value"):
         ArithSpec(fixed_width=True, max_value=19)
+
+
+# ---------------------------------------------------------------- hidden-rule ("bonus") family
+
+
+def _question_value(question: str) -> int:
+    """What the question alone determines: start ± n."""
+    start, n = (int(x) for x in re.findall(r"\d+", question))
+    verb = question.split(", ")[1].split()[0]
+    return start - n if verb in BONUS_VERBS["-"] else start + n
+
+
+def test_bonus_rule_is_not_recoverable_from_the_query_alone():
+    from collections import Counter
+
+    from aicd.data.synthetic import BONUS_VALUES, generate_bonus
+
+    train, test = generate_bonus("train", 3000, seed=0), generate_bonus("test", 900, seed=0)
+    # the best rule-blind predictor: the question's own value plus the most frequent bonus in training
+    bonuses = Counter(int(ex.answer) - _question_value(ex.question) for ex in train)
+    assert set(bonuses) == set(BONUS_VALUES)
+    guess = bonuses.most_common(1)[0][0]
+    blind = sum(int(ex.answer) == _question_value(ex.question) + guess for ex in test) / len(test)
+    chance = 1 / len(BONUS_VALUES)
+    assert blind < chance + 0.05  # ≈ 1/9: the query carries no information about the rule
+    # ... while a reader of one same-group demonstration's chain gets every item right
+    by_group = {ex.group: ex for ex in train}
+    for ex in test:
+        demo = by_group[ex.group].rationales[0].text
+        bonus = int(re.match(r"bonus=(\d+)\.", demo).group(1))
+        assert int(ex.answer) == _question_value(ex.question) + bonus
+    # a question recurs with other bonuses (other answers): the answer is not a function of the question
+    answers: dict[str, set[str]] = {}
+    for ex in train:
+        answers.setdefault(ex.question, set()).add(ex.answer)
+    assert any(len(a) > 1 for a in answers.values())
+
+
+def test_bonus_answers_are_spread_and_chains_are_correct():
+    from collections import Counter
+
+    from aicd.chains import chain_steps
+    from aicd.data.synthetic import generate_bonus
+
+    test = generate_bonus("test", 300, seed=1)
+    top = Counter(ex.answer for ex in test).most_common(1)[0][1]
+    assert top / len(test) < 0.1  # the majority-answer baseline is low
+    assert {ex.group for ex in test} == {f"bonus{k}" for k in range(1, 10)}
+    for ex in test:
+        steps = chain_steps(ex.rationales[0].text)
+        assert steps[0] == f"bonus={ex.group.removeprefix('bonus')}" and len(steps) == 3
+        assert extract_answer(ex.rationales[0].text, "number") == ex.answer
+        for a, op, b, c in (re.fullmatch(r"(\d+)([+-])(\d+)=(\d+)", s).groups() for s in steps[1:]):
+            assert (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(c)
+    assert [e.model_dump() for e in generate_bonus("test", 50, seed=1)] == [e.model_dump() for e in test[:50]]
+    train_pairs = {(e.question, e.group) for e in generate_bonus("train", 2000, seed=1)}
+    assert not {e.question for e in test} & {q for q, _ in train_pairs}
+
+
+def test_group_round_trips_through_jsonl_and_is_omitted_when_unset(tmp_path):
+    from aicd.data.jsonl import read_examples, write_examples
+    from aicd.data.synthetic import generate_bonus
+
+    grouped = generate_bonus("train", 3)
+    plain = generate("train", 2)
+    path = write_examples(tmp_path / "x.jsonl", [*grouped, *plain])
+    assert read_examples(path) == [*grouped, *plain]
+    lines = path.read_text().splitlines()
+    assert '"group":"bonus' in lines[0] and '"group"' not in lines[-1]
+
+
+def test_episodes_and_k_shot_prompts_draw_every_shot_from_the_items_group():
+    from aicd.data.synthetic import generate_bonus
+    from aicd.episodes import sample_episode_shots
+    from aicd.prompts import sample_shots
+
+    train = generate_bonus("train", 300, seed=2)
+    group_of = {ex.question + ex.answer: ex.group for ex in train}
+    for shots in sample_episode_shots(train, 4, seed=0):
+        assert len(shots) == 4
+        assert len({group_of[s.question + s.answer] for s in shots}) == 1  # one hidden rule per episode
+    for item in generate_bonus("test", 30, seed=2):
+        demos = sample_shots(train, 3, seed=0, item=item)
+        assert len(demos) == 3 and {d.group for d in demos} == {item.group}
+    # without groups the pool is shared, as before
+    plain = generate("train", 20)
+    assert len(sample_shots(plain, 3, seed=0, item=plain[0])) == 3
+    assert all(len(s) == 4 for s in sample_episode_shots(plain, 4, seed=0))
