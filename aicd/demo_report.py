@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +20,9 @@ from aicd.data.record import Example
 from aicd.sweep import PlannedRun, SweepResult, sweep_dir
 
 REPORT = "demo.md"
-ORDER = ("vanilla", "aicd", "condgen", "lm", "nocot")
+VANILLA = "vanilla"
 
+CAPTION_RULE = "one demonstration draw per run; ± is the sample std over training seeds"
 CAN_CANNOT = """\
 What this demo can show: on a task where demonstrations carry information the question lacks (each
 episode's bonus), whether a student fine-tuned with each objective *uses* its demonstrations — accuracy
@@ -85,18 +86,28 @@ def rule_blind_rate(train: Sequence[Example], test: Sequence[Example]) -> float:
     return sum(int(ex.answer) == bonus_question_value(ex.question) + bonus for ex in test) / len(test)
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * std:.1f}"
+def _order(names: Iterable[str]) -> list[str]:
+    """vanilla first, then the paper's order (the objective registry's)."""
+    from aicd.objective_registry import objective_rank
+
+    return sorted(set(names), key=lambda o: (o != VANILLA, objective_rank(o)))
 
 
 def _grid(cells: Sequence[Cell], field: str, shots: Sequence[int]) -> list[str]:
+    """objective × shots, each cell `aicd.results.aggregate`d over training seeds (the one "±" rule)."""
+    from aicd.results import aggregate, format_cell
+
+    obs = [
+        {"objective": c.objective, "shots": c.shots, "run": c.seed, field: getattr(c, field)} for c in cells
+    ]
+    agg = {(r["objective"], r["shots"]): r for r in aggregate(obs, ("objective", "shots"), value_key=field)}
     lines = ["| objective | " + " | ".join(f"{k}-shot" for k in shots) + " |", "|---|" + "---|" * len(shots)]
-    for obj in ORDER:
-        row = [c for c in cells if c.objective == obj]
-        if row:
-            vals = [_mean_std([getattr(c, field) for c in row if c.shots == k]) for k in shots]
-            lines.append(f"| {obj} | " + " | ".join(vals) + " |")
+    for obj in _order(c.objective for c in cells):
+        vals = []
+        for k in shots:
+            r = agg.get((obj, k))
+            vals.append(format_cell(r["mean"], r["std"], r["n"]) if r else "–")
+        lines.append(f"| {obj} | " + " | ".join(vals) + " |")
     return lines
 
 
@@ -105,14 +116,14 @@ def _per_seed(cells: Sequence[Cell], shots: Sequence[int]) -> list[str]:
         "| objective | seed | " + " | ".join(f"{k}-shot acc / chain" for k in shots) + " | lucky |",
         "|---|---|" + "---|" * (len(shots) + 1),
     ]
-    for obj in ORDER:
+    for obj in _order(c.objective for c in cells):
         for seed in sorted({c.seed for c in cells if c.objective == obj}):
             row = {c.shots: c for c in cells if c.objective == obj and c.seed == seed}
             vals = [
                 f"{100 * row[k].accuracy:.0f} / {100 * row[k].chains:.0f}" if k in row else "–" for k in shots
             ]
             lucky = sum(c.lucky for c in row.values())
-            label = "–" if obj == "vanilla" else str(seed)
+            label = "–" if obj == VANILLA else str(seed)
             lines.append(f"| {obj} | {label} | " + " | ".join(vals) + f" | {lucky} |")
     return lines
 
@@ -134,7 +145,7 @@ def _curve(runs: Sequence[PlannedRun]) -> list[str]:
         return []
     steps = sorted({s for p in points.values() for s in p})
     lines = ["| objective | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
-    for obj in ORDER:
+    for obj in _order(points):
         if obj in points:
             vals = [
                 f"{100 * statistics.fmean(points[obj][s]):.0f}" if s in points[obj] else "–" for s in steps
@@ -151,7 +162,7 @@ def _findings(cells: Sequence[Cell], shots: Sequence[int], blind: float) -> list
         return statistics.fmean(vals) if vals else None
 
     out = []
-    for obj in ORDER:
+    for obj in _order(c.objective for c in cells):
         accs = [mean(obj, k) for k in shots]
         if any(a is None for a in accs) or len(accs) < 2:
             continue
@@ -186,7 +197,7 @@ def build_report(
 ) -> str:
     """The Markdown report of a (possibly partial) demo."""
     gold = {ex.id: ex for ex in test}
-    cells: list[Cell] = score_eval(Path(vanilla.output_dir or ""), "vanilla", 0, gold)
+    cells: list[Cell] = score_eval(Path(vanilla.output_dir or ""), VANILLA, 0, gold)
     for run in runs:
         cells += score_eval(Path(run.evals[0].output_dir or ""), run.train.objective, run.train.seed, gold)
     shots = sorted({c.shots for c in cells}) or list(config.eval.get("shots", [0]))
@@ -202,7 +213,7 @@ def build_report(
         f"Baselines: majority answer {100 * majority:.1f} %; rule-blind oracle (solves the question, guesses "
         f"the bonus) {100 * blind:.1f} %. vanilla = the pretrained base, not fine-tuned.",
         "",
-        "## Accuracy (%), mean ± std over training seeds",
+        "## Accuracy (%), mean ± std over training seeds (`aicd.results`: " + CAPTION_RULE + ")",
         "",
         *_grid(cells, "accuracy", shots),
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -122,3 +123,42 @@ def test_demo_without_resume_refuses_an_existing_sweep_before_writing_anything(t
     assert "--resume" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert train.read_text() == "earlier data\n"
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_report_scores_chains_and_aggregates_over_training_seeds(tmp_path):
+    from aicd.data.synthetic import generate_bonus
+    from aicd.demo_report import build_report, score_eval
+
+    cfg = demo_config(tmp_path / "demo")
+    runs = [r for r in plan_sweep(cfg) if r.train.objective in ("aicd", "condgen")]
+    test = generate_bonus("test", 2)
+    a, b = test
+    right = a.rationales[0].text  # the gold chain
+    lucky = f"bonus=1. 1+1=2. 2+{int(a.answer) - 2}={a.answer}."  # right answer, wrong chain
+    outputs = {  # (objective, seed) -> per shots: [(item, generation, correct)]
+        ("aicd", 0): {0: [(a, right, True), (b, "x", False)], 1: [(a, lucky, True), (b, "x", False)]},
+        ("aicd", 1): {0: [(a, "x", False), (b, "x", False)], 1: [(a, right, True), (b, "x", False)]},
+        ("condgen", 0): {0: [(a, "x", False), (b, "x", False)], 1: [(a, "x", False), (b, "x", False)]},
+        ("condgen", 1): {0: [(a, "x", False), (b, "x", False)], 1: [(a, "x", False), (b, "x", False)]},
+    }
+    for run in runs:
+        out = Path(run.evals[0].output_dir)
+        out.mkdir(parents=True)
+        recs = [
+            {"example_id": ex.id, "shots": k, "generation": gen, "correct": ok, "gold": ex.answer}
+            for k, items in outputs[(run.train.objective, run.train.seed)].items()
+            for ex, gen, ok in items
+        ]
+        (out / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    cells = score_eval(Path(runs[0].evals[0].output_dir), "aicd", 0, {ex.id: ex for ex in test})
+    assert [(c.shots, c.accuracy, c.chains, c.lucky) for c in cells] == [(0, 0.5, 0.5, 0), (1, 0.5, 0.0, 1)]
+    vanilla = vanilla_config(cfg)  # never evaluated: no vanilla row
+    report = build_report(
+        cfg, runs, vanilla, base_hash="f" * 64, train=generate_bonus("train", 50), test=test
+    )
+    # accuracy: aicd seeds (50, 0) at 0 shots, (50, 50) at 1; chains (50, 0) and (0, 50)
+    assert "| aicd | 25.0 ± 35.4 | 50.0 ± 0.0 |" in report
+    assert "| aicd | 25.0 ± 35.4 | 25.0 ± 35.4 |" in report
+    assert "| condgen | 0.0 ± 0.0 | 0.0 ± 0.0 |" in report and "| vanilla |" not in report
+    assert "1-shot: aicd 50.0 % vs condgen 0.0 % → AICD above CondGen" in report
+    assert "| aicd | 0 | 50 / 50 | 50 / 0 | 1 |" in report  # per seed, with the lucky answer counted
