@@ -153,6 +153,9 @@ class TrainConfig(ScheduleConfig):
     max_nonfinite_steps: int = Field(
         1, gt=0, le=1000, description="NaN/inf losses in a row (each step skipped) before the run fails"
     )
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
+        "none", description="also log params and metrics through accelerate's tracker (run_dir/tracking/)"
+    )
 
     @model_validator(mode="after")
     def _check_batch(self) -> TrainConfig:

@@ -279,7 +279,9 @@ class Trainer:
         try:
             model, self.tokenizer = load_model(config, None if self.sharded else checkpoint, self.reports)
             self.plan = build_epoch(self.examples, self.tokenizer, config, 0, self.cache, self.reports)
-        except Cancelled:  # stopped before the first step: nothing written yet, still at the checkpoint's step
+        except (
+            Cancelled
+        ):  # stopped before the first step: nothing written yet, still at the checkpoint's step
             at = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
             return TrainResult(self.run_dir, None, at, 0, True)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -313,6 +315,12 @@ class Trainer:
             save_config(config, self.run_dir / "config.yaml")
             truncate_metrics(self.run_dir / METRICS_FILE, self.step)
         acc.wait_for_everyone()
+        if config.report_to != "none":  # accelerate's trackers log on rank 0 only
+            from aicd.train_setup import tracker_params
+
+            acc.init_trackers(
+                "aicd", config=tracker_params(config), init_kwargs={"mlflow": {"run_name": config.name}}
+            )
         return None
 
     def _check_world(self) -> None:
@@ -340,6 +348,12 @@ class Trainer:
     # ---- loop
     def run(self) -> TrainResult:
         """Train to `total_steps` (or until the callback asks to stop); returns what was done."""
+        try:
+            return self._loop()
+        finally:
+            self.accelerator.end_training()  # closes the trackers' files and runs, also on failure
+
+    def _loop(self) -> TrainResult:
         from tqdm.auto import tqdm
 
         acc, config = self.accelerator, self.config
@@ -503,6 +517,8 @@ class Trainer:
         if evaluate_now and self.is_main:
             metrics.update(self.held_out(self.model, self.tokenizer))
         self.last_metrics = metrics
+        if config.report_to != "none":
+            acc.log(metrics, step=self.step)
         if self.is_main:
             append_metrics(self.run_dir / METRICS_FILE, metrics)
             self.callback.on_log(self.step, metrics)

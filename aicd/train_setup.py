@@ -142,15 +142,31 @@ def check_resumable(config: TrainConfig, checkpoint: Path) -> None:
             )
 
 
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny", "wandb": "wandb"}
+
+
 def make_accelerator(config: TrainConfig) -> Any:
     """accelerate fixes mixed precision once per process (a process-wide state), so a long-lived process that
     already trained in another precision gets a clear error instead of accelerate's; the worker can run each
-    training job in its own process (`aicd.launch.launch_command`)."""
+    training job in its own process (`aicd.launch.launch_command`). `report_to` picks accelerate's tracker,
+    which writes under run_dir/tracking/ (TensorBoard) or to $MLFLOW_TRACKING_URI / wandb's own settings."""
     from accelerate import Accelerator
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import ProjectConfiguration
 
+    tracking: dict[str, Any] = {}
+    if config.report_to != "none":
+        if config.report_to not in {str(t) for t in get_available_trackers()}:
+            package = TRACKER_PACKAGES[config.report_to]
+            raise ConfigError(
+                f"report_to: {config.report_to} needs the {package} package (pip install {package})"
+            )
+        folder = config.run_dir / "tracking"
+        project = ProjectConfiguration(project_dir=str(config.run_dir), logging_dir=str(folder))
+        tracking = {"log_with": config.report_to, "project_config": project}
     precision = resolve_mixed_precision(config.mixed_precision)
     try:
-        return Accelerator(mixed_precision=precision, gradient_accumulation_steps=1)
+        return Accelerator(mixed_precision=precision, gradient_accumulation_steps=1, **tracking)
     except ValueError as exc:
         if "already been initialized" not in str(exc):
             raise
@@ -158,3 +174,19 @@ def make_accelerator(config: TrainConfig) -> Any:
             f"mixed_precision: this process already trained with another precision; accelerate cannot "
             f"switch to '{precision}' within a process, so run this training in a new process"
         ) from None
+
+
+def tracker_params(config: TrainConfig) -> dict[str, Any]:
+    """The config as flat scalars (`lora.r`, `distributed.strategy`), the only values trackers take."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}{key}.", item)
+        else:
+            name = prefix.rstrip(".")
+            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+
+    walk("", config.model_dump(mode="json"))
+    return flat

@@ -521,3 +521,68 @@ def test_max_nonfinite_steps_skips_a_bad_step_and_finishes(tmp_path, monkeypatch
     assert all(math.isfinite(m["loss"]) and math.isfinite(m["grad_norm"]) for m in metrics)
     weights = _state_dict(result.final_dir)
     assert all(torch.isfinite(v).all() for v in weights.values())  # the NaN step never reached the weights
+
+
+def test_report_to_tensorboard_writes_params_and_every_metrics_line(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    cfg = _config(
+        tmp_path,
+        "tb",
+        report_to="tensorboard",
+        max_steps=4,
+        eval_every=2,
+        eval_limit=2,
+        eval_max_new_tokens=4,
+    )
+    result = train(cfg, examples=_examples(), eval_examples=_examples(4, seed=1), progress=False)
+    metrics = read_metrics(result.run_dir / "metrics.jsonl")
+    events = sorted((result.run_dir / "tracking").rglob("events.out.tfevents.*"))
+    assert events, "no TensorBoard event file under run_dir/tracking"
+    scalars: dict[str, list] = {}
+    hparams = b""
+    for path in events:
+        acc = EventAccumulator(str(path.parent))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(acc.Scalars(tag))
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    hparams += value.metadata.plugin_data.content
+    assert [(e.step, round(e.value, 3)) for e in scalars["loss"]] == [
+        (m["step"], round(m["loss"], 3)) for m in metrics
+    ]
+    assert [e.step for e in scalars["eval_accuracy"]] == [2, 4]  # held-out accuracy, at each evaluation
+    assert b"distributed.strategy" in hparams and b"objective" in hparams  # the config, flattened
+
+
+def test_report_to_mlflow_logs_params_and_metrics_to_a_file_store(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    store = f"file://{tmp_path / 'mlruns'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3 keeps the offline file store behind a flag
+    cfg = _config(tmp_path, "mlf", report_to="mlflow", max_steps=3)
+    result = train(cfg, examples=_examples(), progress=False)
+    client = MlflowClient(tracking_uri=store)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "aicd"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "mlf" and run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.003" and run.data.params["distributed.strategy"] == "ddp"
+    history = client.get_metric_history(run.info.run_id, "loss")
+    metrics = read_metrics(result.run_dir / "metrics.jsonl")
+    assert [(h.step, h.value) for h in history] == [(m["step"], pytest.approx(m["loss"])) for m in metrics]
+
+
+def test_report_to_without_its_package_names_the_field_before_writing(tmp_path, monkeypatch):
+    import accelerate.tracking
+
+    from aicd.errors import ConfigError
+
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [])
+    cfg = _config(tmp_path, "no-wandb", report_to="wandb")
+    with pytest.raises(ConfigError, match=r"report_to: wandb needs the wandb package"):
+        train(cfg, examples=_examples(4), progress=False)
+    assert not cfg.run_dir.exists()
