@@ -51,8 +51,13 @@ class Settings(BaseSettings):
         1, ge=1, description="parallel jobs per queue in embedded mode (unset: one per GPU, one on CPU)"
     )
     page_max: int = Field(500, gt=0)
-    db_pool_size: int = Field(20, gt=0, description="PostgreSQL connections kept per API/worker process")
-    db_max_overflow: int = Field(20, ge=0, description="extra connections a process may open under load")
+    db_pool_size: int = Field(20, gt=0, description="PostgreSQL connections kept open per API/worker process")
+    db_max_overflow: int = Field(
+        20,
+        ge=0,
+        description="extra connections a process may open under load; keep pool + overflow >= 40 (the API's "
+        "thread pool), or requests can wait on each other for a connection until the pool timeout (503)",
+    )
 
     @field_validator("secret_key")
     @classmethod

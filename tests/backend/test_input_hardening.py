@@ -135,3 +135,23 @@ def test_non_finite_answer_is_refused_on_upload(api: TestClient, literal: bytes)
     )
     resp = _upload(api, data)
     assert _field(resp) == "file" and "d.jsonl:2: field 'answer': must be a finite number" in resp.text
+
+
+def test_an_exhausted_connection_pool_is_503_not_500() -> None:
+    """Under overload every pooled connection can stay busy past the pool timeout: that is a 503 with
+    Retry-After (seen at 50 clients in bench/bench_api.py), not an internal error."""
+    from fastapi import FastAPI
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    from backend.api import errors
+
+    app = FastAPI()
+    errors.install(app)
+
+    @app.get("/busy")
+    def busy() -> None:
+        raise PoolTimeoutError("QueuePool limit of size 1 overflow 0 reached, connection timed out")
+
+    resp = TestClient(app, raise_server_exceptions=False).get("/busy")
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "5"
+    assert "overloaded" in resp.json()["detail"]["message"]
