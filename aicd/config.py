@@ -134,6 +134,11 @@ class TrainConfig(ScheduleConfig):
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
     seed: Seed = 0
+    full_data: bool = Field(
+        False,
+        description="paper scale: built-in datasets must resolve to their full splits; fail (one line, nothing "
+        "written) instead of silently using the packaged 200/100-item samples",
+    )
     save_every: Count = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only at the end)")
     keep_checkpoints: Count = Field(2, gt=0)
     log_every: Count = Field(1, gt=0)

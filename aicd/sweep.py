@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 OMEGA_FIELDS = ("omega", "schedule", "weights")
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
+DATA_JSON = "data.json"  # per dataset: role, split, source, items actually used
 FIG1 = "fig1_accuracy_vs_omega.png"
 FIG2 = "fig2_accuracy_vs_shots.png"
 CSV_FIELDS = [
@@ -209,7 +210,42 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
             }
             evals.append(build_config(EvalConfig, data, source=f"sweep run '{name}' eval on '{ds}'"))
         runs.append(PlannedRun(name=name, params=params, train=train_cfg, evals=evals))
+    _check_full_data(runs)
     return runs
+
+
+def _check_full_data(runs: Sequence[PlannedRun]) -> None:
+    """A run with `full_data` must not fall back to the packaged samples (DataError before anything runs)."""
+    from aicd.provenance import require_full_data
+
+    for run in runs:
+        if run.train.full_data:
+            datasets = [
+                run.train.dataset,
+                *(e.dataset for e in run.evals),
+                *(e.shots_dataset for e in run.evals),
+            ]
+            require_full_data(datasets, f"sweep run '{run.name}' (full_data)")
+
+
+def sweep_data(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
+    """Per (role, dataset, split, limit) the sweep's runs use: its source and item count (`aicd.provenance`)."""
+    from aicd.provenance import describe_dataset
+
+    wanted: dict[tuple[Any, ...], None] = {}
+    for run in runs:
+        t = run.train
+        wanted[("train", t.dataset, t.split, t.limit, t.seed)] = None
+        for e in run.evals:
+            wanted[("eval", e.dataset, e.split, e.limit, 0)] = None
+            if 0 not in e.shots or len(e.shots) > 1:
+                wanted[("shots", e.shots_dataset or e.dataset, e.shots_split, None, 0)] = None
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for role, dataset, split, limit, seed in wanted:
+        key = (role, dataset, split, limit)
+        if key not in seen:
+            seen[key] = describe_dataset(role, dataset, split, limit, seed)
+    return list(seen.values())
 
 
 # ---------------------------------------------------------------- running
@@ -456,11 +492,16 @@ def _row_label(row: dict[str, Any]) -> str:
     return row["objective"] + (f" ({row['variant']})" if row["variant"] else "")
 
 
-def table_markdown(table: Sequence[dict[str, Any]], title: str = "Results") -> str:
-    """Table 1 layout: rows are objectives (and grid variants), columns datasets, cells mean ± std (%)."""
+def table_markdown(
+    table: Sequence[dict[str, Any]], title: str = "Results", data: Sequence[dict[str, Any]] | None = None
+) -> str:
+    """Table 1 layout: rows are objectives (and grid variants), columns datasets, cells mean ± std (%); then
+    the data used (source, split, items per dataset) when `data` is given."""
+    from aicd.provenance import data_markdown
+
     lines = [f"# {title}", "", CAPTION, ""]
     if not table:
-        return "\n".join([*lines, "No finished evaluations yet.", ""])
+        return "\n".join([*lines, "No finished evaluations yet.", "", *(data_markdown(data) if data else [])])
     datasets = list(dict.fromkeys(r["dataset"] for r in table))
     for shots in sorted({r["shots"] for r in table}):
         rows = [r for r in table if r["shots"] == shots]
@@ -481,11 +522,21 @@ def table_markdown(table: Sequence[dict[str, Any]], title: str = "Results") -> s
                 + f" | {'/'.join(map(str, ns))} |"
             )
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join([*lines, *(data_markdown(data) if data else [])])
 
 
-def write_table(table: Sequence[dict[str, Any]], out_dir: Path, title: str = "Results") -> tuple[Path, Path]:
+def write_table(
+    table: Sequence[dict[str, Any]],
+    out_dir: Path,
+    title: str = "Results",
+    data: Sequence[dict[str, Any]] | None = None,
+) -> tuple[Path, Path]:
+    """results.csv and results.md (and data.json: the datasets behind them, when `data` is given)."""
+    import json
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    if data is not None:
+        (out_dir / DATA_JSON).write_text(json.dumps(list(data), indent=1), encoding="utf-8")
     csv_path, md_path = out_dir / RESULTS_CSV, out_dir / RESULTS_MD
     tmp = csv_path.with_suffix(".csv.tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
@@ -495,7 +546,7 @@ def write_table(table: Sequence[dict[str, Any]], out_dir: Path, title: str = "Re
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
     tmp.replace(csv_path)
     tmp = md_path.with_suffix(".md.tmp")
-    tmp.write_text(table_markdown(table, title), encoding="utf-8")
+    tmp.write_text(table_markdown(table, title, data), encoding="utf-8")
     tmp.replace(md_path)
     return csv_path, md_path
 
@@ -509,7 +560,7 @@ def write_report(
     runs = list(runs) if runs is not None else plan_sweep(config)
     root = sweep_dir(config)
     table = build_table(runs)
-    csv_path, md_path = write_table(table, root, title=f"Sweep {config.name}")
+    csv_path, md_path = write_table(table, root, title=f"Sweep {config.name}", data=sweep_data(runs))
     plots = [
         p
         for p in (plot_accuracy_vs_omega(table, root / FIG1), plot_accuracy_vs_shots(table, root / FIG2))
@@ -578,6 +629,20 @@ def merge_tables(sources: Sequence[str | Path]) -> list[dict[str, Any]]:
     return _sorted(list(merged.values()))
 
 
+def merged_data(sources: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The data.json records of the merged sweeps (each once); a source without one adds nothing."""
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        path = Path(source)
+        path = (path if path.is_dir() else path.parent) / DATA_JSON
+        if path.is_file():
+            for d in json.loads(path.read_text(encoding="utf-8")):
+                out.setdefault(json.dumps(d, sort_keys=True), d)
+    return list(out.values())
+
+
 def write_merged_report(
     sources: Sequence[str | Path], out_dir: str | Path, *, title: str = "Table 1"
 ) -> SweepResult:
@@ -586,7 +651,7 @@ def write_merged_report(
 
     table = merge_tables(sources)
     out = Path(out_dir)
-    csv_path, md_path = write_table(table, out, title=title)
+    csv_path, md_path = write_table(table, out, title=title, data=merged_data(sources))
     plots = [
         p
         for p in (plot_accuracy_vs_omega(table, out / FIG1), plot_accuracy_vs_shots(table, out / FIG2))

@@ -24,6 +24,10 @@ def train_command(
     from aicd.config import TrainConfig, load_config
 
     cfg = load_config(TrainConfig, config, set_ or [])  # ConfigError (named field) before anything is written
+    if cfg.full_data:  # paper scale: never the packaged samples (DataError, one line, nothing written)
+        from aicd.provenance import require_full_data
+
+        require_full_data([cfg.dataset, cfg.eval_dataset], "full_data")
     from aicd.launch import inside_launch
 
     if cfg.distributed.num_processes > 1 and not inside_launch():

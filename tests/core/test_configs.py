@@ -20,7 +20,7 @@ def test_importlib_resources_finds_every_shipped_config():
     found = {p.name.removesuffix(".yaml") for p in files("aicd").joinpath("configs").iterdir()}
     assert PAPER <= found and "svamp-aicd" in found and "strategyqa-nocot" in found
     assert shipped_configs_dir() == Path(str(files("aicd").joinpath("configs")))
-    assert len(list(shipped_configs_dir().glob("*.yaml"))) == 22
+    assert len(list(shipped_configs_dir().glob("*.yaml"))) == 22 + 6  # + the paper-scale paper-*.yaml
 
 
 def test_configs_paths_resolve_to_the_shipped_files_from_any_folder(tmp_path, monkeypatch):

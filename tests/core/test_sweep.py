@@ -165,7 +165,9 @@ def test_every_shipped_config_validates():
         f.name for f in files
     }
     for f in files:
-        if f.name.startswith(("table1", "fig")):
+        if f.name.startswith("paper-"):  # planned against a data root in tests/core/test_paper_configs.py
+            assert load_sweep_config(f).train["full_data"] is True, f
+        elif f.name.startswith(("table1", "fig")):
             assert plan_sweep(load_sweep_config(f)), f
         else:
             cfg = load_config(TrainConfig, f)

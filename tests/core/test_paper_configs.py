@@ -1,0 +1,143 @@
+"""Paper-scale configs: faithful to the paper's protocol, never silently on the packaged samples, and every
+sweep records the data it actually used (source, split, item count per dataset)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicd.config import SweepConfig, build_config, shipped_configs_dir
+from aicd.data.loaders import SAMPLES_DIR
+from aicd.errors import DataError
+from aicd.sweep import load_sweep_config, plan_sweep, write_report
+
+PAPER_CONFIGS = sorted(shipped_configs_dir().glob("paper-*.yaml"))
+
+
+@pytest.fixture
+def full_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A local data root other than the packaged samples (a stand-in for a full copy: same layout)."""
+    root = tmp_path / "datasets"
+    shutil.copytree(SAMPLES_DIR, root)
+    monkeypatch.setenv("AICD_DATA_DIR", str(root))
+    return root
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AICD_DATA_DIR": str(SAMPLES_DIR)}  # only the packaged samples are available
+    return subprocess.run(
+        [sys.executable, "-m", "aicd", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def test_paper_sweep_on_the_samples_fails_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = _cli(["sweep", "configs/paper-table1-svamp.yaml", "--set", f"output_dir={out}"], tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert (
+        "'svamp' resolves to the packaged 200/100-item samples" in res.stderr
+        and "AICD_DATA_DIR" in res.stderr
+    )
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+def test_full_data_train_run_on_the_samples_fails_with_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    res = _cli(
+        ["train", "configs/svamp-aicd.yaml", "--set", "full_data=true", "--set", "output_dir=out"], tmp_path
+    )
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "full_data: 'svamp' resolves to the packaged" in res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paper_configs_follow_the_paper(full_copy: Path) -> None:
+    assert {p.stem for p in PAPER_CONFIGS} == {
+        "paper-fig1-omega",
+        "paper-fig2-shots",
+        *(f"paper-table1-{d}" for d in ("gsm8k", "svamp", "multiarith", "strategyqa")),
+    }
+    for path in PAPER_CONFIGS:
+        runs = plan_sweep(load_sweep_config(path))
+        for run in runs:
+            t = run.train
+            assert t.full_data and t.batch_size == 16 and t.mixed_precision == "bf16", path
+            assert t.model == "EleutherAI/gpt-j-6b" and t.lr == 7e-6 and t.schedule == "paper", path
+            assert [e.dataset for e in run.evals] == [t.dataset] and run.evals[0].split == "test"
+    fig1 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-fig1-omega.yaml"))
+    aicd = [r for r in fig1 if r.train.objective == "aicd"]
+    assert {r.train.omega for r in aicd} == {0.0, 0.1, 0.5, 1.0}
+    assert {r.train.seed for r in fig1} == {0, 1, 2, 3, 4} and {r.train.dataset for r in fig1} == {
+        "multiarith",
+        "svamp",
+    }
+    baselines = [r for r in fig1 if r.train.objective != "aicd"]  # trained once per seed and dataset
+    assert {r.train.objective for r in baselines} == {"condgen", "lm"} and len(baselines) == 2 * 5 * 2
+    fig2 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-fig2-shots.yaml"))
+    assert {r.train.objective for r in fig2} == {"aicd", "condgen"} and {r.train.dataset for r in fig2} == {
+        "svamp"
+    }
+    assert all(r.evals[0].shots == [0, 1, 2, 3] for r in fig2)
+    table1 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-table1-svamp.yaml"))
+    protocols = {
+        json.dumps(r.evals[0].model_dump(exclude={"model", "output_dir", "demonstrations"})) for r in table1
+    }
+    assert len(protocols) == 1  # one evaluation protocol for every row
+
+
+def test_sweep_records_source_split_and_item_count_of_each_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AICD_DATA_DIR", str(SAMPLES_DIR))
+    cfg = build_config(
+        SweepConfig,
+        {
+            "name": "prov",
+            "output_dir": str(tmp_path),
+            "train": {"model": "tiny:gpt2", "dataset": "svamp", "limit": 8},
+            "eval": {"shots": [0, 1], "limit": 5},
+            "eval_datasets": ["multiarith"],
+            "grid": {"objective": ["aicd"]},
+        },
+        source="t",
+    )
+    (run,) = plan_sweep(cfg)
+    (ev,) = run.evals
+    Path(ev.output_dir).mkdir(parents=True)
+    (Path(ev.output_dir) / "results.json").write_text(
+        json.dumps({"rows": [{"shots": 0, "seed": 0, "accuracy": 0.4}], "stopped": False})
+    )
+    result = write_report(cfg, [run])
+    data = json.loads((result.sweep_dir / "data.json").read_text())
+    by_role = {d["role"]: d for d in data}
+    assert by_role["train"] == {
+        "role": "train",
+        "dataset": "svamp",
+        "split": "train",
+        "items": 8,
+        "source": f"packaged samples ({SAMPLES_DIR})",
+    }
+    assert (by_role["eval"]["dataset"], by_role["eval"]["split"], by_role["eval"]["items"]) == (
+        "multiarith",
+        "test",
+        5,
+    )
+    assert by_role["shots"]["dataset"] == "multiarith" and by_role["shots"]["items"] > 5
+    md = result.md_path.read_text()
+    assert "## Data" in md and "| train | svamp | train | 8 |" in md
+
+
+def test_samples_are_named_as_such_in_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aicd.provenance import dataset_source, require_full_data
+
+    monkeypatch.setenv("AICD_DATA_DIR", str(SAMPLES_DIR))
+    assert dataset_source("svamp").startswith("packaged samples")
+    with pytest.raises(DataError, match="'gsm8k' resolves to the packaged"):
+        require_full_data(["arith", "gsm8k"])
+    require_full_data(["arith", None])  # generated data has no full copy to miss
