@@ -340,8 +340,16 @@ class Trainer:
     def _load_checkpoint(self, checkpoint: Path) -> None:
         import torch
 
-        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
-        self.accelerator.load_state(str(checkpoint))  # optimizer, scheduler, scaler, this rank's RNG
+        # our own file; checkpoints written before accelerate's save_state also hold numpy RNG state in it
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+        if "optimizer" in state:  # that older, single-process layout: everything is in this one file
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.accelerator.scaler is not None and state.get("scaler"):
+                self.accelerator.scaler.load_state_dict(state["scaler"])
+            restore_rng(state["rng"])
+        else:
+            self.accelerator.load_state(str(checkpoint))  # optimizer, scheduler, scaler, this rank's RNG
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.resumed = True
 

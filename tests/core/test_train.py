@@ -563,7 +563,9 @@ def test_report_to_mlflow_logs_params_and_metrics_to_a_file_store(tmp_path, monk
 
     store = f"file://{tmp_path / 'mlruns'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3 keeps the offline file store behind a flag
+    monkeypatch.setenv(
+        "MLFLOW_ALLOW_FILE_STORE", "true"
+    )  # mlflow 3 keeps the offline file store behind a flag
     cfg = _config(tmp_path, "mlf", report_to="mlflow", max_steps=3)
     result = train(cfg, examples=_examples(), progress=False)
     client = MlflowClient(tracking_uri=store)
@@ -586,3 +588,33 @@ def test_report_to_without_its_package_names_the_field_before_writing(tmp_path, 
     with pytest.raises(ConfigError, match=r"report_to: wandb needs the wandb package"):
         train(cfg, examples=_examples(4), progress=False)
     assert not cfg.run_dir.exists()
+
+
+def test_a_checkpoint_in_the_older_single_file_layout_still_resumes(tmp_path):
+    """Runs checkpointed before accelerate's save_state (optimizer, scheduler and RNG inside
+    trainer_state.pt) resume to the same weights as an uninterrupted run."""
+    examples = _examples()
+    full = train(_config(tmp_path, "full", model=TINY_NO_DROPOUT), examples=examples, progress=False)
+    cfg = _config(tmp_path, "old", model=TINY_NO_DROPOUT)
+    assert train(cfg, examples=examples, callback=StopAt(poll=7), progress=False).step == 3
+    ckpt = cfg.run_dir / "checkpoint-3"
+    rng = torch.load(ckpt / "random_states_0.pkl", weights_only=False)
+    legacy = torch.load(ckpt / "trainer_state.pt") | {
+        "optimizer": torch.load(ckpt / "optimizer.bin", weights_only=False),
+        "scheduler": torch.load(ckpt / "custom_checkpoint_0.pkl", weights_only=False),
+        "scaler": None,
+        "rng": {
+            "python": rng["random_state"],
+            "numpy": rng["numpy_random_seed"],
+            "torch": rng["torch_manual_seed"],
+        },
+    }
+    for name in ("random_states_0.pkl", "optimizer.bin", "custom_checkpoint_0.pkl"):
+        (ckpt / name).unlink()
+    torch.save(legacy, ckpt / "trainer_state.pt")
+
+    done = train(cfg, examples=examples, resume=True, progress=False)
+    assert done.step == 6
+    ref_w, got_w = _state_dict(full.final_dir), _state_dict(done.final_dir)
+    for key in ref_w:
+        torch.testing.assert_close(got_w[key], ref_w[key], rtol=1e-5, atol=1e-6)
