@@ -9,7 +9,8 @@ joined to the cache. Position ids follow the attention mask, so in fp32 a row co
 
 Why not transformers' own continuous batching (`model.generate_batch`, paged attention, 5.x): on CPU it
 measured ~5× slower than padded `generate` on the same prompts (bench/results/eval.md) and it has no stop
-strings; on a GPU, use the `vllm` backend.
+strings; on a GPU, use the `vllm` backend. The cache appends in place (`kv_cache.SpareRoomCache`) rather
+than re-allocating every step as transformers' DynamicCache does.
 """
 
 from __future__ import annotations
@@ -65,8 +66,19 @@ def _join(batch: _Batch, index: list[int], first: list[int], mask: Any, cache: A
     width = max(batch.mask.shape[1], mask.shape[1])
     batch.mask = torch.cat([_left_pad(batch.mask, width, 1), _left_pad(mask, width, 1)], dim=0)
     for old, new in zip(batch.cache.layers, cache.layers, strict=True):
-        old.keys = torch.cat([_left_pad(old.keys, width, 2), _left_pad(new.keys, width, 2)], dim=0)
-        old.values = torch.cat([_left_pad(old.values, width, 2), _left_pad(new.values, width, 2)], dim=0)
+        _assign(
+            old,
+            torch.cat([_left_pad(old.keys, width, 2), _left_pad(new.keys, width, 2)], dim=0),
+            torch.cat([_left_pad(old.values, width, 2), _left_pad(new.values, width, 2)], dim=0),
+        )
+
+
+def _assign(layer: Any, keys: Any, values: Any) -> None:
+    """Give a cache layer new keys/values (into a buffer with spare room when the layer has one)."""
+    if hasattr(layer, "assign"):
+        layer.assign(keys, values)
+    else:
+        layer.keys, layer.values = keys, values
 
 
 def _keep(batch: _Batch, rows: list[int]) -> None:
@@ -86,7 +98,7 @@ def _keep(batch: _Batch, rows: list[int]) -> None:
     if start:
         batch.mask = batch.mask[:, start:]
         for layer in batch.cache.layers:
-            layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+            _assign(layer, layer.keys[:, :, start:], layer.values[:, :, start:])
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -161,7 +173,8 @@ class SlotScheduler:
 
     def _prefill(self, batch: _Batch, index: list[int], ids: list[list[int]]) -> None:
         import torch
-        from transformers import DynamicCache
+
+        from aicd.generation.kv_cache import SpareRoomCache
 
         width = max(len(x) for x in ids)
         input_ids = torch.tensor([[self.pad] * (width - len(x)) + x for x in ids], dtype=torch.long)
@@ -171,7 +184,7 @@ class SlotScheduler:
             input_ids=input_ids.to(self.device),
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
-            **{self.cache_kwarg: DynamicCache()},
+            **{self.cache_kwarg: SpareRoomCache()},
         )
         first = out.logits[:, -1].argmax(-1).tolist()
         _join(batch, index, first, mask.to(self.device), out.past_key_values)

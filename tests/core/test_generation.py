@@ -259,3 +259,25 @@ def test_cli_eval_with_the_openai_backend_saves_what_the_server_said(tmp_path: P
     assert [r["generation"] for r in saved] == [canned_chain(_ids(r["prompt"])).strip() for r in saved]
     config = json.loads((tmp_path / "out" / "results.json").read_text())["config"]
     assert config["backend"] == "openai" and config["concurrency"] == 2
+
+
+def test_spare_room_cache_appends_in_place_and_holds_what_a_dynamic_cache_holds() -> None:
+    import torch
+    from transformers import DynamicCache
+
+    from aicd.generation.kv_cache import SpareRoomCache
+
+    ours, ref = SpareRoomCache(), DynamicCache()
+    steps = [torch.randn(3, 2, 5, 4)] + [torch.randn(3, 2, 1, 4) for _ in range(100)]
+    buffers = set()
+    for kv in steps:
+        k, v = ours.update(kv, -kv, 0)
+        rk, rv = ref.update(kv, -kv, 0)
+        assert torch.equal(k, rk) and torch.equal(v, rv)
+        buffers.add(ours.layers[0]._k.data_ptr())
+    assert len(buffers) <= 3  # 105 columns written into at most 3 allocations (DynamicLayer: one per step)
+    keep = torch.tensor([2, 0])
+    ours.batch_select_indices(keep)
+    ref.batch_select_indices(keep)
+    k, _ = ours.update(steps[1][:2], steps[1][:2], 0)
+    assert torch.equal(k, ref.update(steps[1][:2], steps[1][:2], 0)[0])
