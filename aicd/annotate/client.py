@@ -359,13 +359,13 @@ class TeacherClient:
                 return
             await asyncio.sleep(min(left, 0.1))
 
-    async def complete(self, prompt: str, n: int) -> Completion:
-        """One chat completion with `n` choices, retried; raises the last error (also when stopped mid-retry),
-        TeacherError (fatal) or NSupportError."""
+    async def _retry(self, prompt: str, n: int, first: BaseException, t0: float) -> tuple[Any, int]:
+        """Retries after a failed first attempt (`first`, replayed as tenacity's attempt 1 so waits, stops and
+        counts are exactly those of a loop that made it); returns the response and the attempts it took."""
         cfg = self.config
-        t0 = time.monotonic()
-        attempts = 0
+        attempts = 1
         last: list[BaseException] = []
+        pending = [first]
 
         def before_sleep(state: RetryCallState) -> None:
             self._before_sleep(state)
@@ -376,7 +376,7 @@ class TeacherClient:
         retrying = AsyncRetrying(
             sleep=self._sleep,
             stop=stop_after_attempt(cfg.max_retries + 1)
-            | stop_after_delay(cfg.max_retry_time)
+            | stop_after_delay(max(0.0, cfg.max_retry_time - (time.monotonic() - t0)))
             | stop_when(self.should_stop),
             wait=wait_retry_after(
                 wait_backoff(cfg.backoff_initial, cfg.backoff_max, cfg.backoff_initial), cfg.retry_after_max
@@ -386,22 +386,40 @@ class TeacherClient:
             reraise=True,
         )
         try:
-            try:
-                async for attempt in retrying:
-                    with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        response = await self._attempt(prompt, n)
-            except _StopWaiting:
-                raise last[0] from None  # stopped while waiting to retry: the error that made us wait
+            async for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    if pending:
+                        raise pending.pop()
+                    response = await self._attempt(prompt, n)
+        except _StopWaiting:
+            raise last[0] from None  # stopped while waiting to retry: the error that made us wait
+        except Exception as exc:
+            exc.attempts = attempts  # type: ignore[attr-defined]
+            raise
+        return response, attempts
+
+    async def complete(self, prompt: str, n: int) -> Completion:
+        """One chat completion with `n` choices, retried; raises the last error (also when stopped mid-retry),
+        TeacherError (fatal) or NSupportError."""
+        t0 = time.monotonic()
+        attempts = 1
+        try:
+            try:  # most requests succeed at once: only a retryable failure pays for tenacity's machinery
+                response = await self._attempt(prompt, n)
+            except Exception as first:
+                if not is_retryable(first) or self.config.max_retries == 0 or self.should_stop():
+                    raise
+                response, attempts = await self._retry(prompt, n, first, t0)
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
             raise self._fatal(exc) from None
         except openai.BadRequestError as exc:
             if n > 1 and self.config.n_mode == "auto" and is_n_rejection(exc):
                 raise NSupportError() from None
-            exc.attempts = attempts  # type: ignore[attr-defined]
+            exc.attempts = getattr(exc, "attempts", attempts)  # type: ignore[attr-defined]
             raise
-        except Exception as exc:
-            exc.attempts = attempts  # type: ignore[attr-defined]  # stored with the failure record
+        except Exception as exc:  # the attempts are stored with the failure record (`_retry` counted its own)
+            exc.attempts = getattr(exc, "attempts", attempts)  # type: ignore[attr-defined]
             raise
         if not isinstance(response, dict) or not isinstance(response.get("choices"), list):
             raise BadResponse(f"the server's reply has no 'choices' list: {str(response)[:200]}")

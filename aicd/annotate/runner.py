@@ -304,46 +304,30 @@ async def _teacher_job(run: _Run, client: TeacherClient, ex: Example, missing: l
         await asyncio.gather(*(ask([i], reask=False) for i in missing))
 
 
-async def _acquire(slots: asyncio.Semaphore, run: _Run) -> bool:
-    """A free request slot, or False once the run stops while every slot is held (by hung requests, say)."""
-    while True:
-        if not slots.locked():
-            await slots.acquire()
-            return True
-        try:
-            await asyncio.wait_for(slots.acquire(), timeout=0.1)
-            return True
-        except TimeoutError:
-            if run.fatal is not None or run.stop():
-                return False
-
-
-async def _drain(run: _Run, tasks: set[asyncio.Task[None]]) -> None:
-    """Wait for the requests in flight; once the run stops, give them `STOP_GRACE_S`, then abandon the rest
-    (a hung teacher would otherwise hold a cancel or a breaker stop for a whole request timeout)."""
-    stopped_at: float | None = None
-    while tasks:
-        await asyncio.wait(list(tasks), timeout=0.1)
-        if stopped_at is None and (run.fatal is not None or run.stop()):
-            stopped_at = time.monotonic()
-        if stopped_at is not None and time.monotonic() - stopped_at >= STOP_GRACE_S:
-            for task in list(tasks):
-                task.cancel()
-            await asyncio.gather(*list(tasks), return_exceptions=True)
-            return
+async def _abandon_after_stop(run: _Run, tasks: set[asyncio.Task[None]]) -> None:
+    """Once the run stops, give the requests in flight `STOP_GRACE_S` to finish (and be stored), then cancel the
+    rest: a hung teacher must not hold a cancel or a breaker stop for a whole request timeout. Runs beside the
+    dispatch loop, so the hot path pays nothing for it."""
+    while run.fatal is None and not run.stop():
+        await asyncio.sleep(0.1)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while tasks and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    for task in list(tasks):
+        task.cancel()  # their slots are released, so a dispatch loop waiting for one wakes and sees the stop
 
 
 async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None:
     cfg = run.config
     client = TeacherClient(cfg, should_stop=run.stop)
+    tasks: set[asyncio.Task[None]] = set()
+    watcher = asyncio.create_task(_abandon_after_stop(run, tasks))
     try:
         if cfg.preflight:
             await client.preflight()
         slots = asyncio.Semaphore(cfg.concurrency)
-        tasks: set[asyncio.Task[None]] = set()
         for ex, missing in jobs:
-            if not await _acquire(slots, run):
-                break
+            await slots.acquire()
             if run.stop():
                 slots.release()
                 break
@@ -351,8 +335,12 @@ async def _run_teacher(run: _Run, jobs: list[tuple[Example, list[int]]]) -> None
             task.add_done_callback(lambda _t: slots.release())
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-        await _drain(run, tasks)
+        while tasks:  # abandoned (cancelled) requests are not errors; anything else is a bug to surface
+            for outcome in await asyncio.gather(*list(tasks), return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    raise outcome
     finally:
+        watcher.cancel()
         run.report.requests = client.stats.requests
         run.report.retries = client.stats.retries
         run.report.retry_errors = dict(client.stats.errors)
