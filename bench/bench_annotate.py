@@ -211,7 +211,7 @@ def main() -> None:
         "## Annotation throughput (`bench/bench_annotate.py`)",
         "",
         f"Fake OpenAI-compatible teacher in its own process, {args.latency * 1000:.0f} ms per request; one "
-        f"rationale per request through the full path (limiter, tenacity, JSONL append+flush). "
+        f"rationale per request through the full path (limiter, retries, circuit breaker, JSONL append+flush). "
         f"{args.repeats} interleaved repeats; median (best). Machine: {platform.machine()}, "
         f"{os.cpu_count()} CPUs (load average {load_before:.1f} before, {load_after:.1f} after: the machine is "
         f"shared), Python {platform.python_version()}.",
