@@ -133,3 +133,39 @@ def test_a_single_run_goes_before_a_sweeps_backlog(client: TestClient, make_gpu_
     started = [r["started_at"] for r in _runs(client, sweep_id) if r["started_at"]]
     assert all(_t(s) > _t(single["started_at"]) for s in started), (single, _runs(client, sweep_id))
     assert client.post(f"/api/v1/sweeps/{sweep_id}/cancel").status_code == 200
+
+
+def test_cancel_and_resume_of_a_run_inside_a_sweep_work_as_for_a_single_run(
+    client: TestClient, make_gpu_worker
+) -> None:
+    """Issue 12 #1: cancelling a running run of a sweep stops it (it used to train on to `succeeded`); the sweep
+    shows it, the other run finishes, and resuming that run alone completes the sweep."""
+    steps = 60
+    worker = make_gpu_worker()
+    sweep_id = _sweep(client, "fanout-child-cancel", steps=steps)
+    url = f"/api/v1/sweeps/{sweep_id}"
+
+    def training(_: dict) -> bool:
+        return any(r["status"] == "running" and r["step"] >= 3 for r in _runs(client, sweep_id))
+
+    wait_for(client, url, training, interval=0.05, what="a run of the sweep training")
+    (target,) = [r for r in _runs(client, sweep_id) if r["status"] == "running"]
+    resp = client.post(f"/api/v1/runs/{target['id']}/cancel")
+    assert resp.status_code == 200 and resp.json()["cancel_requested"] is True, resp.text
+    stopped = wait_for(
+        client, f"/api/v1/runs/{target['id']}", lambda b: b["status"] in TERMINAL, timeout=30, what="cancel"
+    )
+    assert stopped["status"] == "cancelled" and stopped["step"] < steps, (stopped, worker.tail())
+    sweep = _watch(client, url)[0]  # the other run still trains and is evaluated
+    assert sweep["status"] == "cancelled" and sweep["progress_done"] == 1, sweep
+    assert _evals(client, target["id"])[0]["status"] == "cancelled"
+
+    resp = client.post(f"/api/v1/runs/{target['id']}/resume")
+    assert resp.status_code == 202, resp.text
+    assert client.get(url).json()["status"] == "running"  # the sweep follows its resumed child
+    sweep = _watch(client, url)[0]
+    assert sweep["status"] == "succeeded", (sweep, worker.tail())
+    resumed = client.get(f"/api/v1/runs/{target['id']}").json()
+    assert (resumed["status"], resumed["attempt"], resumed["step"]) == ("succeeded", 2, steps)
+    assert _evals(client, target["id"])[0]["status"] == "succeeded"
+    assert [p["step"] for p in _steps(client, target["id"])] == list(range(1, steps + 1))
