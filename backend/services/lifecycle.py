@@ -103,15 +103,7 @@ def prepare_resume(session: Session, job: AnnotationJob | Run | Evaluation | Swe
             f"{kind} {job.id} is {job.status}; only failed, cancelled or lost jobs can be resumed",
             field="status",
         )
-    if isinstance(job, Run | Evaluation):
-        sweeps.requeue(job)
-        return
-    job.status = JobStatus.queued
-    job.attempt += 1
-    job.cancel_requested = False
-    job.error = None
-    job.finished_at = None
-    job.worker = None
+    sweeps.requeue(job)
 
 
 def resume(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> None:
@@ -181,7 +173,7 @@ def queued_jobs(session: Session) -> list[tuple[str, int, int]]:
                 .where(Run.sweep_id.is_not(None), Run.status != JobStatus.succeeded)
                 .scalar_subquery()
             )
-            query = query.where(or_(model.run_id.is_(None), model.run_id.not_in(waiting)))
+            query = query.where(or_(~sweeps.PLANNED, model.run_id.is_(None), model.run_id.not_in(waiting)))
         for job_id, attempt in session.execute(query.order_by(model.id)):
             out.append((task, job_id, attempt))
     return out

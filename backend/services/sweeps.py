@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.models import ACTIVE, RESUMABLE, Evaluation, JobStatus, Run, Sweep
+from backend.models import ACTIVE, RESUMABLE, AnnotationJob, Evaluation, JobStatus, Run, Sweep
 from backend.models.base import utcnow
 
 SWEEP_CANCELLED = "cancelled with its sweep; resume the sweep to continue"
+PLANNED = Evaluation.output_dir.startswith("sweeps/")
+"""An evaluation the sweep planned (under <artifacts>/sweeps/<sweep>/evals/), not one a user started on a sweep's
+run: only those belong to the sweep and wait for their run."""
 
 
 @dataclass
@@ -35,7 +38,9 @@ def children(session: Session, sweep_id: int) -> Children:
     evaluations = (
         list(
             session.scalars(
-                select(Evaluation).where(Evaluation.run_id.in_([r.id for r in runs])).order_by(Evaluation.id)
+                select(Evaluation)
+                .where(Evaluation.run_id.in_([r.id for r in runs]), PLANNED)
+                .order_by(Evaluation.id)
             )
         )
         if runs
@@ -144,8 +149,9 @@ def resume(session: Session, sweep: Sweep) -> list[Run | Evaluation]:
     return ready
 
 
-def requeue(job: Run | Evaluation) -> None:
-    """failed/cancelled/lost → queued under a new attempt (stale messages of the old one are ignored)."""
+def requeue(job: AnnotationJob | Run | Evaluation | Sweep) -> None:
+    """failed/cancelled/lost → queued under a new attempt (stale messages of the old one are ignored); a run
+    continues from its checkpoint."""
     job.status = JobStatus.queued
     job.attempt += 1
     job.cancel_requested = False
@@ -157,11 +163,11 @@ def requeue(job: Run | Evaluation) -> None:
 
 
 def evaluation_waits(session: Session, evaluation_id: int) -> bool:
-    """Whether an evaluation belongs to a sweep run that has not succeeded yet (it must not start)."""
+    """Whether an evaluation is a sweep's, of a run that has not succeeded yet (it must not start)."""
     row = session.execute(
         select(Run.status, Run.sweep_id)
         .join(Evaluation, Evaluation.run_id == Run.id)
-        .where(Evaluation.id == evaluation_id)
+        .where(Evaluation.id == evaluation_id, PLANNED)
     ).first()
     return row is not None and row.sweep_id is not None and row.status != JobStatus.succeeded
 
@@ -172,7 +178,9 @@ def sweep_of(session: Session, model: type, job_id: int) -> int | None:
         return session.scalar(select(Run.sweep_id).where(Run.id == job_id))
     if model is Evaluation:
         return session.scalar(
-            select(Run.sweep_id).join(Evaluation, Evaluation.run_id == Run.id).where(Evaluation.id == job_id)
+            select(Run.sweep_id)
+            .join(Evaluation, Evaluation.run_id == Run.id)
+            .where(Evaluation.id == job_id, PLANNED)
         )
     return None
 
@@ -181,7 +189,8 @@ def queued_evaluations(session: Session, run_id: int) -> list[Evaluation]:
     """A sweep run that just succeeded: its evaluations, requeued if they were closed with an earlier
     attempt of the run, ready to be sent."""
     out = []
-    for ev in session.scalars(select(Evaluation).where(Evaluation.run_id == run_id).order_by(Evaluation.id)):
+    query = select(Evaluation).where(Evaluation.run_id == run_id, PLANNED).order_by(Evaluation.id)
+    for ev in session.scalars(query):
         if ev.status in RESUMABLE:
             requeue(ev)
         if ev.status == JobStatus.queued:

@@ -160,11 +160,12 @@ def test_a_sweeps_children_are_resubmitted_but_its_waiting_evaluations_are_not()
     own = _job(Run)
     planned = _job(Run, sweep_id=sweep_id)
     done = _job(Run, sweep_id=sweep_id, status="succeeded")
-    waiting = _job(Evaluation, run_id=planned)
-    ready = _job(Evaluation, run_id=done)
+    waiting = _job(Evaluation, run_id=planned, output_dir="sweeps/h/evals/p/d")
+    ready = _job(Evaluation, run_id=done, output_dir="sweeps/h/evals/d/d")
+    manual = _job(Evaluation, run_id=planned)  # a user's own evaluation of the run's checkpoint
     with session_scope() as s:
         queued = lifecycle.queued_jobs(s)
     ids = {job_id for task, job_id, _ in queued if task.endswith("train")}
     assert {own, planned} <= ids, queued
     ids = {job_id for task, job_id, _ in queued if task.endswith("evaluate")}
-    assert ready in ids and waiting not in ids, queued
+    assert {ready, manual} <= ids and waiting not in ids, queued
