@@ -226,38 +226,51 @@ class Trainer:
     def setup(
         self, examples: list[Example] | None, eval_examples: list[Example] | None, *, resume: bool
     ) -> TrainResult | None:
-        """Load data, model, optimizer (and a checkpoint); returns the result at once for a finished run."""
-        import torch
-
-        from aicd.distributed import EpisodeNLL
-        from aicd.train_setup import (
-            check_resumable,
-            has_outputs,
-            load_model,
-            load_training_examples,
-            make_accelerator,
-            make_optimizer,
-            make_scheduler,
-        )
-
-        config = self.config
+        """Load data, model, optimizer (and a checkpoint); returns a result at once for a finished run or
+        one cancelled while loading. Nothing is written before every input has been checked."""
         checkpoint = latest_checkpoint(self.run_dir) if resume else None
+        finished = self._check_run_dir(resume, checkpoint)
+        if finished is not None:
+            return finished
+        try:
+            self._load_inputs(examples, eval_examples, checkpoint)
+        except Cancelled:  # stopped while loading: nothing written, still at the checkpoint's step
+            at = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
+            return TrainResult(self.run_dir, None, at, 0, True)
+        self._prepare_training()
+        if checkpoint is not None:
+            self._load_checkpoint(checkpoint)
+            if self.epoch != 0:
+                try:
+                    self.plan = self._epoch_plan(self.epoch)
+                except Cancelled:
+                    return TrainResult(self.run_dir, None, self.step, self.total_steps, True)
+        self._open_run_dir()
+        return None
+
+    def _check_run_dir(self, resume: bool, checkpoint: Path | None) -> TrainResult | None:
+        """A fresh run needs an empty directory; a resumed one the same model; a finished one is done."""
+        from aicd.train_setup import check_resumable, has_outputs
+
         if not resume and has_outputs(self.run_dir):
             raise AICDError(
                 f"run directory {self.run_dir} already has outputs; resume it (--resume) or pick another name"
             )
         if checkpoint is not None:
-            check_resumable(config, checkpoint)
-        if resume and (self.final_dir / DONE_FILE).is_file():
-            done = json.loads((self.final_dir / DONE_FILE).read_text(encoding="utf-8"))
-            return TrainResult(
-                self.run_dir,
-                self.final_dir,
-                done["step"],
-                done["total_steps"],
-                False,
-                done.get("last_metrics", {}),
-            )
+            check_resumable(self.config, checkpoint)
+        if not (resume and (self.final_dir / DONE_FILE).is_file()):
+            return None
+        done = json.loads((self.final_dir / DONE_FILE).read_text(encoding="utf-8"))
+        last = done.get("last_metrics", {})
+        return TrainResult(self.run_dir, self.final_dir, done["step"], done["total_steps"], False, last)
+
+    def _load_inputs(
+        self, examples: list[Example] | None, eval_examples: list[Example] | None, checkpoint: Path | None
+    ) -> None:
+        """Examples, held-out items, the accelerator, the student and the first epoch's plan."""
+        from aicd.train_setup import load_model, load_training_examples, make_accelerator
+
+        config = self.config
         # `limit` holds for examples handed in (a stored dataset) as for ones loaded here: the first N
         self.examples = (
             list(examples)[: config.limit] if examples is not None else load_training_examples(config)
@@ -269,28 +282,30 @@ class Trainer:
             from aicd.train_eval import HeldOutEval
 
             self.held_out = HeldOutEval(config, self.examples, eval_examples)
-
-        self.accelerator = acc = make_accelerator(config)
+        self.accelerator = make_accelerator(config)
         self._check_world()
-        self.is_main = acc.is_main_process
-        self.sharded = acc.distributed_type.name in ("FSDP", "DEEPSPEED")
+        self.is_main = self.accelerator.is_main_process
+        self.sharded = self.accelerator.distributed_type.name in ("FSDP", "DEEPSPEED")
         self.reports: Progress = self.callback if self.is_main else NO_PROGRESS
         self.cache: dict[str, list[int]] = {}
-        try:
-            model, self.tokenizer = load_model(config, None if self.sharded else checkpoint, self.reports)
-            self.plan = build_epoch(self.examples, self.tokenizer, config, 0, self.cache, self.reports)
-        except (
-            Cancelled
-        ):  # stopped before the first step: nothing written yet, still at the checkpoint's step
-            at = (checkpoint_step(checkpoint) or 0) if checkpoint is not None else 0
-            return TrainResult(self.run_dir, None, at, 0, True)
+        # sharded weights are in accelerate's format: the student is built afresh and load_state fills it
+        self.student, self.tokenizer = load_model(config, None if self.sharded else checkpoint, self.reports)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.plan = self._epoch_plan(0)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * len(self.plan.steps)))
 
-        optimizer = make_optimizer(model, config)
-        self.scheduler = make_scheduler(optimizer, config, self.total_steps)
+    def _prepare_training(self) -> None:
+        """Optimizer and schedule; the student wrapped (DDP/FSDP/DeepSpeed) by accelerate."""
+        import torch
+
+        from aicd.distributed import EpisodeNLL
+        from aicd.train_setup import make_optimizer, make_scheduler
+
+        acc = self.accelerator
+        optimizer = make_optimizer(self.student, self.config)
+        self.scheduler = make_scheduler(optimizer, self.config, self.total_steps)
         # not prepared: accelerate's scheduler wrapper steps once per process; registered for save_state
-        self.module, self.optimizer = acc.prepare(EpisodeNLL(model), optimizer)
+        self.module, self.optimizer = acc.prepare(EpisodeNLL(self.student), optimizer)
         acc.register_for_checkpointing(self.scheduler)
         acc.register_save_state_pre_hook(self._save_weights_as_hf)
         acc.register_load_state_pre_hook(self._weights_already_loaded)
@@ -298,18 +313,11 @@ class Trainer:
         self.use_cache = getattr(self.model.config, "use_cache", None)
         if self.use_cache is not None:
             self.model.config.use_cache = False  # no KV cache while training; restored for saving
+        torch.manual_seed(self.config.seed)  # a resume then restores every RNG from its checkpoint
 
-        if checkpoint is not None:
-            self._load_checkpoint(checkpoint)
-            if self.epoch != 0:
-                try:
-                    self.plan = build_epoch(
-                        self.examples, self.tokenizer, config, self.epoch, self.cache, self.reports
-                    )
-                except Cancelled:
-                    return TrainResult(self.run_dir, None, self.step, self.total_steps, True)
-        else:
-            torch.manual_seed(config.seed)
+    def _open_run_dir(self) -> None:
+        """Rank 0 writes the config and drops metrics past the resumed step; trackers start."""
+        config, acc = self.config, self.accelerator
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, self.run_dir / "config.yaml")
@@ -318,10 +326,11 @@ class Trainer:
         if config.report_to != "none":  # accelerate's trackers log on rank 0 only
             from aicd.train_setup import tracker_params
 
-            acc.init_trackers(
-                "aicd", config=tracker_params(config), init_kwargs={"mlflow": {"run_name": config.name}}
-            )
-        return None
+            params = tracker_params(config)
+            acc.init_trackers("aicd", config=params, init_kwargs={"mlflow": {"run_name": config.name}})
+
+    def _epoch_plan(self, epoch: int) -> EpochPlan:
+        return build_epoch(self.examples, self.tokenizer, self.config, epoch, self.cache, self.reports)
 
     def _check_world(self) -> None:
         """The processes accelerate started must be the ones the config asks for."""
@@ -437,9 +446,7 @@ class Trainer:
         from aicd.distributed import rank0_decides
 
         try:
-            plan = build_epoch(
-                self.examples, self.tokenizer, self.config, self.epoch + 1, self.cache, self.reports
-            )
+            plan = self._epoch_plan(self.epoch + 1)
         except Cancelled:
             plan = None
         return None if rank0_decides(self.accelerator, plan is None) else plan

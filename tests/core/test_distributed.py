@@ -97,6 +97,14 @@ def _rank_pid(launcher: int, rank: int, timeout: float = 300) -> int:
     raise AssertionError(f"no rank {rank} process appeared")
 
 
+def _wait_while_running(proc: subprocess.Popen, ready, poll: float = 0.05, timeout: float = 300) -> None:
+    """Wait until `ready()` holds; fail if the run ends first."""
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(poll)
+
+
 def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tmp_path):
     config = _write_run(
         tmp_path,
@@ -112,10 +120,7 @@ def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tm
     proc = _aicd_train(str(config))
     try:
         rank1 = _rank_pid(proc.pid, 1)
-        deadline = time.monotonic() + 300
-        while not (run_dir / "checkpoint-2").is_dir() and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
+        _wait_while_running(proc, (run_dir / "checkpoint-2").is_dir)
         os.kill(rank1, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
@@ -214,7 +219,7 @@ def test_launch_command_uses_accelerate_launch_with_the_shipped_config_files(tmp
 
 def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path):
     """Ctrl-C reaches `aicd train` only (the launcher has its own session); it hands it to rank 0, whose
-    stop flag every rank follows: one checkpoint, exit 130, and a resume finishes the run."""
+    stop flag every rank follows: one checkpoint holding every rank's RNG, and exit 130."""
     config = _write_run(
         tmp_path,
         "ctrl-c",
@@ -226,10 +231,7 @@ def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path)
     run_dir = tmp_path / "runs" / "ctrl-c"
     proc = _aicd_train(str(config))
     try:
-        deadline = time.monotonic() + 300
-        while not read_metrics(run_dir / "metrics.jsonl") and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
+        _wait_while_running(proc, lambda: read_metrics(run_dir / "metrics.jsonl"), poll=0.2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=300)
     finally:
