@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from aicd.errors import ConfigError
 from aicd.objective_registry import OBJECTIVE_NAMES
+from aicd.shot_selection import ShotSelection
 
 Objective = Literal[OBJECTIVE_NAMES]  # type: ignore[valid-type]  # the names of aicd.objective_registry
 ScheduleName = Literal["paper", "constant", "linear", "exponential", "custom"]
@@ -142,6 +143,11 @@ class TrainConfig(ScheduleConfig):
     save_every: Count = Field(0, ge=0, description="checkpoint every N optimizer steps (0 = only at the end)")
     keep_checkpoints: Count = Field(2, gt=0)
     log_every: Count = Field(1, gt=0)
+    shot_selection: ShotSelection = Field(
+        "random",
+        description="context shots of training episodes and, in a sweep, evaluation demonstrations: random "
+        "(the paper), similar (nearest questions by BM25) or diverse (least similar to each other)",
+    )
     eval_every: Count = Field(
         0,
         ge=0,
@@ -194,6 +200,10 @@ class EvalConfig(_Strict):
     seeds: list[Seed] = Field(default_factory=lambda: [0], max_length=1000)
     limit: Count | None = Field(None, gt=0)
     answer_kind: AnswerKindOpt = "auto"
+    shot_selection: ShotSelection = Field(
+        "random",
+        description="how demonstrations are chosen: random, similar (BM25 to the question) or diverse",
+    )
     demonstrations: Literal["rationale", "answer"] = Field(
         "rationale",
         description="what follows a demonstration's `Answer:`: its rationale, or only its answer as in "

@@ -11,6 +11,7 @@ from aicd.config import TemplateConfig
 from aicd.data.record import Example
 from aicd.objective_registry import answer_only_objectives, objective_spec, shot_weight
 from aicd.progress import NO_PROGRESS, Progress
+from aicd.shot_selection import ShotSelector
 
 SpanKind = Literal["bos", "prompt", "target", "eos"]
 
@@ -234,6 +235,7 @@ def sample_episode_shots(
     epoch: int = 0,
     objective: str = "aicd",
     progress: Progress = NO_PROGRESS,
+    shot_selection: str = "random",
 ) -> list[EpisodeShots]:
     """One episode per example per epoch, with that example as the final shot.
 
@@ -242,6 +244,8 @@ def sample_episode_shots(
     skipped for CoT objectives. Draws are numpy's and shots are made on access (`EpisodeShots`), so
     n_shots far above the dataset size stays cheap; `progress.check()` is called per episode.
     Examples with a `group` (a shared hidden rule) get context shots from their own group only.
+    `shot_selection` "similar" / "diverse" picks the context by BM25 instead (`aicd.shot_selection`), the
+    most similar shot nearest the final one; rationales are still drawn at random.
     """
     import numpy as np
 
@@ -261,13 +265,27 @@ def sample_episode_shots(
         where[i] = len(groups.setdefault(ex.group, []))
         groups[ex.group].append(i)
     members_of = {g: np.array(m, dtype=np.int64) for g, m in groups.items()}
+    selector = ShotSelector([ex.question for ex in usable]) if shot_selection != "random" else None
     episodes = []
     for idx in rng.permutation(n).tolist():
         progress.check()
         members = members_of[usable[idx].group]  # context shots share the final shot's group (one if none)
         k = min(n_shots - 1, len(members) - 1)
-        others = rng.choice(len(members) - 1, size=k, replace=False) if k > 0 else np.empty(0, dtype=np.int64)
-        others = members[others + (others >= where[idx])]  # skip idx itself; it comes last
+        if selector is not None:
+            group = usable[idx].group
+            picked = selector.select(
+                usable[idx].question,
+                k,
+                shot_selection,  # type: ignore[arg-type]
+                seed=f"{seed}:{epoch}:{idx}",
+                allowed=lambda i, _g=group, _idx=idx: i != _idx and usable[i].group == _g,
+            )
+            others = np.array(picked[::-1], dtype=np.int64)
+        else:
+            others = (
+                rng.choice(len(members) - 1, size=k, replace=False) if k > 0 else np.empty(0, dtype=np.int64)
+            )
+            others = members[others + (others >= where[idx])]  # skip idx itself; it comes last
         chosen = np.append(others, idx).astype(np.int32)
         picks = (rng.random(k + 1) * counts[chosen]).astype(np.int32)
         episodes.append(EpisodeShots(usable, chosen, picks, objective))

@@ -19,7 +19,8 @@ from aicd.eval_results import EvalResult, GenerationRecord, format_mean_std, sum
 from aicd.generation.base import GenerationBackend, PromptInput
 from aicd.generation.hf import generate, stream_generate
 from aicd.generation.text import encode_prompt, eos_ids
-from aicd.prompts import Prompt, build_prompt, sample_shots
+from aicd.prompts import Prompt, build_prompt, select_demonstrations
+from aicd.shot_selection import ShotSelector
 
 GenerateFn = Callable[[list[str]], list[str]]
 
@@ -182,10 +183,14 @@ class _Run:
         self.stopped = self.stopped or self.callback.should_stop()
 
     def prompts(self, k: int, seed: int, pool: list[Example], tokenizer: Any) -> list[Prompt]:
+        strategy = self.config.shot_selection
+        if strategy != "random" and getattr(self, "_selector_pool", None) is not pool:
+            self._selector_pool, self._selector = pool, ShotSelector([ex.question for ex in pool])
+        selector = self._selector if strategy != "random" else None
         return [
             build_prompt(
                 ex.question,
-                sample_shots(pool, k, seed=seed, item=ex),
+                select_demonstrations(pool, k, seed=seed, item=ex, strategy=strategy, selector=selector),
                 self.config.template,
                 tokenizer=tokenizer,
                 max_length=self.config.max_length,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from aicd.config import TemplateConfig
 from aicd.data.record import Example
 from aicd.episodes import render_prompt
+from aicd.shot_selection import ShotSelection, ShotSelector
 
 Demonstrations = Literal["rationale", "answer"]
 
@@ -111,3 +112,31 @@ def build_prompt(
         if not shots or max_length is None or len(ids) + max_new_tokens <= max_length:
             return Prompt(text, ids, [ex.id for ex in shots])
         shots = shots[1:]
+
+
+def select_demonstrations(
+    pool: Sequence[Example],
+    k: int,
+    *,
+    seed: int,
+    item: Example,
+    strategy: ShotSelection = "random",
+    selector: ShotSelector | None = None,
+) -> list[Example]:
+    """k demonstrations for one test item by `strategy` (`aicd.shot_selection`), in prompt order; never the
+    item itself (same id or same question). `selector` is the pool's BM25 index, built once per pool by the
+    caller (built here when missing). Across k the chosen sets are nested for every strategy."""
+    if strategy == "random":
+        return sample_shots(pool, k, seed=seed, item=item)
+    selector = selector or ShotSelector([ex.question for ex in pool])
+    question = item.question.strip()
+    picked = selector.select(
+        item.question,
+        k,
+        strategy,
+        seed=f"{seed}:{item.id}",
+        allowed=lambda i: pool[i].id != item.id and pool[i].question.strip() != question,
+    )
+    if strategy == "similar":  # the most similar last, next to the question (and the last to be truncated)
+        picked = picked[::-1]
+    return [pool[i] for i in picked]

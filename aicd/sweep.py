@@ -203,6 +203,7 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
                 "answer_kind": train_cfg.answer_kind,
                 # demonstrate the way the student was trained: nocot episodes hold answers, not rationales
                 "demonstrations": demonstrations_for(train_cfg.objective),
+                "shot_selection": train_cfg.shot_selection,  # a grid axis changes training and evaluation
                 **config.eval,
                 "model": str(train_cfg.run_dir / "final"),
                 "dataset": ds,

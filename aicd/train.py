@@ -162,6 +162,7 @@ def build_epoch(
             epoch=epoch,
             objective=config.objective,
             progress=progress,
+            shot_selection=config.shot_selection,
         )
     except ValueError as exc:
         raise DataError(f"dataset {config.dataset}: {exc}") from None
