@@ -74,6 +74,26 @@ def test_cancel_while_building_episodes_ends_cancelled_within_seconds(
     assert not thread.is_alive()
 
 
+def test_shutdown_while_building_episodes_ends_failed_and_resumable(
+    client: TestClient, slow_episodes
+) -> None:
+    from worker.context import SHUTDOWN
+
+    run = _queued_run(client, "phase-shutdown", n_shots=4)
+    thread = _start(run)
+    assert slow_episodes["started"].wait(60), "episode building never started"
+    SHUTDOWN.set()  # what SIGTERM does in a worker
+    try:
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        SHUTDOWN.clear()
+    done = client.get(f"/api/v1/runs/{run['id']}").json()
+    assert done["status"] == "failed" and "worker shut down" in done["error"], done
+    assert client.post(f"/api/v1/runs/{run['id']}/resume").status_code == 202
+    client.post(f"/api/v1/runs/{run['id']}/cancel")  # queued: cancelled at once, no worker trains it later
+
+
 def test_a_phase_that_makes_no_progress_fails_the_job_naming_the_phase(
     client: TestClient, slow_episodes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
