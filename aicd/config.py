@@ -263,6 +263,11 @@ class SweepConfig(_Strict):
     eval_datasets: list[ShortText] | None = Field(
         None, description="evaluate each run on these (default: the train dataset)"
     )
+    untuned: bool = Field(
+        False,
+        description="also evaluate the student before any fine-tuning, with the same evaluations (the paper's "
+        "'vanilla' row and 'vanilla ICL' line); one row per training dataset",
+    )
 
     @model_validator(mode="after")
     def _check_grid(self) -> SweepConfig:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from aicd.train import TrainResult
 
 OMEGA_FIELDS = ("omega", "schedule", "weights")
+UNTUNED = "vanilla"  # the row of the student evaluated before fine-tuning (the paper's name)
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 DATA_JSON = "data.json"  # per dataset: role, split, source, items actually used
@@ -65,17 +66,23 @@ class PlannedRun:
     params: dict[str, Any]  # grid key -> value of this run (after collapsing ω for condgen/lm)
     train: TrainConfig
     evals: list[EvalConfig]  # one per evaluation dataset
+    trained: bool = True  # False: the untuned student (`SweepConfig.untuned`), evaluated as it is
 
     @property
     def run_dir(self) -> Path:
         return self.train.run_dir
+
+    @property
+    def row(self) -> str:
+        """The table row it belongs to: its objective, or `vanilla` for the untuned student."""
+        return self.train.objective if self.trained else UNTUNED
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary for the API/UI's "what will run" view."""
         return {
             "name": self.name,
             "params": self.params,
-            "objective": self.train.objective,
+            "objective": self.row,
             "dataset": self.train.dataset,
             "seed": self.train.seed,
             "eval_datasets": [e.dataset for e in self.evals],
@@ -211,8 +218,34 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
             }
             evals.append(build_config(EvalConfig, data, source=f"sweep run '{name}' eval on '{ds}'"))
         runs.append(PlannedRun(name=name, params=params, train=train_cfg, evals=evals))
+    if config.untuned:
+        runs += _untuned_runs(runs, root)
     _check_full_data(runs)
     return runs
+
+
+def _untuned_runs(runs: Sequence[PlannedRun], root: Path) -> list[PlannedRun]:
+    """One untrained row per training dataset: the student as loaded, under every evaluation of the sweep
+    (demonstrations with rationales, drawn from that training data as for the trained runs)."""
+    first: dict[str, PlannedRun] = {}
+    for run in runs:
+        first.setdefault(run.train.dataset, run)
+    out = []
+    for dataset, run in first.items():
+        name = UNTUNED if len(first) == 1 else f"{UNTUNED}-{_slug(dataset)}"
+        evals = [
+            e.model_copy(
+                update={
+                    "model": run.train.model,
+                    "demonstrations": "rationale",
+                    "output_dir": str(root / "evals" / name / dataset_label(e.dataset)),
+                }
+            )
+            for e in run.evals
+        ]
+        params = {"objective": UNTUNED, **({"dataset": dataset} if len(first) > 1 else {})}
+        out.append(PlannedRun(name=name, params=params, train=run.train, evals=evals, trained=False))
+    return out
 
 
 def _check_full_data(runs: Sequence[PlannedRun]) -> None:
@@ -236,7 +269,8 @@ def sweep_data(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
     wanted: dict[tuple[Any, ...], None] = {}
     for run in runs:
         t = run.train
-        wanted[("train", t.dataset, t.split, t.limit, t.seed)] = None
+        if run.trained:
+            wanted[("train", t.dataset, t.split, t.limit, t.seed)] = None
         for e in run.evals:
             wanted[("eval", e.dataset, e.split, e.limit, 0)] = None
             if 0 not in e.shots or len(e.shots) > 1:
@@ -335,9 +369,13 @@ def run_one(run: PlannedRun, callback: SweepCallback, *, progress: bool = True) 
         def should_stop(self) -> bool:
             return callback.should_stop()
 
-    result: TrainResult = train(run.train, callback=_TrainHook(), resume=True, progress=progress)
-    if result.stopped or result.final_dir is None:
-        return "stopped"
+    if run.trained:
+        result: TrainResult = train(run.train, callback=_TrainHook(), resume=True, progress=progress)
+        if result.stopped or result.final_dir is None:
+            return "stopped"
+        model = str(result.final_dir)
+    else:
+        model = run.train.model  # the untuned student, evaluated as it is
     for ev in run.evals:
         if _eval_done(ev.output_dir):
             continue
@@ -349,7 +387,7 @@ def run_one(run: PlannedRun, callback: SweepCallback, *, progress: bool = True) 
             def should_stop(self) -> bool:
                 return callback.should_stop()
 
-        eval_cfg = ev.model_copy(update={"model": str(result.final_dir)})
+        eval_cfg = ev.model_copy(update={"model": model})
         outcome: EvalResult = evaluate(eval_cfg, callback=_EvalHook(), progress=progress)
         if outcome.stopped:
             return "stopped"
@@ -454,18 +492,17 @@ def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
     about: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
         variant = _variant(run)
+        trained = run.trained
         about.setdefault(
-            (run.train.objective, variant),
+            (run.row, variant),
             {
-                "schedule": "" if objective_spec(run.train.objective).omega_free else run.train.schedule,
-                "omega": run.train.omega if uses_omega(run.train.model_dump()) else None,
-                "n_shots": run.train.n_shots,
+                "schedule": run.train.schedule if trained and not objective_spec(run.row).omega_free else "",
+                "omega": run.train.omega if trained and uses_omega(run.train.model_dump()) else None,
+                "n_shots": run.train.n_shots if trained else 0,
             },
         )
         for row in _load_rows(run):
-            observations.append(
-                {**row, "objective": run.train.objective, "variant": variant, "run": run.name}
-            )
+            observations.append({**row, "objective": run.row, "variant": variant, "run": run.name})
     keys = ("objective", "variant", "dataset", "shots")
     by_cell: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for o in observations:

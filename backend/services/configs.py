@@ -209,6 +209,13 @@ def sweep_config(
     data["name"] = name or data.get("name") or f"sweep-{uuid.uuid4().hex[:8]}"
     data["output_dir"] = "sweeps"
     cfg = _validate(SweepConfig, data)
+    if cfg.untuned:  # every planned run of a server sweep is a training run row
+        raise ApiError(
+            422,
+            "config.untuned: not available for server sweeps; evaluate the untuned student with POST "
+            "/evaluations (config.model = the student) or run the sweep with `aicd sweep`",
+            field="config.untuned",
+        )
     train = dict(cfg.train)
     _no_server_fields(train, "config.train")
     # the shared evaluation fields, typed (run-specific ones are filled in per run by plan_sweep)

@@ -84,11 +84,13 @@ def test_paper_configs_follow_the_paper(full_copy: Path) -> None:
         "svamp"
     }
     assert all(r.evals[0].shots == [0, 1, 2, 3] for r in fig2)
+    assert [r.name for r in fig2 if not r.trained] == ["vanilla"]  # the untuned student ("vanilla ICL")
     table1 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-table1-svamp.yaml"))
     protocols = {
         json.dumps(r.evals[0].model_dump(exclude={"model", "output_dir", "demonstrations"})) for r in table1
     }
     assert len(protocols) == 1  # one evaluation protocol for every row
+    assert {r.row for r in table1} == {"aicd", "condgen", "lm", "nocot", "vanilla"}
 
 
 def test_sweep_records_source_split_and_item_count_of_each_dataset(
@@ -141,3 +143,43 @@ def test_samples_are_named_as_such_in_the_record(tmp_path: Path, monkeypatch: py
     with pytest.raises(DataError, match="'gsm8k' resolves to the packaged"):
         require_full_data(["arith", "gsm8k"])
     require_full_data(["arith", None])  # generated data has no full copy to miss
+
+
+def test_untuned_row_is_planned_per_training_dataset_and_evaluated_without_training(tmp_path: Path) -> None:
+    from aicd.sweep import run_sweep
+
+    base = {
+        "name": "u",
+        "output_dir": str(tmp_path),
+        "train": {
+            "model": "tiny:gpt2",
+            "dataset": "arith",
+            "limit": 8,
+            "max_steps": 1,
+            "n_shots": 2,
+            "batch_size": 2,
+            "micro_batch_size": 2,
+            "max_length": 256,
+        },
+        "eval": {"shots": [0, 1], "seeds": [0, 1], "limit": 2, "max_new_tokens": 4, "batch_size": 4},
+        "untuned": True,
+    }
+    two = plan_sweep(
+        build_config(SweepConfig, {**base, "grid": {"dataset": ["arith", "svamp"], "seed": [0]}}, source="t")
+    )
+    untuned = [r for r in two if not r.trained]
+    assert [r.name for r in untuned] == ["vanilla-arith", "vanilla-svamp"]
+    assert all(e.model == "tiny:gpt2" and e.demonstrations == "rationale" for r in untuned for e in r.evals)
+
+    cfg = build_config(SweepConfig, {**base, "grid": {"objective": ["aicd"], "seed": [0]}}, source="t")
+    result = run_sweep(cfg, progress=False)
+    rows = {(r["objective"], r["shots"]): r for r in result.table_rows}
+    assert set(rows) == {("aicd", 0), ("aicd", 1), ("vanilla", 0), ("vanilla", 1)}
+    assert (
+        rows[("vanilla", 0)]["n"] == 1
+        and rows[("vanilla", 0)]["n_values"] == 2
+        and rows[("vanilla", 0)]["omega"] is None
+    )
+    assert not (tmp_path / "u" / "runs" / "vanilla").exists()  # nothing trained for it
+    assert (tmp_path / "u" / "evals" / "vanilla" / "arith" / "results.json").is_file()
+    assert "| vanilla |" in result.md_path.read_text()

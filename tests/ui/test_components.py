@@ -414,3 +414,14 @@ def test_aggregate_endpoint_refuses_nested_keys_and_out_of_range_accuracies(api:
         with pytest.raises(ApiError) as info:
             api.aggregate_results([bad], ["label"])
         assert info.value.status == 422 and info.value.field == "observations", info.value.message
+
+
+def test_server_sweeps_refuse_an_untuned_row_with_the_field_named(api: ApiClient) -> None:
+    body = {
+        "train": {"model": "tiny:gpt2", "dataset": "arith"},
+        "grid": {"objective": ["aicd"]},
+        "untuned": True,
+    }
+    with pytest.raises(ApiError) as info:
+        api.create_sweep(body, name="untuned")
+    assert info.value.status == 422 and info.value.field == "config.untuned", info.value.message
