@@ -43,6 +43,7 @@ def train_launched(ctx: JobContext, config: Any, *, resume: bool) -> int | None:
         save_config(config, path)
         cmd = launch_command(config, path, resume=resume, progress=False)  # ConfigError names the field
         proc = subprocess.Popen(cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True)
+        ctx.phase("training (launched)")
         stopping = False
         try:
             while proc.poll() is None:
@@ -50,6 +51,9 @@ def train_launched(ctx: JobContext, config: Any, *, resume: bool) -> int | None:
                     proc.wait(timeout=POLL_S)
                 except subprocess.TimeoutExpired:
                     pass
+                # the ranks load, build episodes and train out of sight: a live process group is this job's
+                # progress for the stall watchdog (metrics lines may be minutes apart while a big model loads)
+                ctx.advance(0)
                 follower.poll(ctx)
                 if ctx.should_stop() and not stopping:
                     os.killpg(proc.pid, signal.SIGINT)  # every rank: checkpoint after this micro-batch, exit
