@@ -235,7 +235,8 @@ def test_annotate_with_a_teacher_key_entered_once_and_filter_statistics(ui_env: 
         no_traceback(at)
         shown = texts(at)
         assert "key stored server-side: yes" in shown
-        assert "filter statistics" in json.dumps([c.proto.spec for c in at.get("plotly_chart")])
+        charts_shown = json.dumps([c.proto.spec for c in at.get("plotly_chart")])
+        assert "filter statistics" in charts_shown and "announce two answers" in charts_shown
         assert "questions have at least one rationale" in shown
         assert secret not in shown and secret not in json.dumps(job)
         assert f"A key for `{base_url}` is stored on the server" in shown

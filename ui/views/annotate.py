@@ -177,6 +177,7 @@ def main() -> None:
             ("samples", f.get("total", 0)),
             ("cut off (length)", f.get("truncated", 0)),
             ("mention the hint", f.get("hint_mention", 0)),
+            ("announce two answers", f.get("contradiction", 0)),
             ("no answer", f.get("no_answer", 0)),
             ("wrong answer", f.get("wrong_answer", 0)),
             ("kept", f.get("kept", 0)),
