@@ -24,6 +24,25 @@ depends_on: str | Sequence[str] | None = None
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
+# the columns of both versions (this migration reads the one and writes the other)
+KEYS = sa.table(
+    "teacher_keys",
+    sa.column("id", sa.BigInteger),
+    sa.column("base_url", sa.String),
+    sa.column("api_key", sa.Text),
+    sa.column("api_key_encrypted", sa.Text),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("updated_at", sa.DateTime(timezone=True)),
+)
+JOBS = sa.table(
+    "annotation_jobs",
+    sa.column("id", sa.BigInteger),
+    sa.column("config", sa.JSON),
+    sa.column("api_key", sa.Text),
+    sa.column("teacher_key_url", sa.String),
+)
+
+
 def _endpoint(base_url: str | None) -> str:
     return (base_url or OPENAI_BASE_URL).strip().rstrip("/")
 
@@ -37,33 +56,17 @@ def upgrade() -> None:
     with op.batch_alter_table("annotation_jobs") as batch:
         batch.add_column(sa.Column("teacher_key_url", sa.String(length=500), nullable=True))
 
-    keys = sa.table(
-        "teacher_keys",
-        sa.column("id", sa.BigInteger),
-        sa.column("base_url", sa.String),
-        sa.column("api_key", sa.Text),
-        sa.column("api_key_encrypted", sa.Text),
-        sa.column("created_at", sa.DateTime(timezone=True)),
-        sa.column("updated_at", sa.DateTime(timezone=True)),
-    )
-    jobs = sa.table(
-        "annotation_jobs",
-        sa.column("id", sa.BigInteger),
-        sa.column("config", sa.JSON),
-        sa.column("api_key", sa.Text),
-        sa.column("teacher_key_url", sa.String),
-    )
-    stored = {}
-    for row in conn.execute(sa.select(keys.c.id, keys.c.base_url, keys.c.api_key)):
-        conn.execute(keys.update().where(keys.c.id == row.id).values(api_key_encrypted=encrypt(row.api_key)))
-        stored[row.base_url] = row.id
-    newest_first = sa.select(jobs.c.id, jobs.c.config, jobs.c.api_key).order_by(jobs.c.id.desc())
-    for job in conn.execute(newest_first.where(jobs.c.api_key.is_not(None))).all():
+    stored: set[str] = set()
+    for row in conn.execute(sa.select(KEYS.c.id, KEYS.c.base_url, KEYS.c.api_key)):
+        conn.execute(KEYS.update().where(KEYS.c.id == row.id).values(api_key_encrypted=encrypt(row.api_key)))
+        stored.add(row.base_url)
+    newest_first = sa.select(JOBS.c.id, JOBS.c.config, JOBS.c.api_key).order_by(JOBS.c.id.desc())
+    for job in conn.execute(newest_first.where(JOBS.c.api_key.is_not(None))).all():
         url = _endpoint((job.config or {}).get("base_url"))
         if url not in stored:
             now = sa.func.now() if conn.dialect.name == "postgresql" else sa.func.current_timestamp()
             conn.execute(
-                keys.insert().values(
+                KEYS.insert().values(
                     base_url=url,
                     api_key="",
                     api_key_encrypted=encrypt(job.api_key),
@@ -71,8 +74,8 @@ def upgrade() -> None:
                     updated_at=now,
                 )
             )
-            stored[url] = True
-        conn.execute(jobs.update().where(jobs.c.id == job.id).values(teacher_key_url=url))
+            stored.add(url)
+        conn.execute(JOBS.update().where(JOBS.c.id == job.id).values(teacher_key_url=url))
 
     with op.batch_alter_table("teacher_keys") as batch:
         batch.alter_column("api_key_encrypted", existing_type=sa.Text(), nullable=False)
@@ -89,18 +92,10 @@ def downgrade() -> None:
         batch.add_column(sa.Column("api_key", sa.Text(), nullable=True))
     with op.batch_alter_table("annotation_jobs") as batch:
         batch.add_column(sa.Column("api_key", sa.Text(), nullable=True))
-    keys = sa.table(
-        "teacher_keys",
-        sa.column("id", sa.BigInteger),
-        sa.column("base_url", sa.String),
-        sa.column("api_key", sa.Text),
-        sa.column("api_key_encrypted", sa.Text),
-    )
-    jobs = sa.table("annotation_jobs", sa.column("api_key", sa.Text), sa.column("teacher_key_url", sa.String))
-    for row in conn.execute(sa.select(keys.c.id, keys.c.base_url, keys.c.api_key_encrypted)).all():
+    for row in conn.execute(sa.select(KEYS.c.id, KEYS.c.base_url, KEYS.c.api_key_encrypted)).all():
         plain = decrypt(row.api_key_encrypted)
-        conn.execute(keys.update().where(keys.c.id == row.id).values(api_key=plain))
-        conn.execute(jobs.update().where(jobs.c.teacher_key_url == row.base_url).values(api_key=plain))
+        conn.execute(KEYS.update().where(KEYS.c.id == row.id).values(api_key=plain))
+        conn.execute(JOBS.update().where(JOBS.c.teacher_key_url == row.base_url).values(api_key=plain))
     with op.batch_alter_table("teacher_keys") as batch:
         batch.alter_column("api_key", existing_type=sa.Text(), nullable=False)
         batch.drop_column("api_key_encrypted")

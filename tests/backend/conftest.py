@@ -156,6 +156,16 @@ def sqlite_env(path: Path) -> dict[str, str]:
     return {"AICD_DATABASE_URL": f"sqlite:///{path}", "AICD_AUTO_MIGRATE": "true"}
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+def any_db_client(request: pytest.FixtureRequest, client: TestClient, tmp_path: Path) -> Iterator[TestClient]:
+    """The session's API on PostgreSQL, or a fresh one on an SQLite file (embedded mode's database)."""
+    if request.param == "postgres":
+        yield client
+        return
+    with app_client(**sqlite_env(tmp_path / "hostile.db")) as c:
+        yield c
+
+
 def free_port() -> int:
     import socket
 

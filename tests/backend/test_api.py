@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +13,7 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.models import Dataset, Evaluation, Example, Generation, MetricPoint, Run
-from tests.backend.conftest import app_client, arith_jsonl, sqlite_env, tiny_train_config
+from tests.backend.conftest import arith_jsonl, tiny_train_config
 
 
 def _count(model: type) -> int:
@@ -369,16 +368,6 @@ def test_metric_points_are_idempotent(client: TestClient) -> None:
         assert (
             s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.run_id == run_id)) == 2
         )
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def any_db_client(request: pytest.FixtureRequest, client: TestClient, tmp_path) -> Iterator[TestClient]:
-    """The session's API on PostgreSQL, or a fresh one on an SQLite file (embedded mode's database)."""
-    if request.param == "postgres":
-        yield client
-        return
-    with app_client(**sqlite_env(tmp_path / "hostile.db")) as c:
-        yield c
 
 
 def test_hostile_input_never_gives_500(any_db_client: TestClient) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,16 +13,13 @@ from fastapi.testclient import TestClient
 
 from aicd.data.record import MAX_JSON_DEPTH
 from backend.schemas.common import DESCRIPTION_MAX
-from tests.backend.conftest import app_client, arith_jsonl, sqlite_env, tiny_train_config
+from tests.backend.conftest import arith_jsonl, tiny_train_config
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def api(request: pytest.FixtureRequest, client: TestClient, tmp_path) -> Iterator[TestClient]:
-    if request.param == "postgres":
-        yield client
-        return
-    with app_client(**sqlite_env(tmp_path / "hardening.db")) as c:
-        yield c
+@pytest.fixture
+def api(any_db_client: TestClient) -> TestClient:
+    """The API on PostgreSQL, then on SQLite (tests/backend/conftest.py)."""
+    return any_db_client
 
 
 def _field(resp: Any, status: int = 422) -> str:
