@@ -31,3 +31,30 @@ def test_a_two_process_run_is_launched_and_followed(client: TestClient) -> None:
     points = client.get(f"/api/v1/runs/{run['id']}/metrics").json()["items"]
     assert [p["step"] for p in points] == [1, 2, 3, 4]
     assert (get_settings().artifacts / "runs" / "launch-2" / "final").is_dir()
+
+
+def test_cancelling_a_launched_run_stops_every_rank_at_a_checkpoint(client: TestClient) -> None:
+    import threading
+    import time
+
+    from worker import handlers
+
+    ds = client.post(
+        "/api/v1/datasets", files={"file": ("lc.jsonl", arith_jsonl("train", 8))}, data={"name": "launch-c"}
+    ).json()["id"]
+    config = tiny_train_config(
+        max_steps=400, micro_batch_size=1, save_every=50, distributed={"num_processes": 2}
+    )
+    run = client.post("/api/v1/runs", json={"name": "launch-c", "dataset_id": ds, "config": config}).json()
+    worker = threading.Thread(target=handlers.train_run, args=(run["id"], 1))
+    worker.start()
+    url = f"/api/v1/runs/{run['id']}"
+    deadline = time.monotonic() + 240
+    while client.get(url).json()["step"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.post(f"{url}/cancel").status_code == 200
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    done = client.get(url).json()
+    assert done["status"] == "cancelled" and 3 <= done["step"] < 400, done
+    assert done["checkpoint_step"] is not None  # every rank stopped after saving, as on Ctrl-C
