@@ -46,9 +46,14 @@ def train_command(
     callback = StopOnCtrlC()
     previous = None
     if threading.current_thread() is threading.main_thread():
+        launched = inside_launch()
 
         def on_sigint(signum: int, frame: object) -> None:
             callback.requested = True
+            if (
+                launched
+            ):  # a rank: SIGINT may come twice (its group and torchrun's shutdown); the parent aborts
+                return
             typer.echo("\nstopping after this micro-batch (Ctrl-C again to abort)...", err=True)
             signal.signal(signal.SIGINT, previous or signal.default_int_handler)
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from aicd.checkpoint import read_metrics
+from aicd.config import TrainConfig
 from aicd.data.jsonl import write_examples
 from tests.core.test_train import TINY_NO_DROPOUT, _config, _examples, _state_dict
 
@@ -245,3 +246,35 @@ def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path)
         "random_states_0.pkl",
         "random_states_1.pkl",
     }  # every rank's RNG, so the resumed ranks replay their dropout
+
+
+def test_sigint_to_the_launchers_whole_group_still_checkpoints_every_rank(tmp_path):
+    """The worker's way to stop a launched run: SIGINT to the process group of `launch_command`'s launcher.
+    Each rank then gets SIGINT twice (the group's, then torchrun's shutdown) and must still checkpoint."""
+    from aicd.config import load_config
+    from aicd.launch import launch_command
+
+    config = _write_run(
+        tmp_path,
+        "group",
+        max_steps=100000,
+        batch_size=4,
+        micro_batch_size=1,
+        distributed="{num_processes: 2}",
+    )
+    run_dir = tmp_path / "runs" / "group"
+    cmd = launch_command(load_config(TrainConfig, config), config, progress=False)
+    env = {**os.environ, **cmd.env, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        cmd.argv, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_while_running(proc, lambda: read_metrics(run_dir / "metrics.jsonl"), poll=0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    step = read_metrics(run_dir / "metrics.jsonl")[-1]["step"]
+    assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [f"checkpoint-{step}"], err[-3000:]
+    assert "KeyboardInterrupt" not in err
