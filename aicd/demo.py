@@ -182,7 +182,7 @@ def run_demo(
     *,
     quick: bool = False,
     resume: bool = False,
-    threads: int | None = 2,
+    threads: int | None = 1,
     callback: SweepCallback | None = None,
     steps: int | None = None,
     progress: bool = True,

@@ -72,7 +72,12 @@ def demo_command(
     ),
     quick: bool = typer.Option(False, "--quick", help="a much smaller run that only checks the pipeline"),
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
-    threads: int = typer.Option(2, "--threads", help="torch CPU threads"),
+    threads: int = typer.Option(
+        1,
+        "--threads",
+        help="torch CPU threads (default 1: the tiny student's matrices gain nothing from a second thread, and "
+        "on a busy machine a second thread stalls every op; bench/results/demo.md)",
+    ),
     steps: int = typer.Option(
         None,
         "--steps",
