@@ -25,7 +25,7 @@ from aicd.data.record import Example, Rationale
 from aicd.data.synthetic import draw_bonus_problem
 
 DOC_KINDS = ("copy", "recall", "arith", "surface")
-DOCS_VERSION = 1  # bump when `_doc` changes: it is part of the cache key
+DOCS_VERSION = 2  # bump when `_doc` changes: it is part of the cache key
 _CHARS = string.ascii_lowercase + string.digits
 # Pre-training documents are plain text: no `Q:`/`A:` template, so the base model never sees the task format.
 PLAIN = TemplateConfig(question_prefix="", answer_prefix="", separator="\n")
@@ -43,7 +43,7 @@ class BaseModel:
 def _doc(rng: random.Random, kind: str) -> tuple[str, str]:
     """(first part, second part) of one document; the LM loss covers both."""
     if kind == "copy":
-        text = "".join(rng.choice(_CHARS) for _ in range(rng.randint(3, 8)))
+        text = "".join(rng.choice(_CHARS) for _ in range(rng.randint(4, 10)))
         return text, text
     if kind == "recall":
         keys = {
@@ -81,7 +81,7 @@ def pretrain_config(
     fields: dict[str, Any] = {
         "model": model,
         "objective": "lm",
-        "n_shots": 4,  # four documents per sequence
+        "n_shots": 8,  # eight documents per sequence
         "template": PLAIN.model_dump(),
         "max_steps": steps,
         "batch_size": batch_size,
