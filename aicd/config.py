@@ -263,6 +263,11 @@ class SweepConfig(_Strict):
     eval_datasets: list[ShortText] | None = Field(
         None, description="evaluate each run on these (default: the train dataset)"
     )
+    annotate: dict[str, Any] | None = Field(
+        None,
+        description="AnnotateConfig fields (teacher, prompt_template, k, temperature, filters): annotate each "
+        "training dataset first and train on its output (aicd.sweep_annotation); null: the data as it is",
+    )
     untuned: bool = Field(
         False,
         description="also evaluate the student before any fine-tuning, with the same evaluations (the paper's "

@@ -29,6 +29,12 @@ from aicd.errors import AICDError
 from aicd.objective_registry import REGISTRY, demonstrations_for, objective_rank, objective_spec
 from aicd.objective_registry import uses_omega as objective_uses_omega
 from aicd.results import CAPTION, aggregate, format_cell
+from aicd.sweep_annotation import (
+    annotate_training_data,
+    annotated_path,
+    check_annotate_config,
+    training_datasets,
+)
 
 if TYPE_CHECKING:
     from aicd.evaluate import EvalResult
@@ -192,8 +198,14 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
         )
         params = _collapse(objective, params, config.train)
         base = {**config.train, **params}
-        if base.get("eval_every") and not base.get("eval_dataset") and config.eval_datasets:
-            base["eval_dataset"] = config.eval_datasets[0]  # the accuracy curve tracks the first evaluation
+        original = str(base.get("dataset", TrainConfig.model_fields["dataset"].default))
+        eval_datasets = config.eval_datasets or [original]
+        shots_from: dict[str, Any] = {}
+        if config.annotate is not None:  # train on the teacher's annotation of the data, evaluate on the data
+            base["dataset"] = str(annotated_path(root, original))
+            shots_from = {"shots_dataset": base["dataset"]}  # demonstrations: the annotated training data
+        if base.get("eval_every") and not base.get("eval_dataset") and (config.eval_datasets or shots_from):
+            base["eval_dataset"] = eval_datasets[0]  # the accuracy curve tracks the first evaluation
         name = _run_name(params)
         if name in seen:
             continue
@@ -204,8 +216,9 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
             source=f"sweep run '{name}'",
         )
         evals = []
-        for ds in config.eval_datasets or [train_cfg.dataset]:
+        for ds in eval_datasets:
             data = {
+                **shots_from,
                 "template": train_cfg.template.model_dump(),
                 "answer_kind": train_cfg.answer_kind,
                 # demonstrate the way the student was trained: nocot episodes hold answers, not rationales
@@ -221,6 +234,12 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
     if config.untuned:
         runs += _untuned_runs(runs, root)
     _check_full_data(runs)
+    if config.annotate is not None:
+        check_annotate_config(config)
+        if any(r.train.full_data for r in runs):
+            from aicd.provenance import require_full_data
+
+            require_full_data(training_datasets(config), "annotate (full_data)")
     return runs
 
 
@@ -329,6 +348,7 @@ def run_sweep(
         check_fresh(config)
     root.mkdir(parents=True, exist_ok=True)
     save_config(config, root / "sweep.yaml")
+    annotate_training_data(config, root)  # the paper's pipeline: a config's `annotate:` step, before training
     callback.on_plan(runs)
 
     todo: list[tuple[int, PlannedRun]] = []

@@ -209,6 +209,13 @@ def sweep_config(
     data["name"] = name or data.get("name") or f"sweep-{uuid.uuid4().hex[:8]}"
     data["output_dir"] = "sweeps"
     cfg = _validate(SweepConfig, data)
+    if cfg.annotate is not None:  # the server annotates through its own annotation jobs
+        raise ApiError(
+            422,
+            "config.annotate: not available for server sweeps; annotate the dataset with POST /annotations, "
+            "then sweep over the annotated dataset",
+            field="config.annotate",
+        )
     if cfg.untuned:  # every planned run of a server sweep is a training run row
         raise ApiError(
             422,

@@ -69,18 +69,27 @@ def test_paper_configs_follow_the_paper(full_copy: Path) -> None:
             t = run.train
             assert t.full_data and t.batch_size == 16 and t.mixed_precision == "bf16", path
             assert t.model == "EleutherAI/gpt-j-6b" and t.lr == 7e-6 and t.schedule == "paper", path
-            assert [e.dataset for e in run.evals] == [t.dataset] and run.evals[0].split == "test"
+            # trains on the annotation step's output, evaluates on the dataset's own test split
+            (ev,) = run.evals
+            assert t.dataset == str(Path("runs") / path.stem / "annotated" / f"{ev.dataset}.jsonl"), path
+            assert ev.split == "test" and ev.shots_dataset == t.dataset
+        annotate = load_sweep_config(path).annotate
+        assert annotate and (annotate["k"], annotate["temperature"], annotate["filter_correct"]) == (
+            3,
+            1.0,
+            True,
+        )
     fig1 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-fig1-omega.yaml"))
     aicd = [r for r in fig1 if r.train.objective == "aicd"]
     assert {r.train.omega for r in aicd} == {0.0, 0.1, 0.5, 1.0}
-    assert {r.train.seed for r in fig1} == {0, 1, 2, 3, 4} and {r.train.dataset for r in fig1} == {
+    assert {r.train.seed for r in fig1} == {0, 1, 2, 3, 4} and {r.evals[0].dataset for r in fig1} == {
         "multiarith",
         "svamp",
     }
     baselines = [r for r in fig1 if r.train.objective != "aicd"]  # trained once per seed and dataset
     assert {r.train.objective for r in baselines} == {"condgen", "lm"} and len(baselines) == 2 * 5 * 2
     fig2 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-fig2-shots.yaml"))
-    assert {r.train.objective for r in fig2} == {"aicd", "condgen"} and {r.train.dataset for r in fig2} == {
+    assert {r.train.objective for r in fig2} == {"aicd", "condgen"} and {r.evals[0].dataset for r in fig2} == {
         "svamp"
     }
     assert all(r.evals[0].shots == [0, 1, 2, 3] for r in fig2)

@@ -1,0 +1,97 @@
+"""The paper's data pipeline as a sweep step: annotate each training dataset, then train on its output.
+
+A sweep whose config has an `annotate:` section (AnnotateConfig fields: teacher, prompt, k = 3, T = 1.0,
+filters) first asks the teacher for k rationales per training question, keeps those that pass the filters,
+and writes `<sweep>/annotated/<dataset>.jsonl`; every run then trains on that file (an episode draws one of a
+question's kept rationales at random) and takes its demonstrations from it, while evaluation stays on the
+original dataset's test split. Raw samples go to `<dataset>.raw.jsonl` as they arrive, so a resumed sweep asks
+only for what is missing; a finished file is reused as is.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aicd.errors import AICDError
+
+if TYPE_CHECKING:
+    from aicd.config import SweepConfig
+
+ANNOTATED_DIR = "annotated"
+
+
+def annotated_path(sweep_root: Path, dataset: str) -> Path:
+    """Where the annotated copy of training dataset `dataset` goes."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(dataset.rstrip("/")).stem or dataset)
+    return sweep_root / ANNOTATED_DIR / f"{safe}.jsonl"
+
+
+def training_datasets(config: SweepConfig) -> list[str]:
+    """The original training datasets of a sweep: the grid's `dataset` values, else the train section's."""
+    from aicd.config import TrainConfig
+
+    if "dataset" in config.grid:
+        return [str(d) for d in dict.fromkeys(config.grid["dataset"])]
+    return [str(config.train.get("dataset", TrainConfig.model_fields["dataset"].default))]
+
+
+def check_annotate_config(config: SweepConfig) -> None:
+    """Validate the `annotate:` section (ConfigError naming the field) without contacting the teacher."""
+    from aicd.annotate import AnnotateConfig
+    from aicd.config import build_config
+
+    if config.annotate is not None:
+        build_config(AnnotateConfig, dict(config.annotate), source="sweep annotate")
+
+
+def annotate_training_data(config: SweepConfig, sweep_root: Path) -> list[Path]:
+    """Annotate every training dataset of the sweep that has no finished annotated file yet; their paths."""
+    if config.annotate is None:
+        return []
+    from aicd.annotate import AnnotateConfig, JsonlSink, annotate
+    from aicd.config import TrainConfig, build_config
+    from aicd.data import write_examples
+    from aicd.data.loaders import answer_kind_of, load_examples
+
+    settings = build_config(AnnotateConfig, dict(config.annotate), source="sweep annotate")
+    split = str(config.train.get("split", TrainConfig.model_fields["split"].default))
+    limit = config.train.get("limit")
+    out_paths = []
+    for dataset in training_datasets(config):
+        out = annotated_path(sweep_root, dataset)
+        out_paths.append(out)
+        if out.is_file():
+            continue
+        examples = load_examples(dataset, split, limit=limit)
+        if not examples:
+            raise AICDError(f"annotate: dataset '{dataset}' split '{split}' has no examples")
+        run_settings = settings.model_copy()
+        if run_settings.answer_kind == "auto":
+            run_settings.answer_kind = answer_kind_of(dataset, examples)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        raw = out.with_name(out.name.removesuffix(".jsonl") + ".raw.jsonl")
+        sink = JsonlSink(raw)
+        try:
+            report = annotate(run_settings, examples, sink)
+        finally:
+            sink.close()
+        if not (report.ok or report.already_stored) or report.stopped:
+            raise AICDError(f"annotate: {dataset}: {report.summary()} (resume the sweep to retry)")
+        kept = [ex for ex in report.examples if ex.rationales]
+        if not kept:
+            raise AICDError(f"annotate: {dataset}: no rationale passed the filters")
+        write_examples(out, report.examples)
+        summary: dict[str, Any] = {
+            "dataset": dataset,
+            "split": split,
+            "questions": len(report.examples),
+            "with_rationale": len(kept),
+            "rationales": sum(len(ex.rationales) for ex in kept),
+            "config": run_settings.public_dict(),
+        }
+        out.with_name(out.name.removesuffix(".jsonl") + ".report.json").write_text(
+            json.dumps(summary, indent=1), encoding="utf-8"
+        )
+    return out_paths
