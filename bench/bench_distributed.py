@@ -2,7 +2,7 @@
 
 What runs depends on the machine, and the report says which:
 - N ≥ 2 GPUs: FSDP full-shard (aicd/configs/accelerate/fsdp-full-shard.yaml) on N GPUs vs 1 GPU;
-- 1 GPU: DDP with 1 process (there is nothing to scale to; the line only checks the launcher path);
+- 1 GPU: DDP with 1 process, which is plain one-GPU training (nothing to scale to; the report says so);
 - no GPU: DDP over gloo, N CPU processes vs 1 process, one thread each (a CPU process stands for a GPU).
 Throughput is the training tokens/s that rank 0 logs per step (start-up excluded), median over the steps
 after the first two; scaling efficiency = (tokens/s on N) / (N × tokens/s on 1).
@@ -94,7 +94,11 @@ def main() -> None:
             f"FSDP full-shard on {args.procs or gpus} GPUs vs 1 GPU",
         )
     elif gpus == 1:
-        n, strategy, mode = 1, "ddp", "one GPU only: DDP with 1 process (no scaling can be measured here)"
+        n, strategy, mode = (
+            1,
+            "ddp",
+            "one GPU only: DDP with 1 process, i.e. plain one-GPU training (no scaling to measure)",
+        )
     else:
         n, strategy, mode = (
             args.procs or 2,
