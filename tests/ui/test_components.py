@@ -425,3 +425,14 @@ def test_server_sweeps_refuse_an_untuned_row_with_the_field_named(api: ApiClient
     with pytest.raises(ApiError) as info:
         api.create_sweep(body, name="untuned")
     assert info.value.status == 422 and info.value.field == "config.untuned", info.value.message
+
+
+def test_server_sweeps_refuse_an_annotation_step_with_the_field_named(api: ApiClient) -> None:
+    body = {
+        "train": {"model": "tiny:gpt2", "dataset": "arith"},
+        "grid": {"objective": ["aicd"]},
+        "annotate": {"k": 3},
+    }
+    with pytest.raises(ApiError) as info:
+        api.create_sweep(body, name="annotated")
+    assert info.value.status == 422 and info.value.field == "config.annotate", info.value.message
