@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # `ui` importable without an editable install
 
 from ui.client import ApiError  # noqa: E402
 from ui.components import plans  # noqa: E402
-from ui.components.common import STATUS_ICONS, api, page_guard, settle_when_ended, show_error  # noqa: E402
+from ui.components.common import STATUS_ICONS, api, display_status, page_guard, settle_when_ended, show_error  # noqa: E402
 
 st.set_page_config(page_title="AICD Workbench", page_icon=":material/science:", layout="wide")
 
@@ -48,10 +48,10 @@ with st.sidebar:
     try:
         health = client.health()
         st.caption(
-            f"🟢 backend {client.base_url} · {health.get('mode', '?')} · {health.get('database', '?')}"
+            f":material/check_circle: backend {client.base_url} · {health.get('mode', '?')} · {health.get('database', '?')}"
         )
     except ApiError:
-        st.caption(f"🔴 backend {client.base_url} unreachable")
+        st.caption(f":material/error: backend {client.base_url} unreachable")
 
 
 SIDEBAR_EVERY = 3.0
@@ -80,11 +80,13 @@ def launched() -> None:
         except ApiError as exc:
             show_error(exc)
             return
-        icons = " ".join(STATUS_ICONS.get(run["status"], "•") for run in runs)
+        icons = " ".join(STATUS_ICONS.get(display_status(run), "•") for run in runs)
         done = sweep["progress_done"]
         total = sweep["progress_total"] or len(runs) or "?"
         ended = sweep["status"] in plans.ENDED
         tail = (" — done" if sweep["status"] == "succeeded" else f" — {sweep['status']}") if ended else ""
+        if display_status(sweep) == "cancelling":
+            tail = " — cancelling"
         st.caption(f"**{sweep['name']}** {icons} {done}/{total} trained and evaluated{tail}")
     settle_when_ended("sidebar", sidebar_every, _sidebar_every())
 

@@ -18,15 +18,25 @@ from ui.client import ApiClient, ApiError, api_token, api_url
 
 T = TypeVar("T")
 
+# plain symbols every DejaVu/Liberation font has: no emoji font needed (Debian servers, kiosks)
 STATUS_ICONS = {
-    "queued": "⏳",
-    "running": "🔄",
-    "succeeded": "✅",
-    "failed": "❌",
-    "cancelled": "⏹️",
-    "lost": "⚠️",
+    "queued": "○",
+    "running": "►",
+    "cancelling": "◌",
+    "succeeded": "✔",
+    "failed": "✘",
+    "cancelled": "■",
+    "lost": "⚠",
 }
 ACTIVE = ("queued", "running")
+
+
+def display_status(job: dict[str, Any]) -> str:
+    """The state a user sees: `cancelling` from the cancel request until the server confirms `cancelled`
+    (a running job keeps status `running` with `cancel_requested` meanwhile), else the server's status.
+    The same rule for a stand-alone run, a run inside a sweep, a sweep, an evaluation and an annotation."""
+    status = str(job.get("status", "?"))
+    return "cancelling" if status == "running" and job.get("cancel_requested") else status
 
 
 @st.cache_resource(show_spinner=False)
@@ -116,7 +126,7 @@ def settle_when_ended(key: str, every: float | None, still: float | None) -> Non
 
 def live_caption(every: float | None) -> None:
     if every:
-        st.caption(f"🔄 live · refreshes every {every:g} s")
+        st.caption(f"live · refreshes every {every:g} s")
 
 
 # -- markdown -------------------------------------------------------------------------------------------------
@@ -138,7 +148,8 @@ def md_escape(text: Any) -> str:
 
 
 def status_label(job: dict[str, Any]) -> str:
-    return f"{STATUS_ICONS.get(job.get('status', ''), '•')} {job.get('status', '?')}"
+    status = display_status(job)
+    return f"{STATUS_ICONS.get(status, '•')} {status}"
 
 
 def progress_fraction(job: dict[str, Any]) -> float:
@@ -258,4 +269,4 @@ def pick_dataset(
 def run_label(run: dict[str, Any]) -> str:
     cfg = run.get("config") or {}
     obj = objective_label(cfg.get("objective", "?"))
-    return f"#{run['id']} {run['name']} · {obj} · {STATUS_ICONS.get(run['status'], '')}"
+    return f"#{run['id']} {run['name']} · {obj} · {status_label(run)}"

@@ -24,13 +24,19 @@ DOWNLOAD_MAX = 512 * 1024 * 1024  # ... larger ones only when their button is cl
 def actions(client: ApiClient, kind: str, job: dict[str, Any], key: str) -> None:
     """Cancel (queued/running) and Resume (failed/cancelled/lost) buttons; the page reruns after either."""
     a, b, _ = st.columns([1, 1, 5])
-    if job["status"] in c.ACTIVE and a.button("⏹ Cancel", key=f"{key}_cancel_{job['id']}"):
+    if c.display_status(job) == "cancelling":  # asked already: nothing to click until the server confirms
+        a.button(
+            "Cancelling…", key=f"{key}_cancelling_{job['id']}", disabled=True, icon=":material/hourglass_top:"
+        )
+    elif job["status"] in c.ACTIVE and a.button(
+        "Cancel", key=f"{key}_cancel_{job['id']}", icon=":material/stop_circle:"
+    ):
         if c.attempt(client.job_action, kind, job["id"], "cancel", what="cancel"):
             st.toast(f"cancel requested for {kind[:-1]} {job['id']}")
             c.clear_caches()
             st.rerun()
     if job["status"] in ("failed", "cancelled", "lost") and b.button(
-        "▶ Resume", key=f"{key}_resume_{job['id']}"
+        "Resume", key=f"{key}_resume_{job['id']}", icon=":material/play_arrow:"
     ):
         if c.attempt(client.job_action, kind, job["id"], "resume", what="resume"):
             c.clear_caches()
@@ -47,6 +53,11 @@ def job_state(job: dict[str, Any], what: str) -> None:
         st.info(
             f"This {what} was cancelled{reason}; resume continues where it stopped.",
             icon=":material/stop_circle:",
+        )
+    elif c.display_status(job) == "cancelling":
+        st.info(
+            f"Cancelling: the worker stops this {what} at its next check and keeps its checkpoint.",
+            icon=":material/hourglass_top:",
         )
     elif job["status"] == "queued":
         st.info(

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.client import ApiError
-from ui.components import charts
+from ui.components import charts, live
 from ui.components import common as c
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"  # the endpoint a key belongs to when no base URL is given
@@ -227,15 +227,7 @@ def main() -> None:
             _filters(report)
             if report.get("failures"):
                 st.dataframe(pd.DataFrame(report["failures"]), hide_index=True)
-        x, y, _ = st.columns([1, 1, 4])
-        if job["status"] in c.ACTIVE and x.button("Cancel", key=f"ann_cancel_{job_id}"):
-            c.attempt(client.job_action, "annotations", job_id, "cancel", what="cancel")
-            st.rerun()  # the whole page: the panel's refresh timer follows the new status
-        if job["status"] in ("failed", "cancelled", "lost") and y.button(
-            "Resume", key=f"ann_resume_{job_id}"
-        ):
-            c.attempt(client.job_action, "annotations", job_id, "resume", what="resume")
-            st.rerun()
+        live.actions(client, "annotations", job, "ann")  # the same Cancel/Cancelling…/Resume as every job
         with st.expander("Config (without the key)"):
             st.json(job["config"], expanded=False)
         now = c.poll_every(job)
