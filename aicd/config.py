@@ -177,6 +177,11 @@ class TrainConfig(ScheduleConfig):
             raise ValueError(
                 f"batch_size must be a multiple of micro_batch_size × distributed.num_processes ({procs})"
             )
+        if self.distributed.strategy == "deepspeed" and self.batch_size != self.micro_batch_size * procs:
+            raise ValueError(
+                "batch_size: with distributed.strategy deepspeed it must equal micro_batch_size × num_processes "
+                "(DeepSpeed steps the optimizer inside backward, so there is no accumulation)"
+            )
         if self.eval_every and self.distributed.strategy != "ddp":
             raise ValueError("eval_every: not available with sharded weights (fsdp/deepspeed); use aicd eval")
         return self

@@ -305,6 +305,12 @@ class Trainer:
         acc = self.accelerator
         optimizer = make_optimizer(self.student, self.config)
         self.scheduler = make_scheduler(optimizer, self.config, self.total_steps)
+        if (
+            acc.distributed_type.name == "DEEPSPEED"
+        ):  # no dataloader to infer them from; clipping is DeepSpeed's
+            ds = acc.state.deepspeed_plugin.deepspeed_config
+            ds["train_micro_batch_size_per_gpu"] = self.config.micro_batch_size
+            ds["gradient_clipping"] = self.config.max_grad_norm or 0.0
         # not prepared: accelerate's scheduler wrapper steps once per process; registered for save_state
         self.module, self.optimizer = acc.prepare(EpisodeNLL(self.student), optimizer)
         acc.register_for_checkpointing(self.scheduler)
@@ -524,7 +530,7 @@ class Trainer:
             "step": self.step,
             "epoch": round(self.epoch + self.position / len(self.plan.steps), 4),
             "lr": lr,
-            "grad_norm": float(grad_norm),
+            "grad_norm": float(grad_norm) if grad_norm is not None else None,  # DeepSpeed may not say
             **window.summary(acc),
             "episodes_skipped": self.plan.skipped,
             "threads": torch.get_num_threads(),

@@ -148,6 +148,8 @@ def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tm
         (["distributed.strategy=fsdp", "distributed.num_processes=2"], "distributed.strategy"),
         (["distributed.num_processes=2", "batch_size=6", "micro_batch_size=2"], "distributed.num_processes"),
         (["distributed.num_processes=2", "distributed.config_file=/nowhere.yaml"], "distributed.config_file"),
+        (["distributed.strategy=deepspeed", "distributed.num_processes=2", "batch_size=8"], "batch_size"),
+        (["distributed.strategy=fsdp", "eval_every=10"], "eval_every"),
     ],
 )
 def test_bad_distributed_settings_are_one_line_naming_the_field(tmp_path, aicd_cli, capsys, overrides, field):
@@ -166,7 +168,7 @@ def test_deepspeed_without_the_package_names_the_field(tmp_path, aicd_cli, capsy
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a)
     )
-    config = _write_run(tmp_path, "ds", max_steps=2, batch_size=4, micro_batch_size=1)
+    config = _write_run(tmp_path, "ds", max_steps=2, batch_size=2, micro_batch_size=1)
     overrides = ["--set", "distributed.strategy=deepspeed", "--set", "distributed.num_processes=2"]
     assert aicd_cli("train", str(config), "--no-progress", *overrides) == 2
     err = capsys.readouterr().err
