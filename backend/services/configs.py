@@ -9,12 +9,14 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from aicd.config import EvalConfig, SweepConfig, TrainConfig
+from aicd.errors import AICDError
 from aicd.objective_registry import demonstrations_for
 from backend.api.errors import ApiError, not_found
 from backend.models import Dataset, Run
@@ -93,18 +95,39 @@ def dataset_ref(session: Session, dataset_id: int | None, field: str = "dataset_
     return dataset
 
 
-def check_shots_fit(dataset: Dataset, cfg: TrainConfig, prefix: str) -> None:
-    """An episode holds n_shots distinct examples of the (limited) training set: more shots than examples is
-    a request error, not a run that silently trains on fewer."""
-    size = min(dataset.n_examples, cfg.limit or dataset.n_examples)
-    if cfg.n_shots > size:
+def check_shots_fit(size: int, cfg: TrainConfig, prefix: str, what: str) -> None:
+    """An episode holds n_shots distinct examples of the (limited) training set of `size` examples: more shots
+    than examples is a request error, not a run that silently trains on fewer."""
+    usable = min(size, cfg.limit or size)
+    if cfg.n_shots > usable:
         field = f"{prefix}.n_shots"
-        limited = f" (limit {cfg.limit})" if cfg.limit and cfg.limit < dataset.n_examples else ""
+        limited = f" (limit {cfg.limit})" if cfg.limit and cfg.limit < size else ""
         raise ApiError(
             422,
-            f"{field}: {cfg.n_shots} shots but dataset {dataset.id} has only {size} training examples{limited}",
+            f"{field}: {cfg.n_shots} shots but {what} has only {usable} training examples{limited}",
             field=field,
         )
+
+
+@lru_cache(maxsize=32)
+def builtin_size(name: str, split: str, seed: int) -> int | None:
+    """Examples in a built-in dataset's split (read once per API process; None if it cannot be read here)."""
+    from aicd.data import loaders
+
+    try:
+        return len(loaders.load_examples(name, split, seed=seed))
+    except (AICDError, OSError, ValueError):
+        return None
+
+
+def _check_builtin_shots(cfg: TrainConfig, prefix: str) -> None:
+    from aicd.data import loaders
+
+    if (
+        cfg.dataset in loaders.DATASETS
+        and (size := builtin_size(cfg.dataset, cfg.split, cfg.seed)) is not None
+    ):
+        check_shots_fit(size, cfg, prefix, f"{cfg.dataset}/{cfg.split}")
 
 
 def train_config(
@@ -121,9 +144,10 @@ def train_config(
         data["dataset"] = f"db:{dataset_id}"
     cfg = _validate(TrainConfig, data)
     if dataset is not None:
-        check_shots_fit(dataset, cfg, "config")
+        check_shots_fit(dataset.n_examples, cfg, "config", f"dataset {dataset.id}")
     if dataset_id is None:
         _check_dataset(session, cfg.dataset, "config.dataset")
+        _check_builtin_shots(cfg, "config")
     if cfg.eval_dataset is not None:
         _check_dataset(session, cfg.eval_dataset, "config.eval_dataset")
     _check_model(cfg.model, "config.model")
@@ -237,7 +261,12 @@ def sweep_config(
             TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train"
         )
         if dataset is not None:
-            check_shots_fit(dataset, run_cfg, "config.grid" if "n_shots" in point else "config.train")
+            check_shots_fit(
+                dataset.n_examples,
+                run_cfg,
+                "config.grid" if "n_shots" in point else "config.train",
+                f"dataset {dataset.id}",
+            )
     refs = [("config.train.dataset", train.get("dataset", "svamp"))]
     if train.get("eval_dataset") is not None:
         refs.append(("config.train.eval_dataset", train["eval_dataset"]))

@@ -71,6 +71,11 @@ def test_n_shots_is_capped_and_fits_the_dataset(api: TestClient) -> None:
     assert _field(resp) == "config.n_shots" and "only 6 training examples" in resp.text
     resp = api.post("/api/v1/runs", json={"dataset_id": ds, "config": tiny_train_config(n_shots=4, limit=3)})
     assert _field(resp) == "config.n_shots" and "(limit 3)" in resp.text
+    builtin = tiny_train_config(dataset="arith", n_shots=5, limit=4)  # a built-in dataset is sized too
+    resp = api.post("/api/v1/runs", json={"config": builtin})
+    assert (
+        _field(resp) == "config.n_shots" and "arith/train has only 4 training examples (limit 4)" in resp.text
+    )
     sweep = {"train": tiny_train_config(), "grid": {"n_shots": [2, 9]}}
     resp = api.post("/api/v1/sweeps", json={"dataset_id": ds, "config": sweep})
     assert _field(resp) == "config.grid.n_shots"
