@@ -266,6 +266,7 @@ def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
         start, cpu = time.perf_counter(), time.process_time()
         got = dict(backend.stream(prompts, ["Question:"]))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        backend.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
