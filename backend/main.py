@@ -26,6 +26,7 @@ from backend.api.routes import (
     evaluations,
     health,
     objectives,
+    presets,
     preview,
     results,
     runs,
@@ -112,6 +113,7 @@ def create_app() -> FastAPI:
         api.include_router(module.router)
     api.include_router(preview.router)  # UI helpers (ui helper's file)
     api.include_router(objectives.router)
+    api.include_router(presets.router)  # launch presets (aicd.presets)
     api.include_router(results.router)
     app.include_router(api)
     return app

@@ -298,6 +298,10 @@ class ApiClient:
         """The objective registry: `objectives` (label, target, weights, ω, demonstrations), `omega_schedules`."""
         return self.get("/api/v1/objectives")
 
+    def presets(self) -> dict[str, Any]:
+        """Launch presets (`presets`: name, label, description, train, eval) and the `default` one's name."""
+        return self.get("/api/v1/presets")
+
     def aggregate_results(self, observations: list[dict[str, Any]], by: list[str]) -> dict[str, Any]:
         """Cells (mean, std, n, text) of `observations` grouped by `by`, by the one rule of aicd.results."""
         return self.post("/api/v1/results/aggregate", json={"observations": observations, "by": by})

@@ -332,10 +332,10 @@ def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seed
     assert list(at.dataframe[0].value["objective"]) == ["AICD", "CondGen", "LM", "no-CoT"]
 
     at.selectbox(key="launch_schedule").set_value("custom").run()
-    at.text_input(key="launch_weights").set_value("0.1, 1").run()  # 2 weights for n = 4
-    at.button(key="launch_go").click().run()
+    at.text_input(key="launch_weights").set_value("0.1, 0.2, 1").run()  # 3 weights for n = 2 (smoke preset)
     no_traceback(at)
-    assert any("weights" in e.value and "n_shots=4" in e.value for e in at.error), [e.value for e in at.error]
+    assert [e.value for e in at.error] == ["custom ω per shot: give one weight per shot, 2 in all (got 3)."]
+    assert at.button(key="launch_go").disabled  # nothing can launch while a field is invalid
     assert not [r for r in api.runs() if r["name"].startswith("ui-cmp")]
 
     at.selectbox(key="launch_schedule").set_value("paper").run()
@@ -349,7 +349,8 @@ def test_launch_summary_validation_and_a_queued_comparison(ui_env: Backend, seed
     assert cfg["train"]["dataset"] == f"db:{seeded.train['id']}" and cfg["train"]["max_steps"] == 1
     assert cfg["eval_datasets"] == [f"db:{seeded.test['id']}"]
     # the accuracy curve during training is on by default when there is an evaluation dataset
-    assert cfg["train"]["eval_every"] == 50 and cfg["train"]["eval_dataset"] == f"db:{seeded.test['id']}"
+    assert cfg["train"]["eval_every"] == 10 and cfg["train"]["eval_dataset"] == f"db:{seeded.test['id']}"
+    assert cfg["train"]["lr"] == 1e-3 and cfg["train"]["eval_limit"] == 8  # the smoke preset's
     assert cfg["eval"]["shots_dataset"] == f"db:{seeded.train['id']}" and cfg["eval"]["shots"] == [0, 1]
     assert at.session_state["launched_sweeps"][-1]["id"] == sweep["id"]
     if api.sweep(sweep["id"])["status"] in (
@@ -791,7 +792,7 @@ def test_launch_one_run_without_evaluation(ui_env: Backend, seeded: Seeded) -> N
         assert run["config"]["objective"] == "condgen" and run["config"]["max_steps"] == 1
         assert run["config"]["n_shots"] == 2
         # no evaluation data: the accuracy curve is measured on the training dataset (and labelled so)
-        assert run["config"]["eval_every"] == 50 and run["config"]["eval_dataset"] is None
+        assert run["config"]["eval_every"] == 10 and run["config"]["eval_dataset"] is None
         assert not [s for s in api.sweeps() if s["name"] == "ui-one-run"]  # no evaluation, no sweep
     finally:
         if api.run(run["id"])["status"] in ("queued", "running"):

@@ -203,6 +203,12 @@ def objective_label(name: Any) -> str:
     return spec["label"] if spec else str(name)
 
 
+@st.cache_data(ttl=300, show_spinner=False)
+def presets(base_url: str) -> dict[str, Any]:
+    """The server's launch presets (`GET /presets`, defined once in aicd.presets)."""
+    return api().presets()
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def shipped_configs(base_url: str) -> list[dict[str, Any]]:
     return api().shipped_configs()

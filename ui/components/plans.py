@@ -115,3 +115,70 @@ def refresh(client: ApiClient, item: dict[str, Any]) -> tuple[dict[str, Any], li
     sweep = client.sweep(item["id"])
     item["status"] = sweep["status"]
     return sweep, client.runs(sweep_id=item["id"])
+
+
+# -- launch defaults and estimates -------------------------------------------------------------------------
+
+
+def _split_of(ds: dict[str, Any]) -> tuple[str, str]:
+    """(source name, split) of a built-in import ("builtin:svamp/test"); ("", "") for an upload."""
+    src = str(ds.get("source", ""))
+    if src.startswith("builtin:") and "/" in src:
+        name, split = src.removeprefix("builtin:").split("/", 1)
+        return name, split
+    return "", ""
+
+
+def default_eval_dataset(datasets: list[dict[str, Any]], train: dict[str, Any] | None) -> int | None:
+    """The held-out data to evaluate on by default, never the training data itself: the test split of the
+    same built-in dataset, else any test split, else a dataset named like a test set, else any other one."""
+    if train is None:
+        return None
+    others = [d for d in datasets if d["id"] != train["id"]]
+    source, _ = _split_of(train)
+    ranked = (
+        [d for d in others if _split_of(d) == (source, "test") and source],
+        [d for d in others if _split_of(d)[1] == "test"],
+        [d for d in others if "test" in d["name"].lower()],
+        others,
+    )
+    return next((group[0]["id"] for group in ranked if group), None)
+
+
+def measured_tokens_per_s(runs: list[dict[str, Any]], model: str) -> tuple[float, int] | None:
+    """Median training throughput (tokens/s, real tokens) of this server's finished runs of `model`, and how
+    many runs it is from; None when none finished here yet."""
+    rates = sorted(
+        float(tps)
+        for r in runs
+        if r.get("status") == "succeeded"
+        and (r.get("config") or {}).get("model") == model
+        and isinstance(tps := (r.get("last_metrics") or {}).get("tokens_per_s"), int | float)
+        and tps > 0
+    )
+    return (rates[len(rates) // 2], len(rates)) if rates else None
+
+
+def estimate_train_seconds(
+    *,
+    tokens_per_s: float,
+    n_runs: int,
+    n_questions: int,
+    batch_size: int,
+    max_length: int,
+    epochs: float,
+    max_steps: int | None,
+) -> float:
+    """Upper-bound estimate of the training time of a launch: optimizer steps (the cap, else epochs × one
+    episode per question / batch) × batch × max_length tokens (every episode full) / measured tokens/s."""
+    steps_per_epoch = max(1, -(-n_questions // batch_size))
+    steps = min(max_steps, int(epochs * steps_per_epoch)) if max_steps else int(epochs * steps_per_epoch)
+    return n_runs * max(steps, 1) * batch_size * max_length / tokens_per_s
+
+
+def duration_text(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

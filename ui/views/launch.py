@@ -23,6 +23,45 @@ MODES = {
 
 FLASH_KEY = "launch_flash"
 
+# form field key -> (preset part, field, how a None shows in the form)
+PRESET_FIELDS = {
+    "launch_model": ("train", "model", None),
+    "launch_n": ("train", "n_shots", None),
+    "launch_lr": ("train", "lr", None),
+    "launch_epochs": ("train", "epochs", None),
+    "launch_max_steps": ("train", "max_steps", 0),
+    "launch_batch": ("train", "batch_size", None),
+    "launch_micro": ("train", "micro_batch_size", None),
+    "launch_max_len": ("train", "max_length", None),
+    "launch_eval_every": ("train", "eval_every", 0),
+    "launch_eval_shots": ("eval", "shots", None),
+    "launch_eval_seeds": ("eval", "seeds", None),
+    "launch_eval_limit": ("eval", "limit", 0),
+    "launch_eval_max_new": ("eval", "max_new_tokens", None),
+}
+FORM_ONLY = {f for part, f, _ in PRESET_FIELDS.values() if part == "train"}
+
+
+def apply_preset(preset: dict[str, Any], only_missing: bool = False) -> None:
+    """Set every form field the preset defines (when the preset changes, once per session, and for fields
+    Streamlit dropped while another mode hid them: `only_missing`)."""
+    for key, (part, name, none) in PRESET_FIELDS.items():
+        if name not in preset[part] or (only_missing and key in st.session_state):
+            continue
+        value = preset[part][name]
+        value = none if value is None else value
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        elif key in ("launch_lr", "launch_epochs"):
+            value = float(value)  # a float widget refuses an int value
+        st.session_state[key] = value
+    st.session_state["launch_preset_applied"] = preset["name"]
+
+
+def preset_extras(preset: dict[str, Any]) -> dict[str, Any]:
+    """The preset's training fields the form does not show (e.g. eval_limit of the accuracy curve)."""
+    return {k: v for k, v in preset["train"].items() if k not in FORM_ONLY and v is not None}
+
 
 def main() -> None:
     st.title("Launch")
@@ -39,14 +78,19 @@ def main() -> None:
         or "compare"
     )
 
+    errors: dict[str, str] = {}  # field label -> one readable sentence; Launch stays disabled while any
+
     def _ints(text: str, field: str) -> list[int] | None:
         try:
             values = [int(x) for x in re.split(r"[,\s]+", text.strip()) if x]
         except ValueError:
-            st.error(f"{field}: expected comma-separated integers, got '{text}'", icon=":material/block:")
+            errors[field] = f"{field}: write whole numbers separated by commas (e.g. 0, 1, 2), not '{text}'."
             return None
         if not values:
-            st.error(f"{field}: give at least one value", icon=":material/block:")
+            errors[field] = f"{field}: give at least one whole number."
+            return None
+        if any(v < 0 for v in values):
+            errors[field] = f"{field}: numbers cannot be negative."
             return None
         return values
 
@@ -54,9 +98,12 @@ def main() -> None:
         try:
             values = [float(x) for x in re.split(r"[,\s]+", text.strip()) if x]
         except ValueError:
-            st.error(f"{field}: expected comma-separated numbers, got '{text}'", icon=":material/block:")
+            errors[field] = f"{field}: write numbers separated by commas (e.g. 0, 0.5, 1), not '{text}'."
             return None
-        return values or None
+        if not values:
+            errors[field] = f"{field}: give at least one number."
+            return None
+        return values
 
     def _slug(text: str) -> str:
         return re.sub(r"[^A-Za-z0-9_.\-]", "-", text.strip())[:80]
@@ -101,8 +148,37 @@ def main() -> None:
                 st.page_link("views/runs.py", label="Runs", icon=":material/monitoring:")
         st.stop()
 
+    # ------------------------------------------------------------------------------------------------ preset
+    served = c.presets(base)
+    by_preset = {p["name"]: p for p in served["presets"]}
+    preset_name = st.selectbox(
+        "Preset",
+        list(by_preset),
+        index=list(by_preset).index(served["default"]),
+        format_func=lambda n: by_preset[n]["label"],
+        key="launch_preset",
+        help="sets the model, learning rate, steps and evaluation size below; change any of them after",
+    )
+    preset = by_preset[preset_name]
+    apply_preset(preset, only_missing=st.session_state.get("launch_preset_applied") == preset_name)
+    st.caption(preset["description"])
+
     # ------------------------------------------------------------------------------------------------ data
     st.subheader("Data")
+    all_datasets = c.datasets(base)
+    train_pick = st.session_state.get("launch_train_ds")
+    train_now = next(
+        (d for d in all_datasets if d["id"] == train_pick), all_datasets[0] if all_datasets else None
+    )
+    held_out = plans.default_eval_dataset(all_datasets, train_now)
+    if (
+        st.session_state.get("launch_eval_auto_for") != (train_now or {}).get("id")
+        and st.session_state.get("launch_eval_ds") == st.session_state.get("launch_eval_auto", "unset")
+        or "launch_eval_ds" not in st.session_state
+    ) and held_out is not None:  # follow the training data until the user picks an evaluation set
+        st.session_state["launch_eval_ds"] = held_out
+        st.session_state["launch_eval_auto"] = held_out
+    st.session_state["launch_eval_auto_for"] = (train_now or {}).get("id")
     a, b = st.columns(2)
     with a:
         train_ds = c.pick_dataset("Train on", "launch_train_ds", help="needs rationales (except no-CoT)")
@@ -114,6 +190,10 @@ def main() -> None:
             help="questions the students answer (shots are drawn from the training data)",
         )
     assert train_ds is not None
+    if eval_ds is not None and eval_ds["id"] == train_ds["id"]:
+        errors["Evaluate on"] = (
+            "Evaluate on: pick held-out questions (a test split or another dataset), not the training data."
+        )
     stats = c.dataset_stats(base, train_ds["id"])
     if stats["questions"] == 0:
         st.warning(
@@ -135,13 +215,16 @@ def main() -> None:
     st.subheader("Student and training")
     sched = st.session_state.get("schedule_choice") or {}
     a, b, cc, d = st.columns(4)
+    if sched and st.session_state.get("launch_from_schedule") is not sched:  # the designer's choice, once
+        st.session_state["launch_model"] = sched.get("model") or st.session_state["launch_model"]
+        st.session_state["launch_n"] = int(sched.get("n_shots") or st.session_state["launch_n"])
+        st.session_state["launch_from_schedule"] = sched
     model = a.text_input(
         "Student model",
-        sched.get("model", "tiny:gpt2"),
         key="launch_model",
         help="HF hub id, local path, or tiny:gpt2 / tiny:llama (from scratch, offline)",
     )
-    n_shots = int(b.number_input("n shots per episode", 1, 16, int(sched.get("n_shots", 4)), key="launch_n"))
+    n_shots = int(b.number_input("n shots per episode", 1, 16, key="launch_n"))
     schedule = cc.selectbox(
         "ω schedule",
         ["paper", "constant", "linear", "exponential", "custom"],
@@ -152,33 +235,47 @@ def main() -> None:
     weights = None
     if schedule == "custom":
         default_w = sched.get("weights") or [0.1] * (n_shots - 1) + [1.0]
-        weights = _floats(
-            st.text_input("custom ω per shot", ", ".join(f"{w:g}" for w in default_w), key="launch_weights"),
-            "weights",
-        )
+        if len(default_w) != n_shots:
+            default_w = [0.1] * (n_shots - 1) + [1.0]
+        if (
+            st.session_state.get("launch_weights_n") != n_shots or "launch_weights" not in st.session_state
+        ):  # n changed: start again from n weights
+            st.session_state["launch_weights"] = ", ".join(f"{w:g}" for w in default_w)
+            st.session_state["launch_weights_n"] = n_shots
+        weights = _floats(st.text_input("custom ω per shot", key="launch_weights"), "custom ω per shot")
+        if weights is not None and len(weights) != n_shots:
+            errors["custom ω per shot"] = (
+                f"custom ω per shot: give one weight per shot, {n_shots} in all (got {len(weights)})."
+            )
     a, b, cc, d = st.columns(4)
-    lr = float(a.number_input("learning rate", 0.0, 1.0, 7e-6, format="%.2e", key="launch_lr"))
-    epochs = float(b.number_input("epochs", 0.1, 100.0, 10.0, key="launch_epochs"))
-    max_steps = int(cc.number_input("max steps (0 = no cap)", 0, 1_000_000, 0, key="launch_max_steps"))
+    lr = float(a.number_input("learning rate", 0.0, 1.0, format="%.2e", key="launch_lr"))
+    if lr <= 0:
+        errors["learning rate"] = "learning rate: must be above 0."
+    epochs = float(b.number_input("epochs", 0.1, 100.0, key="launch_epochs"))
+    max_steps = int(cc.number_input("max steps (0 = no cap)", 0, 1_000_000, key="launch_max_steps"))
     seed = int(d.number_input("seed", 0, 100_000, 0, key="launch_seed"))
     a, b, cc, d = st.columns(4)
-    batch = int(a.number_input("batch size (episodes)", 1, 1024, 8, key="launch_batch"))
-    micro = int(b.number_input("micro batch", 1, 1024, min(4, batch), key="launch_micro"))
-    max_length = int(cc.number_input("max tokens per episode", 32, 32768, 1024, key="launch_max_len"))
+    batch = int(a.number_input("batch size (episodes)", 1, 1024, key="launch_batch"))
+    micro = int(b.number_input("micro batch", 1, 1024, key="launch_micro"))
+    if batch % micro:
+        errors["micro batch"] = f"micro batch: must divide the batch size {batch} (e.g. {min(batch, 4)})."
+    max_length = int(cc.number_input("max tokens per episode", 32, 32768, key="launch_max_len"))
     eval_every = int(
         d.number_input(
             "accuracy every N steps (0 = off)",
             0,
             1_000_000,
-            50,
             key="launch_eval_every",
             help="greedy accuracy on 32 evaluation questions every N steps and at the end: the Runs page's "
             "accuracy curve (without an evaluation dataset it is measured on training questions)",
         )
     )
 
+    if not model.strip():
+        errors["Student model"] = "Student model: give a hub id, a local path or tiny:gpt2 / tiny:llama."
     train_cfg: dict[str, Any] = {
-        "model": model,
+        **preset_extras(preset),
+        "model": model.strip(),
         "n_shots": n_shots,
         "schedule": schedule,
         "omega": omega,
@@ -201,14 +298,10 @@ def main() -> None:
     # ------------------------------------------------------------------------------------------------ evaluation
     st.subheader("Evaluation")
     a, b, cc, d = st.columns(4)
-    shots = _ints(
-        a.text_input("shots", ", ".join(map(str, range(n_shots))), key="launch_eval_shots"), "shots"
-    )
-    eval_seeds = _ints(
-        b.text_input("evaluation seeds", "0, 1, 2", key="launch_eval_seeds"), "evaluation seeds"
-    )
-    eval_limit = int(cc.number_input("questions (0 = all)", 0, 1_000_000, 0, key="launch_eval_limit"))
-    max_new = int(d.number_input("max new tokens", 8, 4096, 256, key="launch_eval_max_new"))
+    shots = _ints(a.text_input("shots", key="launch_eval_shots"), "shots")
+    eval_seeds = _ints(b.text_input("evaluation seeds", key="launch_eval_seeds"), "evaluation seeds")
+    eval_limit = int(cc.number_input("questions (0 = all)", 0, 1_000_000, key="launch_eval_limit"))
+    max_new = int(d.number_input("max new tokens", 8, 4096, key="launch_eval_max_new"))
     eval_cfg: dict[str, Any] = {"shots": shots or [0], "seeds": eval_seeds or [0], "max_new_tokens": max_new}
     if eval_limit:
         eval_cfg["limit"] = eval_limit
@@ -233,6 +326,8 @@ def main() -> None:
         omegas = (
             _floats(a.text_input("ω values", "0, 0.1, 0.5, 1", key="launch_sweep_omegas"), "ω values") or []
         )
+        if any(not 0 <= w <= 1 for w in omegas):
+            errors["ω values"] = "ω values: each must lie between 0 and 1."
         train_seeds = (
             _ints(b.text_input("training seeds", "0, 1, 2", key="launch_sweep_seeds"), "training seeds") or []
         )
@@ -253,7 +348,16 @@ def main() -> None:
                 key="launch_objective",
             )
         ]
-    name = _slug(st.text_input("Name", f"{train_ds['name']}-{mode}-{stamp}", key="launch_name"))
+    auto = f"{train_ds['name']}-{mode}-{preset_name}"  # the default name follows the choices ...
+    if st.session_state.get("launch_name_auto_base") != auto:
+        if st.session_state.get("launch_name") in (None, st.session_state.get("launch_name_auto")):
+            st.session_state["launch_name"] = f"{auto}-{stamp}"
+            st.session_state["launch_name_auto"] = st.session_state["launch_name"]
+        st.session_state["launch_name_auto_base"] = auto
+    raw_name = st.text_input("Name", key="launch_name")
+    name = _slug(raw_name)
+    if not name.strip("."):
+        errors["Name"] = "Name: give a name of letters, digits, '_', '-' or '.' (not only dots)."
 
     plan_rows = plans.plan_rows(
         mode=mode,
@@ -285,7 +389,32 @@ def main() -> None:
         )
     )
 
-    if st.button("Launch", key="launch_go", type="primary"):
+    measured = plans.measured_tokens_per_s(c.runs(base), model.strip())
+    if measured:
+        seconds = plans.estimate_train_seconds(
+            tokens_per_s=measured[0],
+            n_runs=len(plan_rows),
+            n_questions=stats["questions"],
+            batch_size=batch,
+            max_length=max_length,
+            epochs=epochs,
+            max_steps=max_steps or None,
+        )
+        st.caption(
+            f"Estimated training time: at most ~{plans.duration_text(seconds)} one run after another "
+            f"(every episode {max_length} tokens at {measured[0]:,.0f} tokens/s, the median of {measured[1]} "
+            f"finished `{c.md_escape(model.strip())}` run(s) on this server; evaluation not included). "
+            "An estimate, not a promise."
+        )
+    else:
+        st.caption(
+            f"No time estimate yet: no `{c.md_escape(model.strip())}` run has finished on this server "
+            "(the estimate uses measured tokens/s)."
+        )
+    for message in errors.values():
+        st.error(message, icon=":material/block:")
+
+    if st.button("Launch", key="launch_go", type="primary", disabled=bool(errors)):
         if mode == "sweep":
             assert eval_ds is not None
             grid = {"omega": omegas, "seed": train_seeds}  # k-shot demonstrations from the training data
@@ -324,7 +453,8 @@ def main() -> None:
                     f"Queued run #{made['id']} **{c.md_escape(made['name'])}**.",
                     icon=":material/check_circle:",
                 )
-        st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
+        if made:
+            st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
 
     if plans.launched():
         st.divider()
