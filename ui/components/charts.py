@@ -8,8 +8,6 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-COLORS = {"AICD": "#E4572E", "CondGen": "#17BEBB", "LM": "#76B041", "no-CoT": "#8D6A9F"}
-
 
 def omega_bars(weights: list[float], title: str = "ω per shot") -> go.Figure:
     shots = [f"shot {i + 1}" for i in range(len(weights))]
@@ -117,8 +115,14 @@ def accuracy_curve(metrics: list[dict[str, Any]]) -> go.Figure | None:
     return fig
 
 
-def accuracy_by_shots(summary: pd.DataFrame, color: str = "objective", title: str | None = None) -> go.Figure:
-    """Fig. 2: mean accuracy (± std over seeds) at 0..k shots, one line per objective."""
+def accuracy_by_shots(
+    summary: pd.DataFrame,
+    color: str = "objective",
+    title: str | None = None,
+    colors: dict[str, str] | None = None,
+) -> go.Figure:
+    """Fig. 2: mean accuracy (± std over training runs) at 0..k shots, one line per objective; `colors` maps
+    a label to its colour (the served registry's, `GET /objectives`)."""
     fig = px.line(
         summary.sort_values("shots"),
         x="shots",
@@ -126,7 +130,7 @@ def accuracy_by_shots(summary: pd.DataFrame, color: str = "objective", title: st
         error_y="std",
         color=color,
         markers=True,
-        color_discrete_map=COLORS,
+        color_discrete_map=colors or {},
         facet_col="dataset" if summary["dataset"].nunique() > 1 else None,
         title=title or "accuracy vs number of in-context shots",
     )

@@ -111,7 +111,8 @@ def main() -> None:
 
     st.subheader("Fig. 2 — accuracy vs number of shots")
     by_shots = res.summarize(df, ["label", "dataset", "shots"], client)
-    st.plotly_chart(charts.accuracy_by_shots(by_shots, color="label"), key="res_fig2")
+    colors = {o["label"]: o["color"] for o in registry["objectives"]}
+    st.plotly_chart(charts.accuracy_by_shots(by_shots, color="label", colors=colors), key="res_fig2")
 
     st.subheader("Fig. 1 — accuracy vs ω")
     aicd = df[df["uses_omega"] & df["omega"].notna()]  # runs whose loss depends on ω (the registry's rule)
