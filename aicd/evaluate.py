@@ -21,6 +21,7 @@ from aicd.generation.hf import generate, stream_generate
 from aicd.generation.text import encode_prompt, eos_ids
 from aicd.prompts import Prompt, build_prompt, select_demonstrations
 from aicd.shot_selection import ShotSelector
+from aicd.threads import torch_threads
 
 GenerateFn = Callable[[list[str]], list[str]]
 
@@ -310,6 +311,7 @@ def evaluate(
         "answer_kind": kind,
         "std": "sample (ddof=1)",
         "reused": run.reused,
+        "threads": torch_threads(),
     }
     result = EvalResult(
         rows=run.rows, summary=summarize(run.rows), items=run.records, stopped=run.stopped, meta=meta

@@ -35,6 +35,7 @@ from aicd.sweep_annotation import (
     check_annotate_config,
     training_datasets,
 )
+from aicd.threads import configure_threads, default_threads
 
 if TYPE_CHECKING:
     from aicd.evaluate import EvalResult
@@ -466,7 +467,7 @@ def _take_slot(slots: Any, parallel: int) -> None:
     devices = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
     if devices:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+    configure_threads(int(os.environ.get("AICD_THREADS") or default_threads(parallel)))
 
 
 def _run_planned(config: dict[str, Any], name: str) -> str:

@@ -157,6 +157,7 @@ class EmbeddedDispatcher:
         env["AICD_ARTIFACT_DIR"] = str(self.settings.artifacts)
         env.pop("AICD_REDIS_URL", None)
         env.pop("AICD_BROKER_URL", None)
+        env["AICD_THREADS"] = str(self.settings.job_threads(self.slots * len(self._queues)))
         return env
 
     def _loop(self, q: queue.Queue[tuple[str, int, int] | None]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import typer
 
+from aicd.cli.options import threads_option
 from aicd.errors import AICDError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +185,7 @@ def up_command(
     grace: float = typer.Option(
         15.0, "--grace", help="seconds each service gets to stop before it is killed"
     ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Start the API, a worker and the UI; print their URLs; stop everything cleanly on Ctrl-C."""
     for name, port in (("--api-port", api_port), *((("--ui-port", ui_port),) if not no_ui else ())):

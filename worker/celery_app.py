@@ -30,6 +30,8 @@ def _stop_running_job(**_: Any) -> None:
 
 
 @celeryd_after_setup.connect
-def _remember_node_name(sender: str, **_: Any) -> None:
-    """Jobs record which worker ran them as `<node>:<pid>`, e.g. `gpu@host:42` (the `-n` of the command)."""
+def _remember_node_name(sender: str, instance: Any = None, **_: Any) -> None:
+    """Jobs record which worker ran them as `<node>:<pid>`, e.g. `gpu@host:42` (the `-n` of the command);
+    the worker's concurrency sets their default thread count."""
     NODE["name"] = str(sender)
+    NODE["concurrency"] = str(getattr(instance, "concurrency", None) or 1)

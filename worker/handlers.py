@@ -16,11 +16,13 @@ from sqlalchemy import select, update
 
 from aicd.errors import AICDError
 from aicd.progress import Cancelled
+from aicd.threads import configure_threads
+from backend.core.settings import get_settings
 from backend.db import session_scope
 from backend.models import AnnotationJob, Evaluation, Generation, JobStatus, Run, Sweep
 from backend.services import sweeps
 from worker import store
-from worker.context import JobContext
+from worker.context import NODE, JobContext
 from worker.exports import artifacts, db_id, export_dataset
 from worker.launched import train_launched
 from worker.sweep import child_ended, plan
@@ -284,4 +286,5 @@ HANDLERS: dict[str, Callable[[int, int], None]] = {
 def run_task(task: str, job_id: int, attempt: int) -> None:
     if task not in HANDLERS:
         raise ValueError(f"unknown task '{task}' (one of {', '.join(HANDLERS)})")
+    configure_threads(get_settings().job_threads(int(NODE.get("concurrency") or 1)))
     HANDLERS[task](job_id, attempt)

@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from aicd.cli.options import threads_option
+
 
 def raw_path_for(out: Path) -> Path:
     """`data/gsm8k-cot.jsonl` -> `data/gsm8k-cot.raw.jsonl`."""
@@ -117,6 +119,7 @@ def annotate_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="discard an existing raw store and start over"),
     seed: int = typer.Option(0, "--seed"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    threads: int | None = threads_option(),
 ) -> None:
     """Annotate a dataset with k rationales per question (paper: 3 at temperature 1.0 from the teacher).
 

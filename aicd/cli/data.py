@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from aicd.cli.options import threads_option
+
 data_app = typer.Typer(help="List, inspect and export datasets as Example JSONL.", no_args_is_help=True)
 
 DataDir = typer.Option(
@@ -48,6 +50,7 @@ def _load(
 def list_datasets(
     data_dir: Path | None = DataDir,
     counts: bool = typer.Option(True, "--counts/--no-counts", help="load each split to count records"),
+    threads: int | None = threads_option(),
 ) -> None:
     """Registered datasets with answer kind, shots, split sizes and the data root used."""
     from rich.console import Console
@@ -78,6 +81,7 @@ def show(
     limit: int = typer.Option(3, min=1, help="how many records to show"),
     seed: int = typer.Option(0, help="seed of drawn splits"),
     data_dir: Path | None = DataDir,
+    threads: int | None = threads_option(),
 ) -> None:
     """Print the first records of a dataset with their rationales."""
     examples = _load(name, split, limit, seed, data_dir, None, None, None, None)
@@ -106,6 +110,7 @@ def export(
     answer: str | None = typer.Option(None, "--answer-field", help="generic file: answer column"),
     rationale: str | None = typer.Option(None, "--rationale-field", help="generic file: rationale column"),
     id_field: str | None = typer.Option(None, "--id-field", help="generic file: id column"),
+    threads: int | None = threads_option(),
 ) -> None:
     """Write a dataset split as Example JSONL (the format training, evaluation and annotation read)."""
     from aicd.data.jsonl import write_examples

@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from aicd.cli.options import threads_option
 from aicd.errors import ConfigError
 from aicd.evaluate import EvalCallback
 from aicd.objective_registry import demonstrations_for
@@ -116,6 +117,7 @@ def eval_command(
         "--resume",
         help="reuse the chains already saved in --out (e.g. by an interrupted run) and generate only the rest",
     ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Accuracy at each shot count over seeds; writes results.json + generations.jsonl."""
     from aicd.config import EvalConfig, build_config, read_yaml

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from aicd.cli.options import threads_option
 from aicd.demo import FULL, QUICK  # light: no torch at import time
 from aicd.sweep import PlannedRun, SweepCallback
 
@@ -27,6 +28,7 @@ def sweep_command(
         help="runs trained at once, each in its own local process (one GPU each when several are visible); "
         "default 1: in order, in this process",
     ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train and evaluate a grid of runs; write results.csv/.md (Table 1) and the figures."""
     from aicd.sweep import load_sweep_config, plan_sweep, sweep_dir
@@ -72,12 +74,7 @@ def demo_command(
     ),
     quick: bool = typer.Option(False, "--quick", help="a much smaller run that only checks the pipeline"),
     resume: bool = typer.Option(False, "--resume", help="reuse finished runs in --out"),
-    threads: int = typer.Option(
-        1,
-        "--threads",
-        help="torch CPU threads (default 1: the tiny student's matrices gain nothing from a second thread, and "
-        "on a busy machine a second thread stalls every op; bench/results/demo.md)",
-    ),
+    threads: int | None = threads_option(),
     steps: int = typer.Option(
         None,
         "--steps",
@@ -96,7 +93,7 @@ def demo_command(
         out,
         quick=quick,
         resume=resume,
-        threads=threads,
+        threads=threads or 1,  # default 1: the tiny student gains nothing from a second thread (demo.md)
         callback=_EchoCallback(),
         steps=steps,
         progress=progress,
@@ -116,6 +113,7 @@ def report_command(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="folder for the merged results.csv/.md and figures"),
     title: str = typer.Option("Table 1", "--title", help="heading of the Markdown table"),
+    threads: int | None = threads_option(),
 ) -> None:
     """Merge several sweeps' results (e.g. the four table1-<dataset> sweeps) into one Table 1."""
     from aicd.sweep import write_merged_report

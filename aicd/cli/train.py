@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from aicd.cli.options import threads_option
+
 if TYPE_CHECKING:
     from aicd.config import TrainConfig
 
@@ -19,6 +21,7 @@ def train_command(
     set_: list[str] = typer.Option(None, "--set", help="override a field, e.g. --set lr=1e-5 (repeatable)"),
     resume: bool = typer.Option(False, "--resume", help="continue from the run's newest checkpoint"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    threads: int | None = threads_option(),
 ) -> None:
     """Fine-tune a student on n-shot episodes (AICD or a baseline objective)."""
     from aicd.config import TrainConfig, load_config

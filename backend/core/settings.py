@@ -58,6 +58,31 @@ class Settings(BaseSettings):
         description="extra connections a process may open under load; keep pool + overflow >= 40 (the API's "
         "thread pool), or requests can wait on each other for a connection until the pool timeout (503)",
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads each job computes with (torch, OpenMP); unset: the cores shared evenly "
+        "between the jobs that run at once",
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _threads_fit(cls, value: int | None) -> int | None:
+        """More threads than cores only makes jobs fight: refused at start-up, naming the variable."""
+        from aicd.threads import check_threads
+
+        if value is not None:
+            try:
+                check_threads(value)
+            except ValueError as exc:
+                raise ValueError(f"AICD_{exc}") from None
+        return value
+
+    def job_threads(self, concurrent_jobs: int) -> int:
+        """Threads for one job: AICD_THREADS, else the available cores ÷ the jobs that run at once."""
+        from aicd.threads import default_threads
+
+        return self.threads or default_threads(concurrent_jobs)
 
     @field_validator("secret_key")
     @classmethod
