@@ -12,9 +12,15 @@
 (c) Real-token fraction of GSM8K-length episodes (gold rationales, n=4) with length-grouped micro-batches
     vs naive shuffled padding (target ≥ 95%).
 
-    python bench/bench_training.py                                  # CPU, GPT-2-small shape (12 x 768)
-    python bench/bench_training.py --layers 2 --width 128 --episodes 8 --repeats 5 --out bench/results/training-toy.md
-    python bench/bench_training.py --device cuda --layers 12 --width 768 --episodes 64 --micro 8
+(d) vs TRL's SFTTrainer (completion-only) on the same model and episodes, with --trl-python (a venv made by
+    bench/peers/setup_trl.sh): real tokens/s, s/step and peak memory per shape (bench/peers/trl_runner.py).
+
+    python bench/bench_training.py --out /tmp/bench                  # CPU, GPT-2-small shape (12 x 768)
+    python bench/bench_training.py --out /tmp/bench --only-peers --trl-python /tmp/aicd-peers/trl/bin/python
+    python bench/bench_training.py --layers 2 --width 128 --episodes 8 --repeats 5 --out /tmp/bench-toy
+    python bench/bench_training.py --device cuda --layers 12 --width 768 --episodes 64 --micro 8 --out /tmp/b
+
+Writes OUT/training.md; copy it to bench/results/ and run bench/assemble.py to publish it.
 """
 
 from __future__ import annotations
@@ -196,10 +202,22 @@ def main() -> None:
     parser.add_argument("--n-shots", type=int, default=4)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--only-b", action="store_true", help="time only the loss variants of (b)")
-    parser.add_argument("--out", default=str(ROOT / "bench/results/training.md"))
+    parser.add_argument("--out", required=True, help="folder to write training.md into")
+    parser.add_argument("--trl-python", help="python of a TRL venv (bench/peers/setup_trl.sh): adds (d)")
+    parser.add_argument("--only-peers", action="store_true", help="only (d); needs --trl-python")
+    parser.add_argument("--peer-shapes", nargs="+", default=["12x768", "4x256"], help="(d): LAYERSxWIDTH")
+    parser.add_argument("--peer-rounds", type=int, default=2, help="(d): interleaved rounds per shape")
+    parser.add_argument("--peer-steps", type=int, default=3, help="(d): steps per process, the first untimed")
     args = parser.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from aicd.threads import configure_threads
+
+        configure_threads(args.threads)
+    if args.only_peers:
+        if not args.trl_python:
+            sys.exit("--only-peers needs --trl-python")
+        _write(Path(args.out), peer_lines(args))
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device")
 
@@ -347,12 +365,32 @@ def main() -> None:
         f"the weighting alone, on full logits: {weighting:+.1%}."
     )
     say()
+    if args.trl_python:
+        lines.extend(peer_lines(args))
     say(f"Command: `python bench/bench_training.py {' '.join(sys.argv[1:])}`".rstrip())
+    _write(Path(args.out), lines)
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"\nwrote {out}")
+
+def peer_lines(args: argparse.Namespace) -> list[str]:
+    """Section (d): the project vs TRL, run by bench/peers/trl_runner.py in its own processes."""
+    sys.path.insert(0, str(ROOT / "bench/peers"))
+    import trl_runner
+
+    peer_args = trl_runner.parse_args(
+        ["--trl-python", args.trl_python, "--out", args.out, "--threads", str(args.threads or 1)]
+        + ["--rounds", str(args.peer_rounds), "--steps", str(args.peer_steps), "--batch", str(args.micro)]
+        + ["--n-shots", str(args.n_shots), "--shapes", *args.peer_shapes]
+    )
+    work = Path(args.out) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    return [*trl_runner.compare(args.trl_python, work, peer_args), ""]
+
+
+def _write(out: Path, lines: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "training.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":
