@@ -64,12 +64,9 @@ class _WeightedHeadNLL(torch.autograd.Function):
         with torch.autocast(device, enabled=False):
             for start in range(0, len(targets), rows_per_chunk):
                 part = slice(start, start + rows_per_chunk)
-                if need_h or need_w:
-                    nll, gh = _chunk_grads(h[part], w, targets[part], coef[part], grad_w)
-                    if grad_h is not None:
-                        grad_h[part] = gh
-                else:  # inference: the loss alone
-                    nll = _chunk_nll(h[part], w, targets[part])[2]
+                nll, gh = _chunk_grads(h[part], w, targets[part], coef[part], grad_w)
+                if grad_h is not None:
+                    grad_h[part] = gh
                 out[part] = nll
         ctx.rows_per_chunk, ctx.dtype = rows_per_chunk, dtype
         ctx.save_for_backward(hidden, weight, targets, coef, grad_h, grad_w)
@@ -109,4 +106,12 @@ def weighted_head_nll(
     hidden [K, D], weight [V, D] (an LM head without bias), targets [K] long, coef [K] float32.
     """
     rows = rows_per_chunk or chunk_rows(weight.shape[0])
-    return _WeightedHeadNLL.apply(hidden, weight, targets, coef.to(torch.float32), rows)
+    coef = coef.to(torch.float32)
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):
+        return _WeightedHeadNLL.apply(hidden, weight, targets, coef, rows)
+    # no graph to build (evaluation, no_grad): the loss alone, chunk by chunk, without gradients
+    parts = [
+        _chunk_nll(hidden[i : i + rows], weight, targets[i : i + rows])[2]
+        for i in range(0, len(targets), rows)
+    ]
+    return (torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)) * coef

@@ -43,19 +43,25 @@ def test_chunked_loss_and_gradients_equal_the_unchunked_ones(rows, upstream):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_no_grad_and_frozen_head_paths():
+def test_no_grad_and_frozen_head_paths(monkeypatch):
     """Under no_grad only the loss is computed; with a frozen head (LoRA) only the hidden states get a grad."""
+    import aicd.head_loss
+
     hidden, weight, targets, coef = _case(seed=1)
-    with torch.no_grad():
+    weight.requires_grad_(True)
+    with torch.no_grad(), monkeypatch.context() as m:
+        m.setattr(aicd.head_loss, "_chunk_grads", lambda *a: pytest.fail("gradients computed under no_grad"))
         torch.testing.assert_close(
             weighted_head_nll(hidden, weight, targets, coef, rows_per_chunk=4),
             _plain(hidden, weight, targets, coef),
         )
+    weight.requires_grad_(False)
     h = hidden.clone().requires_grad_(True)
     weighted_head_nll(h, weight, targets, coef, rows_per_chunk=8).sum().backward()
     h2 = hidden.clone().requires_grad_(True)
     _plain(h2, weight, targets, coef).sum().backward()
     torch.testing.assert_close(h.grad, h2.grad, rtol=1e-5, atol=1e-6)
+    assert weight.grad is None
 
 
 def test_chunk_rows_bounds_the_logits_of_one_chunk():
