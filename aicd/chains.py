@@ -25,6 +25,7 @@ class ChainScore:
     n_correct: int  # gold steps matched at their position
     n_generated: int  # steps the chain wrote
     answer_correct: bool
+    step_ok: tuple[bool, ...] = ()  # per gold step: matched at its position
 
     @property
     def chain_correct(self) -> bool:
@@ -40,10 +41,11 @@ def score_chain(generated: str, gold_rationale: str, gold_answer: str) -> ChainS
     """Compare `generated` with the gold chain step by step (position by position)."""
     gold = chain_steps(gold_rationale)
     steps = chain_steps(generated)
-    matched = sum(g == s for g, s in zip(gold, steps, strict=False))
+    step_ok = tuple(i < len(steps) and steps[i] == g for i, g in enumerate(gold))
     return ChainScore(
         n_gold=len(gold),
-        n_correct=matched,
+        n_correct=sum(step_ok),
         n_generated=len(steps),
         answer_correct=answers_match(extract_answer(generated, "number"), gold_answer, "number"),
+        step_ok=step_ok,
     )

@@ -28,12 +28,13 @@ def test_right_answer_from_a_wrong_chain_is_not_a_correct_chain():
 def test_steps_are_compared_by_position():
     s = score_chain("bonus=7. 5+3=8. 8+7=15. So, the answer is 15.", GOLD, "12")
     assert (s.n_correct, s.answer_correct, s.chain_correct) == (1, False, False)
+    assert s.step_ok == (False, True, False)
     # an extra step after the gold ones makes the chain wrong even with the right answer
     s = score_chain("bonus=4. 5+3=8. 8+4=12. 12+4=16. So, the answer is 12.", GOLD, "12")
     assert s.n_correct == 3 and s.n_generated == 4 and not s.chain_correct
     # a missing step too
     s = score_chain("bonus=4. 8+4=12. So, the answer is 12.", GOLD, "12")
-    assert s.n_correct == 1 and not s.chain_correct
+    assert s.n_correct == 1 and not s.chain_correct and s.step_ok == (True, False, False)
 
 
 def test_a_chain_without_steps_or_answer_scores_zero():

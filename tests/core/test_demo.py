@@ -130,7 +130,8 @@ def test_report_scores_chains_and_aggregates_over_training_seeds(tmp_path):
     test = generate_bonus("test", 2)
     a, b = test
     right = a.rationales[0].text  # the gold chain
-    lucky = f"bonus=1. 1+1=2. 2+{int(a.answer) - 2}={a.answer}."  # right answer, wrong chain
+    wrong_rule = int(a.group.removeprefix("bonus")) % 9 + 1
+    lucky = f"bonus={wrong_rule}. 1+1=2. 2+{int(a.answer) - 2}={a.answer}."  # right answer, wrong chain
     outputs = {  # (objective, seed) -> per shots: [(item, generation, correct)]
         ("aicd", 0): {0: [(a, right, True), (b, "x", False)], 1: [(a, lucky, True), (b, "x", False)]},
         ("aicd", 1): {0: [(a, "x", False), (b, "x", False)], 1: [(a, right, True), (b, "x", False)]},
@@ -147,7 +148,10 @@ def test_report_scores_chains_and_aggregates_over_training_seeds(tmp_path):
         ]
         (out / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     cells = score_eval(Path(runs[0].evals[0].output_dir), "aicd", 0, {ex.id: ex for ex in test})
-    assert [(c.shots, c.accuracy, c.chains, c.lucky) for c in cells] == [(0, 0.5, 0.5, 0), (1, 0.5, 0.0, 1)]
+    assert [(c.shots, c.accuracy, c.chains, c.lucky, c.rule_step) for c in cells] == [
+        (0, 0.5, 0.5, 0, 0.5),
+        (1, 0.5, 0.0, 1, 0.0),
+    ]
     vanilla = vanilla_config(cfg)  # never evaluated: no vanilla row
     report = build_report(
         cfg, runs, vanilla, base_hash="f" * 64, train=generate_bonus("train", 50), test=test
@@ -158,3 +162,6 @@ def test_report_scores_chains_and_aggregates_over_training_seeds(tmp_path):
     assert "| condgen | 0.0 ± 0.0 | 0.0 ± 0.0 |" in report and "| vanilla |" not in report
     assert "1-shot: aicd 50.0 % vs condgen 0.0 % → AICD above CondGen" in report
     assert "| aicd | 0 | 50 / 50 | 50 / 0 | 1 |" in report  # per seed, with the lucky answer counted
+    # rule step: seed 0 (50, 0), seed 1 (0, 50); as in the chains table
+    assert report.count("| aicd | 25.0 ± 35.4 | 25.0 ± 35.4 |") == 2
+    assert "- aicd: accuracy 25.0 % at 0 shots → 50.0 % at 1; rule step 25.0 % → 25.0 %" in report
