@@ -30,7 +30,7 @@ and correct chains rising from 0 to 1–3 shots, above the rule-blind rate — a
 shot's rationale, ω = 0.1 before the last) does so better than CondGen (loss on the last rationale only),
 as the paper claims, at equal optimizer steps, over 2 training seeds.
 What it cannot show: anything about real LMs or real math word problems — the student is a ~0.15M-parameter
-byte-level model pre-trained for a few hundred steps on synthetic text, the task is one synthetic family,
+byte-level model pre-trained briefly (minutes) on synthetic text, the task is one synthetic family,
 the test set is small (see n), and two seeds give a rough std. A gap here is a hint, not evidence."""
 
 
