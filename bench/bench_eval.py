@@ -10,7 +10,8 @@ Sections (each replaces its own `## …` part of OUT/eval.md):
    venv's python in a subprocess, timed around `generate_until` only), on the same saved checkpoint, the same
    prompt texts tokenized the same way (`add_special_tokens=False` / lm-eval's `add_bos_token=False`), the same
    stop string, greedy, interleaved rounds; asserts identical chains. The student is a tiny byte-level GPT-2
-   trained here for a few minutes (cached in OUT/student) so chains end at different lengths, as real ones do.
+   trained here for a few minutes (cached in OUT/student; default on the templated `arith` task, which it
+   learns that fast) so chains end at different lengths, as real ones do.
 2. **`openai` backend vs `hf` backend** on that student served by a local completions server (tests/support):
    items/s and identical answers.
 3. **`openai` backend at concurrency 32 against a server with 100 ms latency**: items/s against the ideal
@@ -52,7 +53,7 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def student(out: Path, steps: int) -> Path:
+def student(out: Path, steps: int, dataset: str) -> Path:
     """A tiny byte-level GPT-2 that has learnt the Q/A format (so it stops at `Question:`), cached in OUT."""
     final = out / "student" / "final"
     if (final / "config.json").exists():
@@ -64,7 +65,7 @@ def student(out: Path, steps: int) -> Path:
         name="student",
         output_dir=str(out),
         model="tiny:gpt2",
-        dataset="svamp",
+        dataset=dataset,
         objective="lm",
         n_shots=2,
         max_steps=steps,
@@ -147,7 +148,7 @@ def section_lm_eval(args: argparse.Namespace, model_dir: Path, prompts: list[str
             f"- {len(prompts)} {args.dataset} test prompts, 0-shot, greedy, max_new_tokens={args.max_new_tokens}, "
             f"stop `{stop}`, batch size {args.batch_size} on both sides; student: tiny byte-level GPT-2 "
             f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, fp32) trained {args.train_steps} "
-            f"steps here; {capped}/{len(prompts)} chains ran to the token cap",
+            f"steps on {args.train_dataset} here; {capped}/{len(prompts)} chains ran to the token cap",
             f"- versions: lm-eval {v['lm_eval']} (own venv, bench/peers/setup_lm_eval.sh), torch {v['torch']}, "
             f"transformers {v['transformers']}; threads {torch.get_num_threads()}; {platform.machine()} CPU; "
             f"load average before/after: {args.load_before} / {load_average()}",
@@ -297,14 +298,17 @@ def main() -> None:
         "--peer-python", default="/tmp/peers-lm-eval/bin/python", help="python of the lm-eval venv"
     )
     parser.add_argument("--sections", default="lm-eval,openai,concurrency")
-    parser.add_argument("--dataset", default="gsm8k")
+    parser.add_argument("--dataset", default="arith", help="test prompts (0-shot)")
+    parser.add_argument(
+        "--train-dataset", default="arith", help="what the cached student learns (arith: templated chains it learns in minutes)"
+    )
     parser.add_argument("--items", type=int, default=64, help="prompts in the lm-eval comparison")
     parser.add_argument("--openai-items", type=int, default=32)
     parser.add_argument("--concurrency-items", type=int, default=960)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--train-steps", type=int, default=300)
     args = parser.parse_args()
     args.load_before = load_average()
 
@@ -316,7 +320,7 @@ def main() -> None:
     sections = set(args.sections.split(","))
     ok = True
     if sections & {"lm-eval", "openai"}:
-        model_dir = student(out, args.train_steps)
+        model_dir = student(out, args.train_steps, args.train_dataset)
     if "lm-eval" in sections:
         body, good = section_lm_eval(args, model_dir, prompt_texts(args.dataset, args.items))
         write_section(
