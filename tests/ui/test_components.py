@@ -436,3 +436,8 @@ def test_server_sweeps_refuse_an_annotation_step_with_the_field_named(api: ApiCl
     with pytest.raises(ApiError) as info:
         api.create_sweep(body, name="annotated")
     assert info.value.status == 422 and info.value.field == "config.annotate", info.value.message
+
+
+def test_data_used_names_split_and_items_per_dataset() -> None:
+    df = _frame()
+    assert results.data_used(df) == "Data: gsm8k (test split, 10 items); svamp (test split, 10 items)"

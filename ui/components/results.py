@@ -36,6 +36,7 @@ COLUMNS = [
     "accuracy",
     "fraction",
     "n",
+    "split",
     "settings",
 ]
 
@@ -149,10 +150,26 @@ def accuracy_frame(
                     "accuracy": _percent(row.get("accuracy")),
                     "fraction": row.get("accuracy"),
                     "n": row.get("n"),
+                    "split": (ev.get("config") or {}).get("split", "test"),
                     "settings": settings,
                 }
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def data_used(df: pd.DataFrame) -> str:
+    """What the shown cells rest on, per evaluated dataset: its split and the items scored (a range when
+    evaluations differ), e.g. "svamp-test (test split, 300 items)"."""
+    parts = []
+    for (dataset, split), sub in df.groupby(["dataset", "split"], dropna=False, sort=True):
+        counts = sorted({int(n) for n in sub["n"].dropna()})
+        items = (
+            "? items"
+            if not counts
+            else f"{counts[0]}" + (f"–{counts[-1]}" if len(counts) > 1 else "") + " items"
+        )
+        parts.append(f"{dataset} ({split} split, {items})")
+    return "Data: " + "; ".join(parts) if parts else ""
 
 
 def _settings(df: pd.DataFrame) -> list[dict[str, str]]:

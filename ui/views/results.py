@@ -90,6 +90,7 @@ def main() -> None:
     st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over training runs")
     table = res.table1(df, int(shots), client, registry)
     st.dataframe(table)
+    st.caption(res.data_used(df[df["shots"] == shots]))
     cells = res.summarize(df[df["shots"] == shots], ["label", "dataset"], client)
     caption = client.aggregate_results([], ["label"])["caption"]
     st.caption(
