@@ -145,7 +145,8 @@ def run_side(side: str, workload: Path, trl_python: str, folder: Path, tag: str)
     load = os.getloadavg()[0]
     subprocess.run(cmd, check=True, env=env, cwd=folder)
     result = json.loads(out.read_text(encoding="utf-8"))
-    result["load"] = load
+    result["load"] = [load, os.getloadavg()[0]]  # 1-minute load average at start and end
+    out.write_text(json.dumps(result), encoding="utf-8")
     return result
 
 
@@ -162,66 +163,81 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def compare(trl_python: str, folder: Path, args: argparse.Namespace) -> list[str]:
-    """Markdown lines of the comparison, for every shape in args.shapes."""
-    lines: list[str] = []
+    """Run every shape in args.shapes (rounds interleaved), then report; markdown lines."""
+    for shape in args.shapes:
+        layers, width = (int(x) for x in shape.split("x"))
+        workload = write_workload(folder, layers, width, args.episodes, args)
+        for rnd in range(args.rounds):
+            for side in SIDES:
+                result = run_side(side, workload, trl_python, folder, f"{shape}-r{rnd}")
+                print(f"{shape} round {rnd} {side}: {result['step_seconds']}", flush=True)
+    return report(folder, args)
+
+
+def report(folder: Path, args: argparse.Namespace) -> list[str]:
+    """Markdown lines from the per-process results kept in `folder` (also after an interrupted run)."""
+    import torch
+    import transformers
+
     versions: dict[str, str] = {}
     loads: list[float] = []
     table = [
         "| shape | side | real tokens/s | s/step (median) | peak RSS MB | timed steps | vs TRL |",
         "|---|---|---|---|---|---|---|",
     ]
-    ratios: dict[str, dict[str, float]] = {}
+    notes: list[str] = []
+    rounds_done = 0
     for shape in args.shapes:
-        layers, width = (int(x) for x in shape.split("x"))
-        workload = write_workload(folder, layers, width, args.episodes, args)
-        runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SIDES}
+        runs = {side: [] for side in SIDES}
         for rnd in range(args.rounds):
-            for side in SIDES:
-                result = run_side(side, workload, trl_python, folder, f"{shape}-r{rnd}")
+            found = {side: folder / f"{shape}-r{rnd}-{side}.json" for side in SIDES}
+            if not all(p.is_file() for p in found.values()):
+                continue  # a round counts only when all three sides finished it
+            rounds_done = max(rounds_done, rnd + 1)
+            for side, path in found.items():
+                result = json.loads(path.read_text(encoding="utf-8"))
                 runs[side].append(result)
-                loads.append(result["load"])
+                load = result.get("load")
+                loads.extend(load if isinstance(load, list) else [load] if load is not None else [])
                 versions.update(result.get("versions", {}))
-                print(f"{shape} round {rnd} {side}: {result['step_seconds']}", flush=True)
+        if not runs["trl"]:
+            continue
         stats = {side: summarize(r) for side, r in runs.items()}
-        ratios[shape] = {s: stats[s]["tokens_per_s"] / stats["trl"]["tokens_per_s"] for s in SIDES}
-        ratios[shape]["aicd_step_vs_condgen"] = stats["aicd"]["step_s"] / stats["condgen"]["step_s"]
+        ratio = {s: stats[s]["tokens_per_s"] / stats["trl"]["tokens_per_s"] for s in SIDES}
+        step_ratio = stats["aicd"]["step_s"] / stats["condgen"]["step_s"]
+        layers, width = shape.split("x")
         for side in SIDES:
             st = stats[side]
             table.append(
                 f"| {layers} × {width} | {side} | {st['tokens_per_s']:,.0f} | {st['step_s']:.2f} | "
-                f"{st['peak_mb']:,.0f} | {st['steps']} | {ratios[shape][side]:.2f}× |"
+                f"{st['peak_mb']:,.0f} | {st['steps']} | {ratio[side]:.2f}× |"
             )
-    import torch
-    import transformers
-
-    lines.append(
+        notes.append(
+            f"- {layers} × {width} ({len(runs['trl'])} round(s)): condgen **{ratio['condgen']:.2f}×** TRL "
+            f"(target ≥ 3× {'✓' if ratio['condgen'] >= 3 else '✗'}), AICD {ratio['aicd']:.2f}× TRL in real "
+            f"tokens/s; an AICD step takes **{step_ratio:.2f}×** a condgen step (target ≤ 1.25× "
+            f"{'✓' if step_ratio <= 1.25 else '✗'}; AICD supervises every rationale, condgen the last one)."
+        )
+    load_text = f"{min(loads):.1f}–{max(loads):.1f}" if loads else "not recorded"
+    return [
         f"### (d) vs TRL `SFTTrainer` (completion-only), {args.episodes} GSM8K {args.n_shots}-shot episodes, "
-        f"batch {args.batch}, fp32, {args.threads} thread(s) per side"
-    )
-    lines.append("")
-    lines.append(
+        f"batch {args.batch}, fp32, {args.threads} thread(s) per side",
+        "",
         f"Versions: project torch {torch.__version__}, transformers {transformers.__version__}; peer venv "
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-        + f". {platform.processor() or 'x86-64'} CPU, {os.cpu_count()} cores, load average (1 min) during the "
-        f"runs {min(loads):.1f}–{max(loads):.1f} (shared machine). {args.rounds} interleaved rounds per shape, "
-        f"{args.steps} steps per process, the first untimed."
-    )
-    lines.append("")
-    lines.extend(table)
-    lines.append("")
-    for shape, r in ratios.items():
-        lines.append(
-            f"- {shape}: condgen **{r['condgen']:.2f}×** TRL (target ≥ 3× {'✓' if r['condgen'] >= 3 else '✗'}), "
-            f"AICD {r['aicd']:.2f}× TRL in real tokens/s; an AICD step takes **{r['aicd_step_vs_condgen']:.2f}×** "
-            f"a condgen step (target ≤ 1.25× {'✓' if r['aicd_step_vs_condgen'] <= 1.25 else '✗'})."
-        )
-    lines.append("")
-    lines.append(
-        "Peak RSS is each process's maximum resident memory (model, optimizer state, activations, Python); "
-        "the project side holds no [B, T, vocab] logits (LM head chunked over supervised positions only), "
-        "uses torch's one-kernel tanh-GELU and fused AdamW."
-    )
-    return lines
+        + f". {platform.processor() or 'x86-64'} CPU, {os.cpu_count()} cores, 1-minute load average during the "
+        f"runs {load_text} (shared machine). Up to {rounds_done} interleaved round(s) per shape (TRL, condgen, "
+        f"AICD, each a fresh process), {args.steps} steps per process, the first untimed.",
+        "",
+        *table,
+        "",
+        *notes,
+        "",
+        "Peak RSS is each process's maximum resident memory (model, optimizer state, activations, Python). The "
+        "project side never holds [B, T, vocab] logits (LM head on the supervised positions only, chunked, its "
+        "gradient taken in the forward pass), uses torch's one-kernel tanh-GELU and fused AdamW; TRL's "
+        "SFTTrainer computes full logits (and their entropy for its metrics).",
+    ]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -235,6 +251,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--n-shots", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report-only", action="store_true", help="only rebuild trl.md from OUT/work's results")
     return p.parse_args(argv)
 
 
@@ -247,7 +264,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"  # model folders, workloads and each process's raw result (kept for inspection)
     work.mkdir(exist_ok=True)
-    lines = compare(args.trl_python, work, args)
+    lines = report(work, args) if args.report_only else compare(args.trl_python, work, args)
     text = "\n".join(lines) + "\n"
     (out / "trl.md").write_text(text, encoding="utf-8")
     print(text)
