@@ -205,6 +205,7 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder to write training.md into")
     parser.add_argument("--trl-python", help="python of a TRL venv (bench/peers/setup_trl.sh): adds (d)")
     parser.add_argument("--only-peers", action="store_true", help="only (d); needs --trl-python")
+    parser.add_argument("--only-step-ratio", action="store_true", help="only (e): AICD vs condgen step")
     parser.add_argument("--peer-shapes", nargs="+", default=["12x768", "4x256"], help="(d): LAYERSxWIDTH")
     parser.add_argument("--peer-rounds", type=int, default=2, help="(d): interleaved rounds per shape")
     parser.add_argument("--peer-steps", type=int, default=3, help="(d): steps per process, the first untimed")
@@ -217,6 +218,9 @@ def main() -> None:
         if not args.trl_python:
             sys.exit("--only-peers needs --trl-python")
         _write(Path(args.out), peer_lines(args))
+        return
+    if args.only_step_ratio:
+        _write(Path(args.out), step_ratio_lines(args))
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA device")
@@ -384,6 +388,45 @@ def peer_lines(args: argparse.Namespace) -> list[str]:
     work = Path(args.out) / "work"
     work.mkdir(parents=True, exist_ok=True)
     return [*trl_runner.compare(args.trl_python, work, peer_args), ""]
+
+
+def step_ratio_lines(args: argparse.Namespace) -> list[str]:
+    """Section (e): an AICD step vs a condgen step on the same episodes (same tokens, different weights),
+    forward + loss + backward, interleaved in one process so machine load hits both alike."""
+    from aicd.models import fuse_activations
+
+    tokenizer, _ = load_bench_tokenizer()
+    pad_id = tokenizer.pad_token_id or 0
+    model = fuse_activations(build_model(tokenizer, args.layers, args.width, args.device))
+    shots, aicd_eps = gsm8k_episodes(tokenizer, args.n_shots, limit=args.episodes, seed=1)
+    weights = omega_weights("paper", args.n_shots)
+    cond_eps = [
+        build_episode(tokenizer, s, "condgen", weights, max_length=1024) for s in shots[: len(aicd_eps)]
+    ]
+    order = make_batches([len(e) for e in aicd_eps], args.micro, "length_grouped", seed=0)
+    mb = {
+        "aicd": [[aicd_eps[i] for i in b] for b in order],
+        "condgen": [[cond_eps[i] for i in b] for b in order],
+    }
+    dev = args.device
+    t = interleaved({k: (lambda k=k: time_aicd_pass(model, mb[k], dev, pad_id)) for k in mb}, args.repeats)
+    sup = {k: supervised_tokens([e for b in v for e in b]) for k, v in mb.items()}
+    ratio = t["aicd"] / t["condgen"]
+    load = os.getloadavg()[0]
+    return [
+        f"### (e) AICD step vs condgen step, GPT-2 {args.layers} × {args.width}, {len(aicd_eps)} episodes, "
+        f"micro-batch {args.micro}",
+        "",
+        "| objective | supervised tokens | fwd+bwd s (median) |",
+        "|---|---|---|",
+        f"| condgen (last rationale) | {sup['condgen']} | {t['condgen']:.2f} |",
+        f"| AICD (every rationale) | {sup['aicd']} | {t['aicd']:.2f} |",
+        "",
+        f"An AICD step takes **{ratio:.2f}×** a condgen step (target ≤ 1.25× {'✓' if ratio <= 1.25 else '✗'}); "
+        f"same tokens and batches, medians of {args.repeats} interleaved repeats in one process, "
+        f"{torch.get_num_threads()} thread(s), load average {load:.1f} at the end.",
+        "",
+    ]
 
 
 def _write(out: Path, lines: list[str]) -> None:
