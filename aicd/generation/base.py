@@ -2,7 +2,8 @@
 
 Every backend decodes greedily, stops at EOS or at the first stop string (which the chain excludes) or after
 `max_new_tokens`, and returns the continuation stripped (`aicd.generation.text`), so the same prompts give the
-same saved records on any of them.
+same saved records on any of them. Greedy means the argmax of the model's logits: penalties or sampling
+defaults in a checkpoint's generation_config.json are not applied on any backend.
 """
 
 from __future__ import annotations

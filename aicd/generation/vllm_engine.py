@@ -34,6 +34,9 @@ class VLLMBackend:
             raise ConfigError(f"model: the vllm backend loads saved checkpoints, not '{model}'")
         vllm = require_vllm()
         self.max_new_tokens = max_new_tokens
+        # generation_config="vllm": ignore the checkpoint's generation_config.json defaults (e.g. a
+        # repetition_penalty), so greedy means argmax of the logits here as on the hf and openai backends
+        engine_args.setdefault("generation_config", "vllm")
         self.llm = vllm.LLM(model=model, seed=seed, **engine_args)
 
     def stream(self, prompts: Sequence[PromptInput], stop: Sequence[str]) -> Iterator[tuple[int, str]]:
