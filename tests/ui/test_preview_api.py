@@ -114,3 +114,10 @@ print([m for m in ("torch", "worker") if m in sys.modules])
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_shipped_configs_say_which_run_only_with_the_cli(backend: Backend) -> None:
+    shipped = {c["name"]: c for c in backend.client.shipped_configs()}
+    assert shipped["fig2-shots"]["server"] is True and shipped["fig2-shots"]["note"] is None
+    paper = shipped["paper-fig2-shots"]
+    assert paper["server"] is False and "annotate, untuned" in paper["note"] and "aicd sweep" in paper["note"]

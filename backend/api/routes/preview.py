@@ -282,7 +282,18 @@ def shipped_configs(
             found = _config_kind(data) if isinstance(data, dict) else None
             if found is None or (kind and found != kind) or any(c["name"] == path.stem for c in out):
                 continue
+            cli_only = [k for k in ("annotate", "untuned") if found == "sweep" and data.get(k)]
             out.append(
-                {"name": path.stem, "path": str(path.relative_to(ROOT)), "kind": found, "config": data}
+                {
+                    "name": path.stem,
+                    "path": str(path.relative_to(ROOT)),
+                    "kind": found,
+                    "config": data,
+                    # a server sweep refuses these steps (422): such a config runs with `aicd sweep`
+                    "server": not cli_only,
+                    "note": f"CLI only (aicd sweep {path.relative_to(ROOT)}): uses {', '.join(cli_only)}"
+                    if cli_only
+                    else None,
+                }
             )
     return list_page(out, page.cursor, page.limit)
