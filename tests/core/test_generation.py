@@ -281,3 +281,42 @@ def test_spare_room_cache_appends_in_place_and_holds_what_a_dynamic_cache_holds(
     ref.batch_select_indices(keep)
     k, _ = ours.update(steps[1][:2], steps[1][:2], 0)
     assert torch.equal(k, ref.update(steps[1][:2], steps[1][:2], 0)[0])
+
+
+def test_vllm_backend_sends_token_ids_greedy_with_the_stop_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM is not installed here: a stand-in module records what the adapter asks of `vllm.LLM`."""
+    import sys
+    import types
+
+    calls: dict[str, Any] = {}
+
+    class SamplingParams:
+        def __init__(self, **kw: Any) -> None:
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, **kw: Any) -> None:
+            calls["engine"] = kw
+
+        def generate(self, inputs: list, params: SamplingParams, use_tqdm: bool = True) -> list:
+            calls["inputs"], calls["params"] = inputs, params.kw
+            text = " So, the answer is 4.\n\nQuestion: more"  # a server that leaves the stop string in
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text)]) for _ in inputs]
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = LLM, SamplingParams
+    vllm_inputs = types.ModuleType("vllm.inputs")
+    vllm_inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", vllm_inputs)
+
+    from aicd.generation.vllm_engine import VLLMBackend
+
+    backend = VLLMBackend("runs/x/final", max_new_tokens=7)
+    assert dict(backend.stream([[5, 6, 7], [8, 9]], ["Question:"])) == {
+        0: "So, the answer is 4.",
+        1: "So, the answer is 4.",
+    }
+    assert calls["inputs"] == [{"prompt_token_ids": [5, 6, 7]}, {"prompt_token_ids": [8, 9]}]
+    assert calls["params"] == {"temperature": 0.0, "max_tokens": 7, "stop": ["Question:"]}
+    assert calls["engine"]["model"] == "runs/x/final" and calls["engine"]["generation_config"] == "vllm"
