@@ -160,6 +160,10 @@ def _curve(runs: Sequence[PlannedRun]) -> list[str]:
 def _findings(cells: Sequence[Cell], shots: Sequence[int], blind: float) -> list[str]:
     """What the numbers say about the paper's two hypotheses, computed, whichever way they come out."""
 
+    def _spread(obj: str, k: int, field: str) -> float:
+        vals = [getattr(c, field) for c in cells if c.objective == obj and c.shots == k]
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+
     def mean(obj: str, k: int, field: str = "accuracy") -> float | None:
         vals = [getattr(c, field) for c in cells if c.objective == obj and c.shots == k]
         return statistics.fmean(vals) if vals else None
@@ -184,11 +188,16 @@ def _findings(cells: Sequence[Cell], shots: Sequence[int], blind: float) -> list
             )
         )
     for k in (1, 2):
-        a, c = mean("aicd", k), mean("condgen", k)
-        if a is not None and c is not None:
-            verdict = "AICD above CondGen" if a > c else "AICD not above CondGen"
+        for field, what in (("accuracy", "accuracy"), ("rule_step", "rule step")):
+            a, c = mean("aicd", k, field), mean("condgen", k, field)
+            if a is None or c is None:
+                continue
+            gap = a - c
+            noise = max(_spread("aicd", k, field), _spread("condgen", k, field))
+            verdict = "AICD above CondGen" if gap > 0 else "AICD not above CondGen"
             out.append(
-                f"- {k}-shot: aicd {100 * a:.1f} % vs condgen {100 * c:.1f} % → {verdict} (mean of seeds)."
+                f"- {k}-shot {what}: aicd {100 * a:.1f} % vs condgen {100 * c:.1f} % → {verdict} "
+                f"(gap {100 * gap:+.1f} points; largest seed std {100 * noise:.1f})."
             )
     return out
 

@@ -160,7 +160,8 @@ def test_report_scores_chains_and_aggregates_over_training_seeds(tmp_path):
     assert "| aicd | 25.0 ± 35.4 | 50.0 ± 0.0 |" in report
     assert "| aicd | 25.0 ± 35.4 | 25.0 ± 35.4 |" in report
     assert "| condgen | 0.0 ± 0.0 | 0.0 ± 0.0 |" in report and "| vanilla |" not in report
-    assert "1-shot: aicd 50.0 % vs condgen 0.0 % → AICD above CondGen" in report
+    assert "1-shot accuracy: aicd 50.0 % vs condgen 0.0 % → AICD above CondGen (gap +50.0 points" in report
+    assert "0-shot accuracy" not in report and "2-shot" not in report
     assert "| aicd | 0 | 50 / 50 | 50 / 0 | 1 |" in report  # per seed, with the lucky answer counted
     # rule step: seed 0 (50, 0), seed 1 (0, 50); as in the chains table
     assert report.count("| aicd | 25.0 ± 35.4 | 25.0 ± 35.4 |") == 2
