@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -127,6 +127,49 @@ def settle_when_ended(key: str, every: float | None, still: float | None) -> Non
 def live_caption(every: float | None) -> None:
     if every:
         st.caption(f"live · refreshes every {every:g} s")
+
+
+# -- selections in the URL (st.query_params): a link opens the same thing, a reload keeps it ------------------
+
+
+def from_url(param: str, key: str, options: Sequence[Any], default: Any = None) -> None:
+    """Before the selection widget `key`: a `?param=` the page was opened with (a shared link, a reload, an
+    edited URL) selects that option; else the current selection stays if still offered, else `default`.
+    A value this session wrote itself (`to_url`) never overrides what the user picks afterwards."""
+    wanted = st.query_params.get(param)
+    written = st.session_state.get(f"_url_{param}")
+    if wanted is not None and wanted != written:
+        match = next((o for o in options if str(o) == wanted), None)
+        if match is not None:
+            st.session_state[key] = match
+        st.session_state[f"_url_{param}"] = wanted
+    if options and st.session_state.get(key) not in options:
+        st.session_state[key] = options[0] if default is None else default
+
+
+def to_url(param: str, value: Any) -> None:
+    """After the widget: the selection into the address bar (what a user copies to share)."""
+    text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    st.session_state[f"_url_{param}"] = text
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
+
+
+def ids_from_url(param: str) -> list[int] | None:
+    """`?param=3,5,9` as ids (None when absent or not ids)."""
+    raw = st.query_params.get(param)
+    if raw is None or raw == st.session_state.get(f"_url_{param}"):
+        return None
+    try:
+        return [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        return None
+
+
+def default_run(runs: list[dict[str, Any]]) -> Any:
+    """The run a page opens on: the one training now (newest first), else the newest."""
+    running = [r for r in runs if r.get("status") == "running"]
+    return (running or runs)[0]["id"] if runs else None
 
 
 # -- markdown -------------------------------------------------------------------------------------------------

@@ -64,7 +64,9 @@ def main() -> None:
         by_dataset.setdefault(_ds_key(ev), []).append(ev)
 
     a, b = st.columns([1, 3])
+    c.from_url("dataset", "cmp_dataset", sorted(by_dataset))
     dataset = a.selectbox("Dataset", sorted(by_dataset), key="cmp_dataset")
+    c.to_url("dataset", dataset)
     latest: dict[int, dict[str, Any]] = {}
     for ev in by_dataset[dataset]:
         if ev["run_id"] not in latest or (
@@ -73,15 +75,21 @@ def main() -> None:
             latest[ev["run_id"]] = ev
     options = [rid for rid in latest if rid in runs]
     default = sorted(options[:4])  # the newest runs, oldest first (a comparison in launch order)
+    linked = c.ids_from_url("runs")  # a shared comparison: exactly its runs
+    if linked is not None:
+        st.session_state["cmp_runs"] = [r for r in linked if r in options][:4]
+        st.session_state["_url_runs"] = st.query_params.get("runs")
+    if "cmp_runs" not in st.session_state or not set(st.session_state["cmp_runs"]) <= set(options):
+        st.session_state["cmp_runs"] = default
     chosen = b.multiselect(
         "Runs (2–4)",
         options,
-        default=default,
         max_selections=4,
         key="cmp_runs",
         format_func=lambda rid: c.run_label(runs[rid]),
     )
     chosen = list(dict.fromkeys(chosen))  # distinct runs
+    c.to_url("runs", chosen)
     if len(chosen) < 2:
         if len(options) < 2:
             st.info(
@@ -154,10 +162,22 @@ def main() -> None:
         st.stop()
 
     # --------------------------------------------------------------------------------------------- paging
-    size = int(st.segmented_control("questions per page", [5, 10, 25, 50], default=10, key="cmp_size") or 10)
+    c.from_url("size", "cmp_size", [5, 10, 25, 50], 10)
+    size = int(st.segmented_control("questions per page", [5, 10, 25, 50], key="cmp_size") or 10)
+    c.to_url("size", size)
     n_pages = (len(shown) + size - 1) // size
     state_key = "cmp_page"
-    page = min(int(st.session_state.get(state_key, 1)), n_pages)
+    linked_page = st.query_params.get("page")
+    if linked_page is not None and linked_page != st.session_state.get("_url_page") and linked_page.isdigit():
+        st.session_state[state_key] = int(linked_page)
+    question = st.query_params.get("question")  # a shared link to one question: open its page
+    if question is not None and question != st.session_state.get("_url_question"):
+        at = next((i for i, r in enumerate(shown) if str(r["example_id"]) == question), None)
+        if at is not None:
+            st.session_state[state_key] = at // size + 1
+        st.session_state["_url_question"] = question
+    page = max(1, min(int(st.session_state.get(state_key, 1)), n_pages))
+    c.to_url("page", page)
     p1, p2, p3 = st.columns([1, 2, 1])
     if p1.button("◀ Previous", key="cmp_prev", disabled=page <= 1):
         st.session_state[state_key] = page - 1

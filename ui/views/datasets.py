@@ -45,9 +45,11 @@ def main() -> None:
             )
             st.dataframe(overview, hide_index=True, height=min(300, 40 + 35 * len(items)))
             by_id = {d["id"]: d for d in items}
+            c.from_url("dataset", "ds_pick", list(by_id))
             ds_id = st.selectbox(
                 "Dataset", list(by_id), key="ds_pick", format_func=lambda i: c.dataset_label(by_id[i])
             )
+            c.to_url("dataset", ds_id)
             ds = by_id[ds_id]
             stats = c.dataset_stats(base, ds_id)
             m1, m2, m3, m4 = st.columns(4)

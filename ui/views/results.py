@@ -35,6 +35,7 @@ def main() -> None:
     # together unless the reader asks for "all runs"
     sweep_ids = sorted((int(x) for x in df["sweep_id"].dropna().unique()), reverse=True)
     scope_options: list[int | str] = [*sweep_ids, ALL_RUNS]
+    c.from_url("sweep", "res_scope", scope_options)
     scope = a.selectbox(
         "Runs",
         scope_options,
@@ -42,6 +43,7 @@ def main() -> None:
         format_func=lambda s: "all runs" if s == ALL_RUNS else f"sweep #{s} {sweeps.get(int(s), '')}",
         help="the newest sweep by default; 'all runs' pools every evaluated run",
     )
+    c.to_url("sweep", scope)
     if scope != ALL_RUNS:
         df = df[df["sweep_id"] == scope]
     pattern = f.text_input("Run names containing", key="res_filter", placeholder="e.g. a comparison's name")

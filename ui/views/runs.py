@@ -61,11 +61,11 @@ def main() -> None:
                 },
             )
             by_id = {r["id"]: r for r in runs}
-            if st.session_state.get("runs_pick") not in by_id:
-                st.session_state["runs_pick"] = runs[0]["id"]
+            c.from_url("run", "runs_pick", list(by_id), c.default_run(runs))
             run_id = st.selectbox(
                 "Run", list(by_id), key="runs_pick", format_func=lambda i: c.run_label(by_id[i])
             )
+            c.to_url("run", run_id)
 
             run = by_id[run_id]
             sweep = next((x for x in c.sweeps(base) if x["id"] == run.get("sweep_id")), None)
@@ -140,6 +140,8 @@ def main() -> None:
             )
         else:
             by_sid = {s["id"]: s for s in sweeps}
+            running_sweeps = [s for s in sweeps if s["status"] == "running"]
+            c.from_url("sweep", "sweeps_pick", list(by_sid), (running_sweeps or sweeps)[0]["id"])
             sid = st.selectbox(
                 "Sweep",
                 list(by_sid),
@@ -147,6 +149,7 @@ def main() -> None:
                 format_func=lambda i: f"#{i} {by_sid[i]['name']} · {c.status_label(by_sid[i])}",
             )
 
+            c.to_url("sweep", sid)
             sweep_every = c.poll_every(by_sid[sid])
 
             @st.fragment(run_every=sweep_every)
