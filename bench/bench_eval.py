@@ -16,11 +16,13 @@ Sections (each replaces its own `## …` part of OUT/eval.md):
    items/s and identical answers.
 3. **`openai` backend at concurrency 32 against a server with 100 ms latency**: items/s against the ideal
    32 / 0.1 s; the target is ≥ 0.8 × that.
+4. **`openai` backend vs lm-eval's `local-completions`** on that server, same text prompts, interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,19 +225,16 @@ def section_openai_vs_hf(args: argparse.Namespace, model_dir: Path) -> tuple[str
     return body, same_chain == n
 
 
-def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
-    """The canned server runs in its own process (as a real server would), the client here."""
+@contextlib.contextmanager
+def canned_server(latency: float) -> Iterator[str]:
+    """The canned completions server in its own process (as a real server would be); yields its base_url."""
     import socket
 
     import httpx
 
-    from aicd.generation.openai_compat import OpenAIBackend
-    from tests.support.completions_server import CANNED_NAME
-
-    latency, concurrency, n = 0.1, 32, args.concurrency_items
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     server = subprocess.Popen(
         [
             sys.executable,
@@ -258,6 +258,18 @@ def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
+    from aicd.generation.openai_compat import OpenAIBackend
+    from tests.support.completions_server import CANNED_NAME
+
+    latency, concurrency, n = 0.1, 32, args.concurrency_items
+    with canned_server(latency) as base_url:
         backend = OpenAIBackend(
             base_url=base_url, model=CANNED_NAME, max_new_tokens=16, concurrency=concurrency
         )
@@ -268,9 +280,6 @@ def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
         got = dict(backend.stream(prompts, ["Question:"]))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         backend.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     ideal = concurrency / latency
     rate = len(got) / wall
     body = "\n".join(
@@ -287,6 +296,70 @@ def section_concurrency(args: argparse.Namespace) -> tuple[str, bool]:
     return body, len(got) == n and rate >= 0.8 * ideal
 
 
+def section_local_completions(args: argparse.Namespace) -> tuple[str, bool]:
+    """aicd's openai backend vs lm-eval's local-completions on one server, same text prompts, interleaved."""
+    from aicd.generation.openai_compat import OpenAIBackend
+    from tests.support.completions_server import CANNED_NAME
+
+    latency, concurrency, n, stop = 0.1, 32, args.concurrency_items, "Question:"
+    prompts = prompt_texts(args.dataset, n)
+    ours_t: list[float] = []
+    peer_t: list[float] = []
+    with canned_server(latency) as base_url, tempfile.TemporaryDirectory() as tmp:
+        prompt_file, peer_out = Path(tmp) / "prompts.json", Path(tmp) / "peer.json"
+        prompt_file.write_text(json.dumps(prompts), encoding="utf-8")
+        backend = OpenAIBackend(
+            base_url=base_url, model=CANNED_NAME, max_new_tokens=16, concurrency=concurrency
+        )
+        list(backend.stream(prompts[:concurrency], [stop]))  # warm-up
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            got = dict(backend.stream(prompts, [stop]))
+            ours_t.append(time.perf_counter() - start)
+            subprocess.run(
+                [
+                    args.peer_python,
+                    str(ROOT / "bench" / "peers" / "lm_eval_completions.py"),
+                    "--base-url",
+                    base_url,
+                    "--model",
+                    CANNED_NAME,
+                    "--prompts",
+                    str(prompt_file),
+                    "--out",
+                    str(peer_out),
+                    "--concurrency",
+                    str(concurrency),
+                    "--stop",
+                    stop,
+                ],  # fmt: skip
+                check=True,
+                env={**os.environ, "PYTHONPATH": ""},
+            )
+            peer = json.loads(peer_out.read_text(encoding="utf-8"))
+            peer_t.append(peer["seconds"])
+        backend.close()
+    ours = [got[i] for i in range(n)]
+    same = sum(a == b.strip() for a, b in zip(ours, peer["chains"], strict=True))
+    t_ours, t_peer = statistics.median(ours_t), statistics.median(peer_t)
+    body = "\n".join(
+        [
+            f"- {n} {args.dataset} 0-shot prompts sent as text to one canned server (100 ms latency, own process), "
+            f"concurrency {concurrency} on both sides; lm-eval {peer['versions']['lm_eval']} `local-completions` "
+            f"(own venv); load average before/after: {args.load_before} / {load_average()}",
+            "",
+            "| client | wall s (median) | all rounds | items/s |",
+            "|---|---:|---:|---:|",
+            f"| aicd openai backend | {t_ours:.2f} | {', '.join(f'{t:.1f}' for t in ours_t)} | {n / t_ours:.0f} |",
+            f"| lm-eval local-completions | {t_peer:.2f} | {', '.join(f'{t:.1f}' for t in peer_t)} | "
+            f"{n / t_peer:.0f} |",
+            "",
+            f"**aicd / lm-eval: {t_peer / t_ours:.2f}×; identical chains: {same}/{n}**",
+        ]
+    )
+    return body, same == n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -297,10 +370,12 @@ def main() -> None:
     parser.add_argument(
         "--peer-python", default="/tmp/peers-lm-eval/bin/python", help="python of the lm-eval venv"
     )
-    parser.add_argument("--sections", default="lm-eval,openai,concurrency")
+    parser.add_argument("--sections", default="lm-eval,openai,concurrency,local-completions")
     parser.add_argument("--dataset", default="arith", help="test prompts (0-shot)")
     parser.add_argument(
-        "--train-dataset", default="arith", help="what the cached student learns (arith: templated chains it learns in minutes)"
+        "--train-dataset",
+        default="arith",
+        help="what the cached student learns (arith: templated chains it learns in minutes)",
     )
     parser.add_argument("--items", type=int, default=64, help="prompts in the lm-eval comparison")
     parser.add_argument("--openai-items", type=int, default=32)
@@ -338,6 +413,11 @@ def main() -> None:
         write_section(
             out / "eval.md", "openai backend throughput: concurrency 32, 100 ms server latency", body
         )
+        print(body)
+        ok &= good
+    if "local-completions" in sections:
+        body, good = section_local_completions(args)
+        write_section(out / "eval.md", "openai backend vs lm-eval local-completions, same server", body)
         print(body)
         ok &= good
     sys.exit(0 if ok else 1)

@@ -102,8 +102,6 @@ class OpenAIBackend:
         results: queue.Queue[tuple[int, str] | BaseException],
         cancel: threading.Event,
     ) -> None:
-        from openai.types import Completion
-
         slots = asyncio.Semaphore(self.concurrency)
         in_flight = 0
         stop = [s for s in stop if s]
@@ -124,11 +122,12 @@ class OpenAIBackend:
                 self.max_in_flight = max(self.max_in_flight, in_flight)
                 try:
                     # the SDK's request path (retries, timeouts, errors) without its per-element walk over
-                    # the params, which costs O(prompt tokens) of Python per request for a token-id prompt
-                    reply = await self._client.post("/completions", body=body, cast_to=Completion)
+                    # the params (O(prompt tokens) of Python for a token-id prompt) or building response
+                    # models: `cast_to=object` returns the JSON as it came
+                    reply = await self._client.post("/completions", body=body, cast_to=object)
                 finally:
                     in_flight -= 1
-                results.put((i, cut_at_stop(reply.choices[0].text or "", stop)))
+                results.put((i, cut_at_stop(_completion_text(reply), stop)))
 
         tasks = [asyncio.create_task(one(i, p)) for i, p in enumerate(prompts)]
         try:
@@ -153,6 +152,14 @@ class OpenAIBackend:
             self._thread.join()
         self._loop.close()
         self._loop = self._thread = self._client = None
+
+
+def _completion_text(reply: Any) -> str:
+    """The text of a completions reply's first choice; a reply without one is the server's error."""
+    try:
+        return reply["choices"][0]["text"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise RuntimeError(f"openai backend: a reply without choices[0].text: {str(reply)[:200]}") from None
 
 
 def check_server(base_url: str, *, timeout: float = 10.0) -> None:
