@@ -30,6 +30,7 @@ from backend.api.routes import (
     preview,
     results,
     runs,
+    status,
     sweeps,
     teacher_keys,
 )
@@ -114,6 +115,7 @@ def create_app() -> FastAPI:
     api.include_router(preview.router)  # UI helpers (ui helper's file)
     api.include_router(objectives.router)
     api.include_router(presets.router)  # launch presets (aicd.presets)
+    api.include_router(status.router)  # the UI's one polled read
     api.include_router(results.router)
     app.include_router(api)
     return app

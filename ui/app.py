@@ -69,17 +69,25 @@ sidebar_every = _sidebar_every()
 @st.fragment(run_every=sidebar_every)
 def launched() -> None:
     """Comparisons launched in this session: each run's status and how many runs are trained and evaluated."""
-    for item in plans.launched():
-        if item["status"] in plans.ENDED:
+    items = plans.launched()
+    following = [i["id"] for i in items if i["status"] not in plans.ENDED]
+    status: dict[int, dict] = {}
+    if following:
+        try:  # one request per tick for every comparison followed (GET /status)
+            status = {s["id"]: s for s in client.status(sweeps=following)["sweeps"]}
+        except ApiError as exc:  # the API restarted or is away: say so, the next tick tries again
+            show_error(exc)
+            return
+    for item in items:
+        sweep = status.get(item["id"])
+        if sweep is not None:
+            item["status"] = sweep["status"]
+        if sweep is None or item["status"] in plans.ENDED and not sweep.get("runs"):
             st.caption(
                 f"**{item['name']}** — " + ("done" if item["status"] == "succeeded" else item["status"])
             )
             continue
-        try:
-            sweep, runs = plans.refresh(client, item)
-        except ApiError as exc:
-            show_error(exc)
-            return
+        runs = sweep["runs"]
         icons = " ".join(STATUS_ICONS.get(display_status(run), "•") for run in runs)
         done = sweep["progress_done"]
         total = sweep["progress_total"] or len(runs) or "?"

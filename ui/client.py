@@ -298,6 +298,10 @@ class ApiClient:
         """The objective registry: `objectives` (label, target, weights, ω, demonstrations), `omega_schedules`."""
         return self.get("/api/v1/objectives")
 
+    def status(self, sweeps: list[int] | None = None) -> dict[str, Any]:
+        """One read of every active job (`jobs`, `active`) and of the `sweeps` followed, with their runs."""
+        return self.get("/api/v1/status", sweep=sweeps or None)
+
     def presets(self) -> dict[str, Any]:
         """Launch presets (`presets`: name, label, description, train, eval) and the `default` one's name."""
         return self.get("/api/v1/presets")

@@ -11,8 +11,6 @@ from typing import Any
 
 import streamlit as st
 
-from ui.client import ApiClient
-
 LAUNCHED_KEY = "launched_sweeps"
 ENDED = ("succeeded", "failed", "cancelled", "lost")
 
@@ -108,13 +106,6 @@ def sweep_body(
         "eval_datasets": [f"db:{eval_dataset_id}"],
         "grid": {"objective": list(objectives), **(grid or {})},
     }
-
-
-def refresh(client: ApiClient, item: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The sweep and its runs as the server sees them now; remembers the status so ended ones stop polling."""
-    sweep = client.sweep(item["id"])
-    item["status"] = sweep["status"]
-    return sweep, client.runs(sweep_id=item["id"])
 
 
 # -- launch defaults and estimates -------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""One aggregated read for the UI's live views: every active job of every kind and the sweeps a page follows,
+so a page polls one request per tick (not one per job)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from backend.api.deps import SessionDep
+from backend.models import AnnotationJob, Evaluation, JobStatus, Run, Sweep
+from backend.schemas.common import Id
+
+router = APIRouter(prefix="/status", tags=["status"])
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+MAX_ACTIVE = 500  # per kind: a page shows a summary, never thousands of rows
+MAX_SWEEPS = 20
+
+
+def _job(kind: str, job: Any) -> dict[str, Any]:
+    row = {
+        "kind": kind,
+        "id": job.id,
+        "name": getattr(job, "name", None),
+        "status": str(job.status),
+        "cancel_requested": bool(job.cancel_requested),
+        "progress_done": job.progress_done,
+        "progress_total": job.progress_total,
+    }
+    if isinstance(job, Run):
+        row |= {"step": job.step, "total_steps": job.total_steps, "sweep_id": job.sweep_id}
+    return row
+
+
+@router.get(
+    "", summary="Active jobs of every kind and the followed sweeps with their runs: one read per tick"
+)
+def status_summary(
+    session: SessionDep,
+    sweep: Annotated[list[Id], Query(max_length=MAX_SWEEPS, description="sweeps to report with runs")] = [],  # noqa: B006
+) -> dict[str, Any]:
+    kinds = {"runs": Run, "evaluations": Evaluation, "sweeps": Sweep, "annotations": AnnotationJob}
+    jobs: list[dict[str, Any]] = []
+    for kind, model in kinds.items():
+        rows = session.scalars(
+            select(model).where(model.status.in_(ACTIVE)).order_by(model.id.desc()).limit(MAX_ACTIVE)
+        )
+        jobs += [_job(kind, j) for j in rows]
+    followed = []
+    for sweep_id in dict.fromkeys(sweep):
+        row = session.get(Sweep, sweep_id)
+        if row is None:
+            continue
+        runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id))
+        followed.append({**_job("sweeps", row), "runs": [_job("runs", r) for r in runs]})
+    return {"active": len(jobs), "jobs": jobs, "sweeps": followed}
