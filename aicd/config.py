@@ -16,7 +16,7 @@ from aicd.objective_registry import OBJECTIVE_NAMES
 from aicd.shot_selection import ShotSelection
 
 Objective = Literal[OBJECTIVE_NAMES]  # type: ignore[valid-type]  # the names of aicd.objective_registry
-ScheduleName = Literal["paper", "constant", "linear", "exponential", "custom"]
+ScheduleName = Literal["paper", "constant", "linear", "exponential", "custom", "adaptive"]
 AnswerKindOpt = Literal["number", "yesno", "auto"]
 OBJECTIVES: tuple[str, ...] = OBJECTIVE_NAMES
 
@@ -82,7 +82,8 @@ class ScheduleConfig(_Strict):
     omega: float = Field(
         0.1,
         ge=0,
-        description="ω of earlier shots (paper) or the start of linear/exponential; constant (all 1) and "
+        description="ω of earlier shots (paper), the start of linear/exponential or the largest context ω "
+        "(adaptive, experimental: `aicd.adaptive_omega`); constant (all 1) and "
         "custom/weights ignore it",
     )
     weights: list[float] | None = Field(

@@ -17,7 +17,7 @@ TargetKind = Literal["rationale", "answer"]
 WeightRule = Literal["omega", "last", "all"]
 
 # schedules whose weights are a function of ω (constant: all 1; custom: explicit weights)
-OMEGA_SCHEDULES: tuple[str, ...] = ("paper", "linear", "exponential")
+OMEGA_SCHEDULES: tuple[str, ...] = ("paper", "linear", "exponential", "adaptive")
 
 
 @dataclass(frozen=True)

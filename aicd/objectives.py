@@ -25,6 +25,7 @@ def omega_weights(
 
     paper: ω for i<n, 1 for i=n. constant: 1 for every shot. linear: ω rising linearly to 1.
     exponential: ω rising geometrically to 1 (ω^((n-i)/(n-1))). custom: the given list.
+    adaptive: the paper's weights, which training then recomputes every step (`aicd.adaptive_omega`).
     Raises ValueError naming the field on bad input.
     """
     if n <= 0:
@@ -40,7 +41,9 @@ def omega_weights(
         if not any(w > 0 for w in out):
             raise ValueError("weights must not all be zero")
         return out
-    if schedule == "paper":
+    if schedule in ("paper", "adaptive"):  # adaptive starts from the paper's weights (aicd.adaptive_omega)
+        if schedule == "adaptive" and omega <= 0:
+            raise ValueError("omega must be > 0 for the adaptive schedule (the largest context weight)")
         return [float(omega)] * (n - 1) + [1.0]
     if schedule == "constant":
         return [1.0] * n
@@ -53,7 +56,7 @@ def omega_weights(
     if schedule == "custom":
         raise ValueError("weights must be given for schedule=custom")
     raise ValueError(
-        f"schedule must be one of paper, constant, linear, exponential, custom; got '{schedule}'"
+        f"schedule must be one of paper, constant, linear, exponential, custom, adaptive; got '{schedule}'"
     )
 
 
@@ -89,6 +92,26 @@ def _nll_sum(picked: torch.Tensor, batch_size: int, sup: tuple[torch.Tensor, ...
     nll = torch.nn.functional.cross_entropy(picked.float(), targets, reduction="none")
     out = torch.zeros(batch_size, dtype=torch.float32, device=picked.device)
     return out.index_add(0, rows, nll * weights)
+
+
+def _by_episode(
+    weighted: torch.Tensor, sup: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """Σ w·nll per episode [B] from the supervised predictions' w·nll [K]; per (episode, shot position)
+    [B, P] when the batch has a `shot_onehot` [B, T, P] (the adaptive ω schedule reads it; sums over P
+    give the per-episode values, so `reduce_loss` takes either)."""
+    import torch
+
+    rows, flat = sup[0], sup[1]
+    input_ids = batch["input_ids"]
+    onehot = batch.get("shot_onehot")
+    if onehot is None:
+        out = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=weighted.device)
+        return out.index_add(0, rows, weighted)
+    cols = flat - rows * input_ids.shape[1]
+    member = onehot[:, 1:][rows, cols].to(weighted.dtype)  # [K, P]: the shot each prediction belongs to
+    out = torch.zeros(input_ids.shape[0], onehot.shape[2], dtype=torch.float32, device=weighted.device)
+    return out.index_add(0, rows, weighted[:, None] * member)
 
 
 def weighted_nll(logits: torch.Tensor, input_ids: torch.Tensor, loss_weights: torch.Tensor) -> torch.Tensor:
@@ -148,19 +171,23 @@ def batch_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
     parts = _decoder_and_head(model)
     if parts is None:
         logits = model(input_ids=input_ids, attention_mask=batch["attention_mask"]).logits
-        return weighted_nll(logits, input_ids, loss_weights), total
+        if "shot_onehot" not in batch:
+            return weighted_nll(logits, input_ids, loss_weights), total
+        sup = _supervised(input_ids, loss_weights)
+        picked = logits.reshape(-1, logits.shape[-1]).index_select(0, sup[1])
+        nll = torch.nn.functional.cross_entropy(picked.float(), sup[2], reduction="none")
+        return _by_episode(nll * sup[3], sup, batch), total
     decoder, head = parts
     hidden = decoder(input_ids=input_ids, attention_mask=batch["attention_mask"]).last_hidden_state
     sup = _supervised(input_ids, loss_weights)
     picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, sup[1])  # [K, D]
     if getattr(head, "bias", None) is not None:  # no plain-head model has one; keep the unfused path
-        return _nll_sum(head(picked), input_ids.shape[0], sup), total
+        nll = torch.nn.functional.cross_entropy(head(picked).float(), sup[2], reduction="none")
+        return _by_episode(nll * sup[3], sup, batch), total
     from aicd.head_loss import weighted_head_nll
 
-    rows, _, targets, weights = sup
-    nll = weighted_head_nll(picked, head.weight, targets, weights)
-    out = torch.zeros(input_ids.shape[0], dtype=torch.float32, device=nll.device)
-    return out.index_add(0, rows, nll), total
+    _, _, targets, weights = sup
+    return _by_episode(weighted_head_nll(picked, head.weight, targets, weights), sup, batch), total
 
 
 def reduce_loss(

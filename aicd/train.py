@@ -48,6 +48,7 @@ from aicd.config import TrainConfig, save_config
 from aicd.data.record import Example
 from aicd.episodes import Episode, EpisodeTooLong, build_episode, sample_episode_shots
 from aicd.errors import AICDError, ConfigError, DataError
+from aicd.objective_registry import uses_omega
 from aicd.progress import NO_PROGRESS, Cancelled, Progress
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,27 @@ def build_epoch(
     return EpochPlan(episodes=episodes, steps=group_steps(mbs, accumulation), skipped=skipped)
 
 
+def _shot_weight_sums(shares: list[list[Episode]], reweighted: list[list[Any]], n: int) -> list[float]:
+    """Σ w per shot position over this rank's episodes of one step (the denominators of the mean NLLs)."""
+    sums = [0.0] * n
+    for share, pairs in zip(shares, reweighted, strict=True):
+        for ep, (_, positions) in zip(share, pairs, strict=True):
+            for w, p in zip(ep.loss_weights[1:], positions[1:], strict=True):
+                sums[p] += w
+    return sums
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    """`metrics` with each list value spread into `key/i` entries (None dropped), for the trackers."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, list):
+            out.update({f"{key}/{i}": v for i, v in enumerate(value) if v is not None})
+        else:
+            out[key] = value
+    return out
+
+
 class Trainer:
     """One training run, as torchtune recipes are: `setup` builds everything (and fails on bad input before
     the run directory is written), `run` loops `train_step` with logging and checkpoints, then `save_final`.
@@ -222,6 +244,7 @@ class Trainer:
         self.bad_steps = 0
         self.last_finite: tuple[int, float] | None = None
         self.last_metrics: dict[str, Any] = {}
+        self.adaptive = None  # the running per-position losses of schedule=adaptive (aicd.adaptive_omega)
 
     # ---- setup
     def setup(
@@ -293,6 +316,10 @@ class Trainer:
         self.student, self.tokenizer = load_model(config, None if self.sharded else checkpoint, self.reports)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.plan = self._epoch_plan(0)
+        if config.schedule == "adaptive" and uses_omega(config.objective, config.schedule, config.weights):
+            from aicd.adaptive_omega import AdaptiveOmega
+
+            self.adaptive = AdaptiveOmega(config.n_shots, config.omega)
         self.total_steps = config.max_steps or max(1, math.ceil(config.epochs * len(self.plan.steps)))
 
     def _prepare_training(self) -> None:
@@ -367,6 +394,8 @@ class Trainer:
         else:
             self.accelerator.load_state(str(checkpoint))  # optimizer, scheduler, scaler, this rank's RNG
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        if self.adaptive is not None and "adaptive_omega" in state:
+            self.adaptive.load_state_dict(state["adaptive_omega"])
         self.resumed = True
 
     # ---- loop
@@ -471,6 +500,12 @@ class Trainer:
         acc, config = self.accelerator, self.config
         world, rank = acc.num_processes, acc.process_index
         shares = [[self.plan.episodes[i] for i in rank_share(mb, rank, world)] for mb in step_plan]
+        adaptive = self.adaptive
+        if adaptive is not None:  # this step's ω on every token; per-shot NLL sums come back from the forward
+            adaptive.begin_step()
+            reweighted = [[adaptive.reweight(ep) for ep in share] for share in shares]
+            shares = [[ep for ep, _ in share] for share in reweighted]
+            shot_nll = torch.zeros(config.n_shots, dtype=torch.float64)
         n_local = sum(len(share) for share in shares)
         w_local = sum(sum(ep.loss_weights[1:]) for share in shares for ep in share)
         n_episodes, total_weight = global_totals(acc, n_local, w_local)
@@ -483,6 +518,9 @@ class Trainer:
             batch = collate_episodes(episodes or [self.plan.episodes[step_plan[i][0]]], self.pad_id)
             if not idle:
                 window.add_micro_batch(batch["attention_mask"], sum(ep.n_dropped for ep in episodes))
+            if adaptive is not None and not idle:
+                positions = [pos for _, pos in reweighted[i]]
+                batch["shot_onehot"] = adaptive.one_hot(positions, batch["input_ids"].shape[1])
             batch = {key: v.to(acc.device, non_blocking=True) for key, v in batch.items()}
             last = i == len(shares) - 1
             with contextlib.nullcontext() if last else acc.no_sync(self.module):
@@ -498,6 +536,12 @@ class Trainer:
                     loss = loss * 0.0
                 acc.backward(loss * world)  # the ranks' gradients are averaged; the loss is already a share
             loss_sum += loss.detach().float()
+            if adaptive is not None and not idle:
+                shot_nll += nll.detach().sum(0).double().cpu()
+        if adaptive is not None:
+            sums = [global_sum(acc, v) for v in shot_nll.tolist()]
+            weights = [global_sum(acc, v) for v in _shot_weight_sums(shares, reweighted, config.n_shots)]
+            adaptive.end_step(sums, weights)
         return global_sum(acc, loss_sum), n_episodes
 
     def _skip_nonfinite(self, loss: float) -> None:
@@ -536,11 +580,13 @@ class Trainer:
             "threads": torch.get_num_threads(),
             "processes": acc.num_processes,
         }
+        if self.adaptive is not None:
+            metrics.update(self.adaptive.log_fields())
         if evaluate_now and self.is_main:
             metrics.update(self.held_out(self.model, self.tokenizer))
         self.last_metrics = metrics
-        if config.report_to != "none":
-            acc.log(metrics, step=self.step)
+        if config.report_to != "none":  # trackers take scalars: a list becomes one metric per shot position
+            acc.log(_scalars(metrics), step=self.step)
         if self.is_main:
             append_metrics(self.run_dir / METRICS_FILE, metrics)
             self.callback.on_log(self.step, metrics)
@@ -593,7 +639,8 @@ class Trainer:
         if self.is_main:
             save_config(self.config, tmp / "config.yaml")
             position = {"step": self.step, "epoch": self.epoch, "position": self.position}
-            torch.save({**position, "total_steps": self.total_steps}, tmp / STATE_FILE)
+            extra = {"adaptive_omega": self.adaptive.state_dict()} if self.adaptive is not None else {}
+            torch.save({**position, "total_steps": self.total_steps, **extra}, tmp / STATE_FILE)
             replace_dir(tmp, path)
             prune_checkpoints(self.run_dir, self.config.keep_checkpoints)
             self.callback.on_checkpoint(self.step, path)

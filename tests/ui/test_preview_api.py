@@ -15,7 +15,7 @@ from tests.ui.conftest import REPO, Backend, Seeded, backend_env
 from ui.client import ApiError
 
 
-@pytest.mark.parametrize("schedule", ["paper", "constant", "linear", "exponential"])
+@pytest.mark.parametrize("schedule", ["paper", "constant", "linear", "exponential", "adaptive"])
 def test_schedule_preview_is_the_core_schedule(backend: Backend, schedule: str) -> None:
     got = backend.client.preview_schedule({"n_shots": 5, "schedule": schedule, "omega": 0.2})
     assert got["weights"] == pytest.approx(omega_weights(schedule, 5, omega=0.2))

@@ -227,8 +227,10 @@ def main() -> None:
     n_shots = int(b.number_input("n shots per episode", 1, 16, key="launch_n"))
     schedule = cc.selectbox(
         "ω schedule",
-        ["paper", "constant", "linear", "exponential", "custom"],
-        index=["paper", "constant", "linear", "exponential", "custom"].index(sched.get("schedule", "paper")),
+        ["paper", "constant", "linear", "exponential", "custom", "adaptive"],
+        index=["paper", "constant", "linear", "exponential", "custom", "adaptive"].index(
+            sched.get("schedule", "paper")
+        ),
         key="launch_schedule",
     )
     omega = float(d.number_input("ω", 0.0, 1.0, float(sched.get("omega", 0.1)), 0.05, key="launch_omega"))

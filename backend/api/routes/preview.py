@@ -35,7 +35,7 @@ class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n_shots: int = Field(4, gt=0, le=64)
-    schedule: Literal["paper", "constant", "linear", "exponential", "custom"] = "paper"
+    schedule: Literal["paper", "constant", "linear", "exponential", "custom", "adaptive"] = "paper"
     omega: float = Field(0.1, ge=0)
     weights: list[float] | None = None
 
