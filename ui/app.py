@@ -15,16 +15,19 @@ from ui.client import ApiError  # noqa: E402
 from ui.components import plans  # noqa: E402
 from ui.components.common import STATUS_ICONS, api, display_status, page_guard, settle_when_ended, show_error  # noqa: E402
 
-st.set_page_config(page_title="AICD Workbench", page_icon=":material/science:", layout="wide")
+FAVICON = ROOT / "ui" / "static" / "favicon.png"  # served by this app: no icon fetched from the internet
+st.set_page_config(page_title="AICD Workbench", page_icon=str(FAVICON), layout="wide")
 
 PAGES = {
+    "Start": [
+        st.Page("views/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    ],
     "Data": [
         st.Page(
             "views/datasets.py",
             title="Datasets",
             icon=":material/folder_open:",
             url_path="datasets",
-            default=True,
         ),
         st.Page("views/annotate.py", title="Annotate", icon=":material/edit_note:", url_path="annotate"),
     ],

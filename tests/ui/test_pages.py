@@ -591,7 +591,7 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
     for row in rows:
         assert md_escape(row["gold"]) in shown and md_escape(row["example_id"]) in shown
         for entry in row["entries"]:
-            mark = "✔" if entry["correct"] else "✘"
+            mark = ":green[✔]" if entry["correct"] else ":red[✘]"  # coloured verdicts
             assert f"{mark} **{entry['run_name']}** → `{entry['extracted'] or '∅'}`" in shown
     html = "".join(h.value for h in at.html)
     assert 'class="aicd-chain"' in html

@@ -191,7 +191,7 @@ def main() -> None:
     for row in shown[(page - 1) * size : page * size]:
         entries = row["entries"]
         with st.container(border=True):
-            agree = "" if row["agree"] else " · ⚡ disagree"
+            agree = "" if row["agree"] else " · :orange[:material/call_split: disagree]"
             st.markdown(
                 f"**{c.md_escape(row['example_id'])}** · gold answer **{c.md_escape(row['gold'])}**{agree}"
             )
@@ -203,7 +203,7 @@ def main() -> None:
                     if len(entries) > 1
                     else None
                 )
-                mark = "✔" if entry["correct"] else ("✘" if entry["correct"] is False else "–")
+                mark = ":green[✔]" if entry["correct"] else (":red[✘]" if entry["correct"] is False else "–")
                 with col:
                     st.markdown(f"{mark} **{c.md_escape(labels[i])}** → `{entry['extracted'] or '∅'}`")
                     st.html(diff.diff_html(entry["generation"], ref))
