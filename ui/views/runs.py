@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.components import common as c
-from ui.components import live, plans
+from ui.components import live, plans, tracking
 
 
 def main() -> None:
@@ -117,6 +117,7 @@ def main() -> None:
                             c.clear_caches()
                             st.success(f"Evaluation #{made['id']} queued.", icon=":material/check_circle:")
 
+            tracking.mlflow_link(run)
             with st.expander("Config"):
                 st.json(run["config"], expanded=False)
             with st.expander("Artifacts"):
