@@ -135,7 +135,11 @@ def select_demonstrations(
         k,
         strategy,
         seed=f"{seed}:{item.id}",
-        allowed=lambda i: pool[i].id != item.id and pool[i].question.strip() != question,
+        allowed=lambda i: (
+            pool[i].id != item.id
+            and pool[i].question.strip() != question
+            and (item.group is None or pool[i].group == item.group)
+        ),  # demonstrations share its hidden rule
     )
     if strategy == "similar":  # the most similar last, next to the question (and the last to be truncated)
         picked = picked[::-1]

@@ -164,9 +164,14 @@ def test_episodes_and_k_shot_prompts_draw_every_shot_from_the_items_group():
     for shots in sample_episode_shots(train, 4, seed=0):
         assert len(shots) == 4
         assert len({group_of[s.question + s.answer] for s in shots}) == 1  # one hidden rule per episode
+    from aicd.prompts import select_demonstrations
+
     for item in generate_bonus("test", 30, seed=2):
         demos = sample_shots(train, 3, seed=0, item=item)
         assert len(demos) == 3 and {d.group for d in demos} == {item.group}
+        for strategy in ("similar", "diverse"):  # BM25 selection stays inside the group too
+            demos = select_demonstrations(train, 3, seed=0, item=item, strategy=strategy)
+            assert len(demos) == 3 and {d.group for d in demos} == {item.group}, strategy
     # without groups the pool is shared, as before
     plain = generate("train", 20)
     assert len(sample_shots(plain, 3, seed=0, item=plain[0])) == 3
