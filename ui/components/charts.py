@@ -165,3 +165,78 @@ def progress_bars(rows: list[dict[str, Any]], title: str) -> go.Figure:
         yaxis={"categoryorder": "array", "categoryarray": list(df["stage"])[::-1]},
     )
     return fig
+
+
+# -- several runs overlaid (Runs page) ---------------------------------------------------------------------
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's exponential moving average with its start-up bias removed (weight 0 = raw values)."""
+    if weight <= 0:
+        return list(values)
+    out, last, norm = [], 0.0, 0.0
+    for v in values:
+        last = weight * last + (1 - weight) * v
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def loss_unit(config: dict[str, Any]) -> str:
+    """What a run's logged loss is: Eq. 1 summed over an episode's weighted target tokens, or per token."""
+    return "per token" if config.get("reduction") == "token" else "per episode (sum)"
+
+
+def overlay_curves(
+    series: dict[str, list[tuple[int, float]]],
+    *,
+    title: str,
+    y_title: str,
+    smoothing: float = 0.0,
+    log_y: bool = False,
+) -> go.Figure:
+    """One line per run (label → (step, value) points), smoothed for reading, raw points faint behind."""
+    fig = go.Figure()
+    palette = px.colors.qualitative.D3
+    for i, (label, points) in enumerate(series.items()):
+        if not points:
+            continue
+        steps, values = zip(*sorted(points), strict=True)
+        color = palette[i % len(palette)]
+        if smoothing > 0:
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=values,
+                    mode="lines",
+                    line={"color": color, "width": 1},
+                    opacity=0.25,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=smooth(list(values), smoothing),
+                mode="lines+markers",
+                name=label,
+                line={"color": color},
+                marker={"size": 4, "symbol": i % 12},
+            )
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="optimizer step",
+        yaxis_title=y_title,
+        yaxis_type="log" if log_y else "linear",
+        height=380,
+        margin={"t": 50, "b": 40, "l": 50, "r": 20},
+        legend={"orientation": "h"},
+    )
+    return fig
+
+
+def differing_columns(table: pd.DataFrame) -> list[str]:
+    """The columns whose values are not all equal (what distinguishes the selected runs)."""
+    return [c for c in table.columns if table[c].astype(str).nunique(dropna=False) > 1]

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.components import common as c
-from ui.components import live, plans, tracking
+from ui.components import live, overlay, plans, tracking
 
 
 def main() -> None:
@@ -118,6 +118,8 @@ def main() -> None:
                             st.success(f"Evaluation #{made['id']} queued.", icon=":material/check_circle:")
 
             tracking.mlflow_link(run)
+            with st.expander("Overlay runs: loss and accuracy curves, hyper-parameters", expanded=False):
+                overlay.overlay(base, runs, run)
             with st.expander("Config"):
                 st.json(run["config"], expanded=False)
             with st.expander("Artifacts"):
