@@ -56,5 +56,9 @@ def test_a_built_wheel_ships_the_configs(tmp_path, repo_root):
     assert res.returncode == 0, res.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for path in shipped_configs_dir().iterdir():
-        assert f"aicd/configs/{path.name}" in names, path.name
+    root = shipped_configs_dir()
+    shipped = [p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert any(p.parent != root for p in shipped)  # the accelerate/ configs are among them
+    for path in shipped:
+        rel = path.relative_to(root).as_posix()
+        assert f"aicd/configs/{rel}" in names, rel
