@@ -516,6 +516,7 @@ def test_results_table_figures_and_exports(ui_env: Backend, comparison: Comparis
     assert "mean ± sample std over training runs" in texts(at)  # the aggregator's rule, stated in the caption
     n_items = next(r["n"] for r in ev["rows"] if r["shots"] == 0)
     assert f"Data: svamp-test (test split, {n_items} items)" in texts(at)  # what the cells rest on
+    assert f"svamp-test: one question = {100 / n_items:.3g} points" in texts(at)  # how coarse a cell is
     codes = [c.value for c in at.code]
     assert any(c.startswith("| objective | svamp-test |") and "| AICD |" in c for c in codes)
     assert any("\\begin{tabular}" in c and "$\\pm$" in c for c in codes)

@@ -172,6 +172,26 @@ def data_used(df: pd.DataFrame) -> str:
     return "Data: " + "; ".join(parts) if parts else ""
 
 
+def resolution(df: pd.DataFrame) -> str:
+    """How coarse an accuracy is: one question is 100/N points (16 questions: 6.25-point steps)."""
+    parts = []
+    for dataset, sub in df.groupby("dataset", sort=True):
+        counts = sorted({int(n) for n in sub["n"].dropna() if n})
+        if counts:
+            parts.append(f"{dataset}: one question = {100 / counts[0]:.3g} points")
+    return ("Resolution per evaluation: " + "; ".join(parts) + ".") if parts else ""
+
+
+def numeric_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The CSV export: objective, dataset and numeric mean / std / n (training runs) / n_values (accuracies
+    averaged), std empty when n = 1 (no spread to report)."""
+    out = cells.rename(columns={"label": "objective"})[
+        ["objective", "dataset", "mean", "std", "n", "n_values"]
+    ]
+    out = out.assign(std=out["std"].where(out["n"] > 1))
+    return out.round({"mean": 4, "std": 4})
+
+
 def _settings(df: pd.DataFrame) -> list[dict[str, str]]:
     if "settings" not in df:
         return [{} for _ in range(len(df))]

@@ -92,7 +92,8 @@ def main() -> None:
     st.subheader(f"Table 1 — accuracy (%) at {shots} shot(s), mean ± std over training runs")
     table = res.table1(df, int(shots), client, registry)
     st.dataframe(table)
-    st.caption(res.data_used(df[df["shots"] == shots]))
+    at_shots = df[df["shots"] == shots]
+    st.caption(" ".join(part for part in (res.data_used(at_shots), res.resolution(at_shots)) if part))
     cells = res.summarize(df[df["shots"] == shots], ["label", "dataset"], client)
     caption = client.aggregate_results([], ["label"])["caption"]
     st.caption(
@@ -103,7 +104,9 @@ def main() -> None:
         )
     )
     x, y, z, _ = st.columns([1, 1, 1, 3])
-    x.download_button("CSV", table.to_csv().encode(), "table1.csv", "text/csv", key="res_csv")
+    x.download_button(
+        "CSV", res.numeric_cells(cells).to_csv(index=False).encode(), "table1.csv", "text/csv", key="res_csv"
+    )
     y.download_button("Markdown", res.to_markdown(table).encode(), "table1.md", "text/markdown", key="res_md")
     z.download_button(
         "LaTeX", res.to_latex(table, caption).encode(), "table1.tex", "application/x-tex", key="res_tex"
