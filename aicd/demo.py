@@ -30,9 +30,9 @@ from typing import Any
 
 from aicd.config import EvalConfig, SweepConfig, TrainConfig, build_config
 from aicd.errors import ConfigError
+from aicd.pretrain import DEMO_MODEL  # noqa: F401 - the base models' settings live in aicd.pretrain.PRESETS
 from aicd.sweep import SweepCallback, SweepResult, check_fresh, run_sweep
 
-DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
 TEMPLATE = {"question_prefix": "Q: ", "answer_prefix": "\nA:", "separator": "\n\n"}
 DATA_DIR = "bonus"  # <out>/bonus/{train,test}.jsonl
 VANILLA = "vanilla"  # <out>/evals/vanilla/<data>/: the untuned base
@@ -40,10 +40,6 @@ VANILLA = "vanilla"  # <out>/evals/vanilla/<data>/: the untuned base
 FULL: dict[str, Any] = {
     "n_train": 4000,
     "n_test": 100,
-    "model": DEMO_MODEL,
-    "pretrain_steps": 1500,
-    "pretrain_docs": 8000,
-    "pretrain_batch": 16,
     "max_steps": 300,
     "batch_size": 8,
     "lr": 1e-2,
@@ -57,10 +53,6 @@ QUICK: dict[str, Any] = {
     **FULL,
     "n_train": 64,
     "n_test": 6,
-    "model": "tiny:llama?num_hidden_layers=1&hidden_size=32&intermediate_size=64&num_attention_heads=2",
-    "pretrain_steps": 2,
-    "pretrain_docs": 32,
-    "pretrain_batch": 4,
     "max_steps": 2,
     "batch_size": 4,
     "seeds": [0],
@@ -98,16 +90,9 @@ def _check_out(out: Path) -> Path:
 
 def base_config(out: Path, *, quick: bool = False) -> TrainConfig:
     """The pre-training run of the student stand-in (cached by its hash under `out/pretrain/`)."""
-    from aicd.pretrain import pretrain_config
+    from aicd.pretrain import preset_config
 
-    p = _settings(quick, None)
-    return pretrain_config(
-        _check_out(out),
-        model=p["model"],
-        steps=p["pretrain_steps"],
-        batch_size=p["pretrain_batch"],
-        n_docs=p["pretrain_docs"],
-    )
+    return preset_config(_check_out(out), "demo-quick" if quick else "demo")
 
 
 def demo_config(out: Path, *, quick: bool = False, steps: int | None = None) -> SweepConfig:

@@ -23,12 +23,27 @@ from aicd.checkpoint import DONE_FILE, FINAL_DIR
 from aicd.config import TemplateConfig, TrainConfig
 from aicd.data.record import Example, Rationale
 from aicd.data.synthetic import draw_bonus_problem
+from aicd.errors import AICDError, ConfigError
 
 DOC_KINDS = ("copy", "recall", "arith", "surface")
 DOCS_VERSION = 2  # bump when `_doc` changes: it is part of the cache key
 _CHARS = string.ascii_lowercase + string.digits
 # Pre-training documents are plain text: no `Q:`/`A:` template, so the base model never sees the task format.
 PLAIN = TemplateConfig(question_prefix="", answer_prefix="", separator="\n")
+
+DEMO_MODEL = "tiny:llama?num_hidden_layers=2&hidden_size=64&intermediate_size=192&num_attention_heads=4&num_key_value_heads=4"
+PRETRAINED = "pretrained:"  # model spec prefix: `pretrained:<preset>` = the cached base of that preset
+# Named base models (the `pretrain_config` arguments): `demo` is the base `aicd demo` fine-tunes, so a
+# sweep naming `pretrained:demo` shares its hash; `demo-quick` is `aicd demo --quick`'s (a smoke test).
+PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {"model": DEMO_MODEL, "steps": 1500, "batch_size": 16, "n_docs": 8000},
+    "demo-quick": {
+        "model": "tiny:llama?num_hidden_layers=1&hidden_size=32&intermediate_size=64&num_attention_heads=2",
+        "steps": 2,
+        "batch_size": 4,
+        "n_docs": 32,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -122,3 +137,36 @@ def ensure_base(config: TrainConfig, *, progress: bool = True) -> BaseModel:
         train(config, examples=docs, resume=True, progress=progress)
         trained_now = True
     return BaseModel(path=final, weights_hash=weights_hash(final), trained_now=trained_now)
+
+
+def is_pretrained(spec: str) -> bool:
+    return spec.startswith(PRETRAINED)
+
+
+def preset_config(root: Path, preset: str) -> TrainConfig:
+    """The pre-training run of a named base, cached under `root/pretrain/<hash>/`."""
+    if preset not in PRESETS:
+        raise ConfigError(
+            f"model: unknown pretrained base '{PRETRAINED}{preset}' "
+            f"(choose from {', '.join(PRETRAINED + p for p in PRESETS)})"
+        )
+    return pretrain_config(Path(root), **PRESETS[preset])
+
+
+def pretrained_path(spec: str, root: Path) -> Path:
+    """Where `pretrained:<preset>`'s weights live (or will, once `ensure_pretrained` built them)."""
+    return preset_config(root, spec.removeprefix(PRETRAINED)).run_dir / FINAL_DIR
+
+
+def ensure_pretrained(spec: str, root: Path, *, progress: bool = True) -> BaseModel:
+    """The base of `pretrained:<preset>`, built on first use; AICDError (one line) when it cannot be."""
+    config = preset_config(root, spec.removeprefix(PRETRAINED))
+    try:
+        return ensure_base(config, progress=progress)
+    except AICDError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the build becomes one clear line, no fallback
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AICDError(
+            f"model: cannot build the pretrained base '{spec}' in {config.run_dir} ({detail})"
+        ) from exc

@@ -28,6 +28,7 @@ from aicd.config import EvalConfig, SweepConfig, TrainConfig, build_config, save
 from aicd.errors import AICDError
 from aicd.objective_registry import REGISTRY, demonstrations_for, objective_rank, objective_spec
 from aicd.objective_registry import uses_omega as objective_uses_omega
+from aicd.pretrain import is_pretrained, pretrained_path
 from aicd.results import CAPTION, aggregate, format_cell
 from aicd.sweep_annotation import (
     annotate_training_data,
@@ -199,6 +200,8 @@ def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
         )
         params = _collapse(objective, params, config.train)
         base = {**config.train, **params}
+        if is_pretrained(str(base.get("model", ""))):  # a named base: its cached folder (built by run_sweep)
+            base["model"] = str(pretrained_path(str(base["model"]), Path(config.output_dir)))
         original = str(base.get("dataset", TrainConfig.model_fields["dataset"].default))
         eval_datasets = config.eval_datasets or [original]
         shots_from: dict[str, Any] = {}
@@ -350,6 +353,7 @@ def run_sweep(
     root.mkdir(parents=True, exist_ok=True)
     save_config(config, root / "sweep.yaml")
     annotate_training_data(config, root)  # the paper's pipeline: a config's `annotate:` step, before training
+    ensure_pretrained_bases(config, root, progress=progress)
     callback.on_plan(runs)
 
     todo: list[tuple[int, PlannedRun]] = []
@@ -370,6 +374,32 @@ def run_sweep(
             stopped = True
             break
     return write_report(config, runs, stopped=stopped)
+
+
+def ensure_pretrained_bases(
+    config: SweepConfig, root: Path, *, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Build (once, cached under `output_dir/pretrain/`) every `pretrained:` base the sweep names, and
+    record which weights it used in `<sweep>/base.json` (spec, folder, weights hash)."""
+    import json
+
+    from aicd.pretrain import ensure_pretrained
+
+    specs = [config.train.get("model"), *config.grid.get("model", [])]
+    used = []
+    for spec in dict.fromkeys(str(s) for s in specs if s is not None and is_pretrained(str(s))):
+        base = ensure_pretrained(spec, Path(config.output_dir), progress=progress)
+        used.append(
+            {
+                "spec": spec,
+                "path": str(base.path),
+                "weights_hash": base.weights_hash,
+                "trained_now": base.trained_now,
+            }
+        )
+    if used:
+        (root / "base.json").write_text(json.dumps(used, indent=2) + "\n", encoding="utf-8")
+    return used
 
 
 def run_one(run: PlannedRun, callback: SweepCallback, *, progress: bool = True) -> str:
