@@ -593,7 +593,13 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
         assert md_escape(row["gold"]) in shown and md_escape(row["example_id"]) in shown
         for entry in row["entries"]:
             mark = ":green[✔]" if entry["correct"] else ":red[✘]"  # coloured verdicts
-            assert f"{mark} **{entry['run_name']}** → `{entry['extracted'] or '∅'}`" in shown
+            short = {"aicd": "AICD", "nocot": "no-CoT"}[
+                next(r for r in picked if r["name"] == entry["run_name"])["config"]["objective"]
+            ]
+            assert (
+                f"{mark} **{short}** · {md_escape(entry['run_name'])} → `{entry['extracted'] or '∅'}`"
+                in shown
+            )
     html = "".join(h.value for h in at.html)
     assert 'class="aicd-chain"' in html
     assert f"shown {len(rows)} / {len(rows)}" in shown.replace("\n", " ")
@@ -636,7 +642,7 @@ def test_compare_chains_side_by_side_filters_and_paging(ui_env: Backend, compari
     assert "page 2 of 2 · questions 6–6" in shown
     assert f"**{md_escape(rows[5]['example_id'])}**" in shown
     assert f"**{md_escape(rows[0]['example_id'])}**" not in shown
-    assert at.button(key="cmp_next").disabled
+    assert at.button(key="cmp_next").disabled and at.button(key="cmp_next_bottom").disabled  # top and bottom
     at.button(key="cmp_prev").click().run()
     assert "page 1 of 2" in texts(at)
 

@@ -173,3 +173,38 @@ def duration_text(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+# -- labels of runs shown side by side ---------------------------------------------------------------------
+
+
+def short_labels(runs: list[dict[str, Any]], registry: dict[str, Any]) -> list[str]:
+    """Short, unique labels for runs compared side by side: the objective, then only what differs among
+    them (ω where it matters, seed, n shots, model), the run id as a last resort."""
+    labels = {o["name"]: o["label"] for o in registry["objectives"]}
+    cfgs = [r.get("config") or {} for r in runs]
+
+    def differs(key: str) -> bool:
+        return len({str(cfg.get(key)) for cfg in cfgs}) > 1
+
+    out = []
+    for cfg in cfgs:
+        parts = [labels.get(cfg.get("objective"), str(cfg.get("objective", "?")))]
+        free = omega_free(registry, cfg.get("objective"), cfg.get("schedule", "paper"), cfg.get("weights"))
+        if differs("omega") and not free:
+            parts.append(f"ω={cfg.get('omega'):g}" if isinstance(cfg.get("omega"), int | float) else "ω=?")
+        for key, fmt in (("seed", "seed {}"), ("n_shots", "n={}"), ("model", "{}")):
+            if differs(key):
+                parts.append(fmt.format(cfg.get(key)))
+        out.append(" ".join(parts))
+    counts = {label: out.count(label) for label in out}
+    return [
+        f"{label} #{run['id']}" if counts[label] > 1 else label for label, run in zip(out, runs, strict=True)
+    ]
+
+
+def natural_key(text: Any) -> tuple[Any, ...]:
+    """Question ids in numeric order (2 before 10), text parts alphabetically."""
+    import re
+
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", str(text)) if p)

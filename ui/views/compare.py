@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.components import common as c
-from ui.components import diff
+from ui.components import diff, plans
 
 MAX_ROWS = 5000
 
@@ -102,14 +102,17 @@ def main() -> None:
             st.info("Pick two to four different runs to compare.", icon=":material/touch_app:")
         st.stop()
     evs = [latest[rid] for rid in chosen]
-    labels = [runs[rid]["name"] for rid in chosen]
+    labels = plans.short_labels([runs[rid] for rid in chosen], c.registry(base))
 
     shots_options = sorted(set.intersection(*(set(e["config"].get("shots", [0])) for e in evs))) or [0]
     seed_options = sorted(set.intersection(*(set(e["config"].get("seeds", [0])) for e in evs))) or [0]
     a, b, cc, d = st.columns(4)
     shots = a.selectbox("Shots", shots_options, key="cmp_shots")
     seed = b.selectbox("Seed", seed_options, key="cmp_seed")
-    rows = compare_rows(base, tuple(e["id"] for e in evs), int(shots), int(seed))
+    rows = sorted(
+        compare_rows(base, tuple(e["id"] for e in evs), int(shots), int(seed)),
+        key=lambda r: plans.natural_key(r["example_id"]),  # 0, 1, 2, …, 10 (not as text)
+    )
     if not rows:
         st.info(f"No chains at {shots} shots, seed {seed} for these runs yet.", icon=":material/schedule:")
         st.stop()
@@ -178,15 +181,22 @@ def main() -> None:
         st.session_state["_url_question"] = question
     page = max(1, min(int(st.session_state.get(state_key, 1)), n_pages))
     c.to_url("page", page)
-    p1, p2, p3 = st.columns([1, 2, 1])
-    if p1.button("◀ Previous", key="cmp_prev", disabled=page <= 1):
-        st.session_state[state_key] = page - 1
-        st.rerun()
-    p2.caption(f"page {page} of {n_pages} · questions {(page - 1) * size + 1}–{min(page * size, len(shown))}")
-    if p3.button("Next ▶", key="cmp_next", disabled=page >= n_pages):
-        st.session_state[state_key] = page + 1
-        st.rerun()
 
+    def pager(where: str) -> None:
+        p1, p2, p3 = st.columns([1, 2, 1])
+        if p1.button("Previous", key=f"cmp_prev{where}", disabled=page <= 1, icon=":material/chevron_left:"):
+            st.session_state[state_key] = page - 1
+            st.rerun()
+        p2.caption(
+            f"page {page} of {n_pages} · questions {(page - 1) * size + 1}–{min(page * size, len(shown))}"
+        )
+        if p3.button(
+            "Next", key=f"cmp_next{where}", disabled=page >= n_pages, icon=":material/chevron_right:"
+        ):
+            st.session_state[state_key] = page + 1
+            st.rerun()
+
+    pager("")
     st.html(diff.STYLE)
     for row in shown[(page - 1) * size : page * size]:
         entries = row["entries"]
@@ -205,9 +215,13 @@ def main() -> None:
                 )
                 mark = ":green[✔]" if entry["correct"] else (":red[✘]" if entry["correct"] is False else "–")
                 with col:
-                    st.markdown(f"{mark} **{c.md_escape(labels[i])}** → `{entry['extracted'] or '∅'}`")
+                    st.markdown(
+                        f"{mark} **{c.md_escape(labels[i])}** · {c.md_escape(runs[chosen[i]]['name'])} → "
+                        f"`{entry['extracted'] or '∅'}`"
+                    )
                     st.html(diff.diff_html(entry["generation"], ref))
 
+    pager("_bottom")  # the same pager under the chains: no scrolling back up to turn the page
     with st.expander("This page as a table"):
         st.dataframe(
             pd.DataFrame(
