@@ -24,6 +24,7 @@ from aicd.config import TemplateConfig, TrainConfig
 from aicd.data.record import Example, Rationale
 from aicd.data.synthetic import draw_bonus_problem
 from aicd.errors import AICDError, ConfigError
+from aicd.progress import Cancelled
 
 DOC_KINDS = ("copy", "recall", "arith", "surface")
 DOCS_VERSION = 2  # bump when `_doc` changes: it is part of the cache key
@@ -126,15 +127,20 @@ def weights_hash(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure_base(config: TrainConfig, *, progress: bool = True) -> BaseModel:
-    """The base model of `config`: trained once, then reused from `config.run_dir / final`."""
+def ensure_base(config: TrainConfig, *, progress: bool = True, callback: Any = None) -> BaseModel:
+    """The base model of `config`: trained once, then reused from `config.run_dir / final`.
+
+    `callback` (an `aicd.train.TrainCallback`) lets a worker follow and cancel the build; a build stopped
+    part-way raises `Cancelled` and resumes from its checkpoint on the next call."""
     final = config.run_dir / FINAL_DIR
     trained_now = False
     if not (final / DONE_FILE).is_file():
         from aicd.train import train
 
         docs = pretrain_documents(config.limit or 4000, seed=config.seed)
-        train(config, examples=docs, resume=True, progress=progress)
+        result = train(config, examples=docs, resume=True, progress=progress, callback=callback)
+        if result.stopped:
+            raise Cancelled(f"pre-training of the base stopped at step {result.step}")
         trained_now = True
     return BaseModel(path=final, weights_hash=weights_hash(final), trained_now=trained_now)
 
@@ -158,12 +164,12 @@ def pretrained_path(spec: str, root: Path) -> Path:
     return preset_config(root, spec.removeprefix(PRETRAINED)).run_dir / FINAL_DIR
 
 
-def ensure_pretrained(spec: str, root: Path, *, progress: bool = True) -> BaseModel:
+def ensure_pretrained(spec: str, root: Path, *, progress: bool = True, callback: Any = None) -> BaseModel:
     """The base of `pretrained:<preset>`, built on first use; AICDError (one line) when it cannot be."""
     config = preset_config(root, spec.removeprefix(PRETRAINED))
     try:
-        return ensure_base(config, progress=progress)
-    except AICDError:
+        return ensure_base(config, progress=progress, callback=callback)
+    except (AICDError, Cancelled):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the build becomes one clear line, no fallback
         detail = (str(exc).splitlines() or [type(exc).__name__])[0]

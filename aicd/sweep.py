@@ -376,19 +376,25 @@ def run_sweep(
     return write_report(config, runs, stopped=stopped)
 
 
+def pretrained_specs(config: SweepConfig) -> list[str]:
+    """The `pretrained:` bases the sweep's runs start from (none for a sweep of ordinary models)."""
+    specs = [config.train.get("model"), *config.grid.get("model", [])]
+    return list(dict.fromkeys(str(s) for s in specs if s is not None and is_pretrained(str(s))))
+
+
 def ensure_pretrained_bases(
-    config: SweepConfig, root: Path, *, progress: bool = True
+    config: SweepConfig, root: Path, *, progress: bool = True, callback: Any = None
 ) -> list[dict[str, Any]]:
     """Build (once, cached under `output_dir/pretrain/`) every `pretrained:` base the sweep names, and
-    record which weights it used in `<sweep>/base.json` (spec, folder, weights hash)."""
+    record which weights it used in `<sweep>/base.json` (spec, folder, weights hash). `callback`: an
+    `aicd.train.TrainCallback` that follows (and may cancel) a build."""
     import json
 
     from aicd.pretrain import ensure_pretrained
 
-    specs = [config.train.get("model"), *config.grid.get("model", [])]
     used = []
-    for spec in dict.fromkeys(str(s) for s in specs if s is not None and is_pretrained(str(s))):
-        base = ensure_pretrained(spec, Path(config.output_dir), progress=progress)
+    for spec in pretrained_specs(config):
+        base = ensure_pretrained(spec, Path(config.output_dir), progress=progress, callback=callback)
         used.append(
             {
                 "spec": spec,

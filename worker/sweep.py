@@ -41,12 +41,14 @@ def _config(row: Sweep, *, export: bool) -> tuple[Any, dict[str, int]]:
 def plan(ctx: JobContext) -> None:
     """The `aicd.sweep` job: create the sweep's children and send its runs to the gpu workers."""
     from aicd.config import save_config
-    from aicd.sweep import plan_sweep, sweep_dir
+    from aicd.sweep import ensure_pretrained_bases, plan_sweep, pretrained_specs, sweep_dir
 
     config, dataset_ids = _config(ctx.load(), export=True)
     planned = plan_sweep(config)
     sweep_dir(config).mkdir(parents=True, exist_ok=True)
     save_config(config, sweep_dir(config) / "sweep.yaml")
+    if pretrained_specs(config):  # runs start from a cached pre-trained base: build it once, before them
+        ensure_pretrained_bases(config, sweep_dir(config), progress=False, callback=_follow_build(ctx))
     with session_scope() as s:
         sweep = sweeps.lock(s, ctx.job_id)
         if sweep is None or sweep.attempt != ctx.attempt:
@@ -67,6 +69,35 @@ def plan(ctx: JobContext) -> None:
         ready = [(r.id, r.attempt, gpus_of(r.config)) for r in runs if r.status == JobStatus.queued]
     for run_id, attempt, gpus in ready:
         send(Run, run_id, attempt, gpus)
+
+
+def _follow_build(ctx: JobContext) -> Any:
+    """A TrainCallback that shows the base's pre-training as the sweep's phase and lets cancel stop it."""
+    from aicd.train import TrainCallback
+
+    class FollowBuild(TrainCallback):
+        def phase(self, name: str, total: int | None = None) -> None:
+            ctx.phase(f"pre-training base: {name}", total)
+
+        def advance(self, n: int = 1) -> None:
+            ctx.advance(n)
+
+        def check(self) -> None:
+            ctx.check()
+
+        def on_start(self, total_steps: int, start_step: int) -> None:
+            self.last = start_step
+            ctx.phase("pre-training base", total_steps - start_step)
+
+        def on_log(self, step: int, metrics: dict[str, Any]) -> None:
+            ctx.advance(step - self.last)
+            self.last = step
+
+        def should_stop(self) -> bool:
+            ctx.advance(0)
+            return ctx.should_stop()
+
+    return FollowBuild()
 
 
 def _child_run(s: Any, sweep: Sweep, planned: Any, dataset_ids: dict[str, int]) -> Run:
