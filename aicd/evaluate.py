@@ -19,6 +19,7 @@ from aicd.eval_results import EvalResult, GenerationRecord, format_mean_std, sum
 from aicd.generation.base import GenerationBackend, PromptInput
 from aicd.generation.hf import generate, stream_generate
 from aicd.generation.text import encode_prompt, eos_ids
+from aicd.progress import StopCheck, checked_call
 from aicd.prompts import Prompt, build_prompt, select_demonstrations
 from aicd.shot_selection import ShotSelector
 from aicd.threads import torch_threads
@@ -122,9 +123,15 @@ def _demonstration_pool(config: EvalConfig, shot_examples: Sequence[Example] | N
 
 
 def _open_backend(
-    config: EvalConfig, model: Any, tokenizer: Any, generate_fn: GenerateFn | None, device: str | None
+    config: EvalConfig,
+    model: Any,
+    tokenizer: Any,
+    generate_fn: GenerateFn | None,
+    device: str | None,
+    callback: EvalCallback,
 ) -> tuple[GenerationBackend, Any]:
-    """(backend, tokenizer for the prompts): a model is loaded only for the hf backend."""
+    """(backend, tokenizer for the prompts): a model is loaded only for the hf backend, while `callback`'s
+    should_stop() is polled (a stop during the load raises `Cancelled`)."""
     from aicd.generation.factory import build_backend
 
     if generate_fn is not None:
@@ -132,7 +139,9 @@ def _open_backend(
     if config.backend == "hf" and model is None:
         from aicd.models import load_model_and_tokenizer
 
-        model, tokenizer = load_model_and_tokenizer(config.model)
+        model, tokenizer = checked_call(
+            lambda: load_model_and_tokenizer(config.model), StopCheck(callback.should_stop)
+        )
         model.to(device or default_device())
     elif tokenizer is None:
         from aicd.models import load_tokenizer
@@ -291,8 +300,9 @@ def evaluate(
     items = _items(config, examples)
     kind = _answer_kind(config, items)
     pool = _demonstration_pool(config, shot_examples)
-    backend, tokenizer = _open_backend(config, model, tokenizer, generate_fn, device)
-    run = _Run(config, items, kind, callback or EvalCallback(), progress)
+    callback = callback or EvalCallback()
+    backend, tokenizer = _open_backend(config, model, tokenizer, generate_fn, device, callback)
+    run = _Run(config, items, kind, callback, progress)
     try:
         for k in dict.fromkeys(config.shots):
             for seed in config.seeds:

@@ -11,7 +11,7 @@ implements it (heartbeat, cancel flag, stall watchdog); `NO_PROGRESS` does nothi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -73,3 +73,31 @@ def tracked(items: Iterable[T], progress: Progress, every: int = 1) -> Iterator[
             pending = 0
     if pending:
         progress.advance(pending)
+
+
+def checked_call(fn: Callable[[], T], progress: Progress, poll_s: float = 1.0) -> T:
+    """`fn()` for a blocking call that cannot check anything itself (loading a large model): it runs in a
+    daemon thread while this thread calls `progress.check()` every `poll_s`, so cancel and shutdown act within
+    seconds. A cancelled call is abandoned: it finishes in the background and its result is dropped.
+
+    A plain daemon thread rather than concurrent.futures: an executor's threads are joined at exit, so an
+    abandoned multi-minute load would hold the process open after the job ended."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="checked-call", daemon=True).start()
+    while not done.wait(poll_s):
+        progress.check()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -14,7 +14,7 @@ from aicd.checkpoint import FINAL_DIR, METRICS_FILE, latest_checkpoint
 from aicd.config import TrainConfig, load_config
 from aicd.data.record import Example
 from aicd.errors import ConfigError, DataError
-from aicd.progress import NO_PROGRESS, Progress
+from aicd.progress import NO_PROGRESS, Progress, checked_call
 
 if TYPE_CHECKING:
     import torch
@@ -60,12 +60,16 @@ def load_model(
         from transformers import AutoModelForCausalLM
 
         try:
-            model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+            model = checked_call(
+                lambda: AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32), progress
+            )
         except (OSError, ValueError) as exc:
             raise load_error(str(checkpoint), exc) from None
         model = fuse_activations(model)
     else:
-        model, tokenizer = load_model_and_tokenizer(config.model, seed=config.seed, dtype=torch.float32)
+        model, tokenizer = checked_call(
+            lambda: load_model_and_tokenizer(config.model, seed=config.seed, dtype=torch.float32), progress
+        )
         model = model.float()
     if checkpoint is not None:  # the checkpoint holds the tokenizer: a resume needs no hub access for it
         tokenizer = load_tokenizer(config.model if is_tiny(config.model) else str(checkpoint))

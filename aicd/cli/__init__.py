@@ -8,6 +8,7 @@ import sys
 import typer
 
 from aicd.errors import AICDError
+from aicd.progress import Cancelled
 
 app = typer.Typer(
     name="aicd",
@@ -52,7 +53,7 @@ def main() -> None:
     except AICDError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):  # Cancelled: a Ctrl-C seen while a model was loading
         typer.secho("interrupted", err=True)
         sys.exit(130)
     except typer.Exit as exc:
