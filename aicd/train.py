@@ -48,6 +48,7 @@ from aicd.config import TrainConfig, save_config
 from aicd.data.record import Example
 from aicd.episodes import Episode, EpisodeTooLong, build_episode, sample_episode_shots
 from aicd.errors import AICDError, ConfigError, DataError
+from aicd.memory import is_out_of_memory
 from aicd.objective_registry import uses_omega
 from aicd.progress import NO_PROGRESS, Cancelled, Progress
 
@@ -434,7 +435,7 @@ class Trainer:
                 self.epoch, self.position, self.plan = self.epoch + 1, 0, plan
                 continue
             rng_at_start = capture_rng()
-            outcome = self.train_step(self.plan.steps[self.position], window)
+            outcome = self._checked_step(self.plan.steps[self.position], window)
             if outcome is None:  # asked to stop: checkpoint the state before this step
                 self.optimizer.zero_grad(set_to_none=True)
                 restore_rng(rng_at_start)
@@ -486,6 +487,22 @@ class Trainer:
         except Cancelled:
             plan = None
         return None if rank0_decides(self.accelerator, plan is None) else plan
+
+    def _checked_step(self, step_plan: list[list[int]], window: _Window) -> tuple[float, int] | None:
+        """`train_step`, with running out of memory turned into the settings to change."""
+        try:
+            return self.train_step(step_plan, window)
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            config = self.config
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            smaller = max(1, config.micro_batch_size // 2)
+            raise AICDError(
+                f"micro_batch_size: {config.micro_batch_size} episodes of up to {config.max_length} tokens do not "
+                f"fit in memory at step {self.step + 1} ({detail}); try micro_batch_size={smaller} (batch_size, "
+                "the optimizer's batch, stays the same), a smaller max_length, or gradient_checkpointing=true"
+            ) from None
 
     def train_step(self, step_plan: list[list[int]], window: _Window) -> tuple[float, int] | None:
         """Forward and backward over this rank's share of each micro-batch of one optimizer step.

@@ -23,6 +23,7 @@ from typing import Any
 from aicd.errors import AICDError
 from aicd.generation.base import PromptInput
 from aicd.generation.text import decode_continuation, encode_prompt, eos_ids
+from aicd.memory import is_out_of_memory
 
 REFILL_FRACTION = (
     4  # admit new prompts once 1/REFILL_FRACTION of the slots are free (each join copies the cache)
@@ -101,15 +102,6 @@ def _keep(batch: _Batch, rows: list[int]) -> None:
             _assign(layer, layer.keys[:, :, start:], layer.values[:, :, start:])
 
 
-def _out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    text = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-    )
-
-
 class SlotScheduler:
     """Greedy decoding of many prompts through `batch_size` slots (see the module docstring)."""
 
@@ -162,7 +154,7 @@ class SlotScheduler:
         try:
             return self.model(**inputs, use_cache=True)
         except (RuntimeError, MemoryError) as exc:
-            if not isinstance(exc, MemoryError) and not _out_of_memory(exc):
+            if not is_out_of_memory(exc):
                 raise
             detail = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
             raise AICDError(
