@@ -13,9 +13,12 @@ from tests.ui.conftest import (
     OBJECTIVES,
     Backend,
     Comparison,
+    Seeded,
     choose,
     chromium,
+    fill,
     screenshot,
+    wait_until,
 )
 
 
@@ -55,3 +58,49 @@ def test_browser_launches_a_comparison_and_compares_chains(
         screenshot(page, "compare-disagreements")
     for name in ("launch", "runs", "results", "compare"):
         assert (ARTIFACTS / f"browser-{name}.png").stat().st_size > 10_000
+
+
+def test_browser_cancels_and_resumes_a_run_of_a_comparison_and_shares_its_url(
+    ui_server: str, backend: Backend, seeded: Seeded
+) -> None:
+    """Launch a smoke comparison from the Launch page (runs long enough to cancel), cancel one of its runs on
+    the Runs page, see `cancelled`, resume it, then open the page's URL in a new browser context (another
+    user) and land on the same run."""
+    api = backend.client
+    name = "browser-cancel"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(f"{ui_server}/launch")
+        page.get_by_label("max steps (0 = no cap)").wait_for()
+        choose(page, "Train on", seeded.train["name"])
+        choose(page, "Evaluate on", seeded.test["name"])
+        fill(page, "max steps (0 = no cap)", 100_000)  # the smoke preset, but long enough to cancel
+        fill(page, "Name", name)
+        page.get_by_role("button", name="Launch", exact=True).click()
+        page.get_by_text(re.compile(r"Queued \d run\(s\)")).wait_for()
+        sweep = next(s for s in api.sweeps() if s["name"] == name)
+        try:
+            run = wait_until(
+                lambda: next((r for r in api.runs(sweep_id=sweep["id"]) if r["status"] == "running"), None),
+                300,
+                "a running run of the comparison",
+            )
+            page.goto(f"{ui_server}/runs?run={run['id']}")
+            page.get_by_role("button", name=re.compile("Cancel$")).first.click()
+            page.get_by_text("This run was cancelled").wait_for(timeout=180_000)
+            screenshot(page, "runs-cancelled")
+            assert api.run(run["id"])["status"] == "cancelled"
+            page.get_by_role("button", name=re.compile("Resume$")).first.click()
+            wait_until(lambda: api.run(run["id"])["status"] in ("queued", "running"), 60, "the resumed run")
+            assert f"run={run['id']}" in page.url
+
+            other = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()  # another user
+            other.set_default_timeout(60_000)
+            other.goto(page.url)
+            other.get_by_role("heading", name=run["name"]).first.wait_for()  # the run panel of that run
+            assert f"run={run['id']}" in other.url
+            screenshot(other, "runs-shared-url")
+        finally:
+            if api.sweep(sweep["id"])["status"] in ("queued", "running"):
+                api.job_action("sweeps", sweep["id"], "cancel")

@@ -61,11 +61,15 @@ def main() -> None:
                 },
             )
             by_id = {r["id"]: r for r in runs}
-            c.from_url("run", "runs_pick", list(by_id), c.default_run(runs))
+            # the last choice kept outside the widget too: a rerun from inside the live fragment (after Cancel)
+            # can drop the selectbox's own state, and the page must stay on the run the user was looking at
+            kept = st.session_state.get("runs_selected")
+            c.from_url("run", "runs_pick", list(by_id), kept if kept in by_id else c.default_run(runs))
             run_id = st.selectbox(
                 "Run", list(by_id), key="runs_pick", format_func=lambda i: c.run_label(by_id[i])
             )
             c.to_url("run", run_id)
+            st.session_state["runs_selected"] = run_id
 
             run = by_id[run_id]
             sweep = next((x for x in c.sweeps(base) if x["id"] == run.get("sweep_id")), None)
@@ -144,7 +148,13 @@ def main() -> None:
         else:
             by_sid = {s["id"]: s for s in sweeps}
             running_sweeps = [s for s in sweeps if s["status"] == "running"]
-            c.from_url("sweep", "sweeps_pick", list(by_sid), (running_sweeps or sweeps)[0]["id"])
+            kept_sweep = st.session_state.get("sweeps_selected")
+            c.from_url(
+                "sweep",
+                "sweeps_pick",
+                list(by_sid),
+                kept_sweep if kept_sweep in by_sid else (running_sweeps or sweeps)[0]["id"],
+            )
             sid = st.selectbox(
                 "Sweep",
                 list(by_sid),
@@ -153,6 +163,7 @@ def main() -> None:
             )
 
             c.to_url("sweep", sid)
+            st.session_state["sweeps_selected"] = sid
             sweep_every = c.poll_every(by_sid[sid])
 
             @st.fragment(run_every=sweep_every)
