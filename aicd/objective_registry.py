@@ -139,6 +139,12 @@ def shot_weight(objective: str, i: int, n: int, weights: Sequence[float]) -> flo
     return float(weights[i])
 
 
+def shot_weights(objective: str, weights: Sequence[float]) -> list[float]:
+    """The loss weight each shot's target gets under `objective` from a schedule's ω_1..ω_n (what the ω designer
+    draws: CondGen weights only the last shot whatever the schedule says)."""
+    return [shot_weight(objective, i, len(weights), weights) for i in range(len(weights))]
+
+
 def answer_only_objectives() -> str:
     """The objectives that train without rationales, quoted for messages ("'nocot'")."""
     return " or ".join(f"'{n}'" for n, spec in REGISTRY.items() if not spec.needs_rationales)

@@ -303,6 +303,20 @@ def test_schedule_designer_bars_and_shaded_episode(ui_env: Backend, seeded: Seed
     assert at.session_state["schedule_choice"]["model"] == str(student)  # Launch starts from this student
 
 
+def test_schedule_designer_bars_follow_the_objective(ui_env: Backend, seeded: Seeded) -> None:
+    at = app_test("schedule")
+    select_dataset(at, "sched_dataset", seeded.train)
+    at.slider(key="sched_n").set_value(3).run()
+    at.selectbox(key="sched_objective").set_value("condgen").run()
+    no_traceback(at)
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert bars["data"][0]["y"] == [0.0, 0.0, 1.0]  # CondGen supervises only the last shot, whatever ω says
+    assert any("does not follow the schedule" in c.value for c in at.caption)
+    at.selectbox(key="sched_objective").set_value("aicd").run()
+    bars = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert bars["data"][0]["y"] == pytest.approx([0.1, 0.1, 1.0])
+
+
 def test_schedule_designer_on_data_without_rationales_explains(ui_env: Backend, seeded: Seeded) -> None:
     at = app_test("schedule")
     select_dataset(at, "sched_dataset", seeded.bare)

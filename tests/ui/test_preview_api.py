@@ -21,6 +21,24 @@ def test_schedule_preview_is_the_core_schedule(backend: Backend, schedule: str) 
     assert got["weights"] == pytest.approx(omega_weights(schedule, 5, omega=0.2))
 
 
+def test_schedule_preview_gives_the_loss_weights_of_the_objective(backend: Backend) -> None:
+    """The ω designer draws what each objective's loss actually weights: CondGen only the last shot."""
+    from aicd.objective_registry import shot_weights
+
+    body = {"n_shots": 4, "schedule": "paper", "omega": 0.2}
+    assert "loss_weights" not in backend.client.preview_schedule(body)
+    paper = omega_weights("paper", 4, omega=0.2)
+    for objective in ("aicd", "condgen", "lm", "nocot"):
+        got = backend.client.preview_schedule({**body, "objective": objective})
+        assert got["weights"] == pytest.approx(paper)
+        assert got["loss_weights"] == pytest.approx(shot_weights(objective, paper))
+    condgen = backend.client.preview_schedule({**body, "objective": "condgen"})
+    assert condgen["loss_weights"] == [0.0, 0.0, 0.0, 1.0]
+    with pytest.raises(ApiError) as info:
+        backend.client.preview_schedule({**body, "objective": "nope"})
+    assert info.value.status == 422 and info.value.field == "objective"
+
+
 def test_schedule_preview_names_the_bad_field(backend: Backend) -> None:
     with pytest.raises(ApiError) as info:
         backend.client.preview_schedule({"n_shots": 3, "schedule": "custom", "weights": [0.5, 1.0]})

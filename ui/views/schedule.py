@@ -50,20 +50,26 @@ def main() -> None:
             help="; ".join(f"{o['label']}: {o['summary']}" for o in c.objectives().values()),
         )
 
-    body = {"n_shots": n, "schedule": schedule, "omega": omega, "weights": weights}
+    body = {"n_shots": n, "schedule": schedule, "omega": omega, "weights": weights, "objective": objective}
     with right:
         try:
             shown = client.preview_schedule(body)
         except ApiError as exc:
             c.show_error(exc, "schedule")
             st.stop()
+        label = c.objective_label(objective)
         st.plotly_chart(
-            charts.omega_bars(shown["weights"], f"ω over the {n} shots ({schedule})"), key="sched_bars"
+            charts.omega_bars(shown["loss_weights"], f"{label}: loss weight per shot ({schedule} schedule)"),
+            key="sched_bars",
         )
+        if shown["loss_weights"] != shown["weights"]:
+            st.caption(
+                f"{label} does not follow the schedule (ω per shot would be "
+                f"{', '.join(f'{w:g}' for w in shown['weights'])}): {c.objectives()[objective]['summary']}"
+            )
 
     st.session_state["schedule_choice"] = {
         **body,
-        "objective": objective,
         "model": st.session_state.get("sched_model", "tiny:gpt2"),  # the student picked below
     }
     if st.button("Use this schedule in Launch ▶", key="sched_use"):
@@ -90,7 +96,6 @@ def main() -> None:
             {
                 **body,
                 "dataset_id": ds["id"],
-                "objective": objective,
                 "seed": seed,
                 "index": index,
                 "model": model,

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from aicd.config import Objective, SweepConfig, TemplateConfig, TrainConfig, format_validation_error
-from aicd.objective_registry import DEFAULT_OBJECTIVE
+from aicd.objective_registry import DEFAULT_OBJECTIVE, shot_weights
 from backend.api.deps import IdPath, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
 from backend.models import Dataset, Example, Rationale
@@ -38,6 +38,9 @@ class ScheduleIn(BaseModel):
     schedule: Literal["paper", "constant", "linear", "exponential", "custom", "adaptive"] = "paper"
     omega: float = Field(0.1, ge=0)
     weights: list[float] | None = None
+    objective: Objective | None = Field(
+        None, description="also return the loss weight each shot gets under this objective (`loss_weights`)"
+    )
 
 
 class EpisodeIn(ScheduleIn):
@@ -75,7 +78,10 @@ def _weights(body: ScheduleIn) -> list[float]:
 @router.post("/schedule", summary="ω_1..ω_n of a schedule (what the ω designer plots)")
 def preview_schedule(body: ScheduleIn) -> dict[str, Any]:
     weights = _weights(body)
-    return {"n_shots": body.n_shots, "schedule": body.schedule, "weights": weights}
+    shown: dict[str, Any] = {"n_shots": body.n_shots, "schedule": body.schedule, "weights": weights}
+    if body.objective is not None:
+        shown |= {"objective": body.objective, "loss_weights": shot_weights(body.objective, weights)}
+    return shown
 
 
 BYTE_LEVEL = "byte-level (ByT5, as the tiny students)"
