@@ -190,6 +190,17 @@ def test_import_a_builtin_from_the_page(ui_env: Backend) -> None:
 # ------------------------------------------------------------------------------------------ annotate
 
 
+def test_annotate_start_stays_disabled_while_the_template_is_invalid(ui_env: Backend, seeded: Seeded) -> None:
+    at = app_test("annotate")
+    select_dataset(at, "ann_dataset", seeded.bare)
+    assert not at.button(key="ann_start").disabled
+    at.text_area(key="ann_template").set_value("Question: {question} Answer:").run()  # no {answer}
+    no_traceback(at)
+    assert at.button(key="ann_start").disabled
+    at.text_area(key="ann_template").set_value("Q: {question} A ({answer}):").run()
+    assert not at.button(key="ann_start").disabled
+
+
 def test_annotate_with_a_teacher_key_entered_once_and_filter_statistics(ui_env: Backend) -> None:
     api = ui_env.client
     lines = [

@@ -43,6 +43,7 @@ def main() -> None:
         }.get,
     )
     config: dict[str, Any] = {"source": source}
+    template_problem: str | None = None  # a template the server refuses keeps Start disabled
     if source == "teacher":
         a, b = st.columns(2)
         config["base_url"] = (
@@ -127,6 +128,8 @@ def main() -> None:
                 st.code(shown["prompt"], language=None, wrap_lines=True)
             except ApiError as exc:
                 c.show_error(exc, "template")
+                if exc.status == 422:
+                    template_problem = exc.message
         config["prompt_template"] = template
         if system:
             config["system_prompt"] = system
@@ -142,7 +145,13 @@ def main() -> None:
             "end every rationale with 'So, the answer is X.'", True, key="ann_f3"
         )
 
-    if st.button("Start annotation", key="ann_start", type="primary"):
+    if st.button(
+        "Start annotation",
+        key="ann_start",
+        type="primary",
+        disabled=template_problem is not None,
+        help=f"fix the prompt template first: {template_problem}" if template_problem else None,
+    ):
         job = c.attempt(client.create_annotation, ds["id"], config, what="start")
         if job:
             st.session_state["ann_job"] = job["id"]
