@@ -280,6 +280,34 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
+UI_PAGES = ("home", "datasets", "annotate", "schedule", "launch", "runs", "results", "compare")  # ui/app.py's
+
+
+def screenshot_every_page(ui_server: str, label: str) -> list[Path]:
+    """Every page of the UI as a fresh visitor sees it now (what a failed browser test leaves behind to look at);
+    a page that does not render is skipped, so one broken page never hides the others."""
+    shots = []
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        for name in UI_PAGES:
+            try:
+                page.goto(f"{ui_server}/{name}")
+                page.get_by_test_id("stSidebarNav").wait_for(timeout=30_000)
+                page.wait_for_timeout(1_500)  # let the page's first reads render
+                shots.append(screenshot(page, f"{label}-{name}"))
+            except Exception:  # noqa: BLE001 - best effort: the test's own failure is what gets reported
+                continue
+    return shots
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """Keep each phase's report on the item, so a fixture can tell whether its test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """Debian's headless Chromium under Playwright (never a downloaded browser)."""

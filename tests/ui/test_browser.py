@@ -6,11 +6,15 @@ to tests/artifacts/."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+
+import pytest
 
 from tests.ui.conftest import (
     ARTIFACTS,
     COMPARISON,
     OBJECTIVES,
+    UI_PAGES,
     Backend,
     Comparison,
     Seeded,
@@ -18,8 +22,25 @@ from tests.ui.conftest import (
     chromium,
     fill,
     screenshot,
+    screenshot_every_page,
     wait_until,
 )
+
+
+@pytest.fixture(autouse=True)
+def every_page_on_failure(request: pytest.FixtureRequest, ui_server: str) -> Iterator[None]:
+    """A failed browser test leaves a screenshot of every page in tests/artifacts/ (failure-<test>-<page>.png)."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        screenshot_every_page(ui_server, f"failure-{request.node.name}")
+
+
+def test_every_page_renders_for_a_fresh_visitor(ui_server: str) -> None:
+    """What the failure fixture relies on: each page of ui/app.py opens and is captured."""
+    shots = screenshot_every_page(ui_server, "pages")
+    assert [p.name for p in shots] == [f"browser-pages-{name}.png" for name in UI_PAGES]
+    assert all(p.stat().st_size > 10_000 for p in shots)
 
 
 def test_browser_launches_a_comparison_and_compares_chains(
