@@ -89,9 +89,9 @@ def test_paper_configs_follow_the_paper(full_copy: Path) -> None:
     baselines = [r for r in fig1 if r.train.objective != "aicd"]  # trained once per seed and dataset
     assert {r.train.objective for r in baselines} == {"condgen", "lm"} and len(baselines) == 2 * 5 * 2
     fig2 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-fig2-shots.yaml"))
-    assert {r.train.objective for r in fig2} == {"aicd", "condgen"} and {r.evals[0].dataset for r in fig2} == {
-        "svamp"
-    }
+    assert {r.train.objective for r in fig2} == {"aicd", "condgen"} and {
+        r.evals[0].dataset for r in fig2
+    } == {"svamp"}
     assert all(r.evals[0].shots == [0, 1, 2, 3] for r in fig2)
     assert [r.name for r in fig2 if not r.trained] == ["vanilla"]  # the untuned student ("vanilla ICL")
     table1 = plan_sweep(load_sweep_config(shipped_configs_dir() / "paper-table1-svamp.yaml"))
