@@ -58,7 +58,8 @@ def train_run(run_id: int, attempt: int) -> None:
 
 def _train(ctx: JobContext) -> None:
     from aicd.config import TrainConfig
-    from aicd.train import TrainCallback, train
+    from aicd.train import train
+    from worker.train_callback import JobTrainCallback
 
     run: Run = ctx.load()
     root = artifacts()
@@ -79,16 +80,7 @@ def _train(ctx: JobContext) -> None:
         config = config.model_copy(update={"eval_dataset": str(path)})
     run_id = run.id
 
-    class Callback(TrainCallback):
-        def phase(self, name: str, total: int | None = None) -> None:
-            ctx.phase(name, total)
-
-        def advance(self, n: int = 1) -> None:
-            ctx.advance(n)
-
-        def check(self) -> None:
-            ctx.check()
-
+    class Callback(JobTrainCallback):
         def on_start(self, total_steps: int, start_step: int) -> None:
             ctx.phase("training", total_steps - start_step)
             with session_scope() as s:
@@ -121,10 +113,6 @@ def _train(ctx: JobContext) -> None:
             if path.name.startswith("checkpoint-"):
                 ctx.update(checkpoint_step=step)
 
-        def should_stop(self) -> bool:  # polled before every micro-batch: the loop is moving
-            ctx.advance(0)
-            return ctx.should_stop()
-
     resume = run_dir.exists()  # an earlier attempt left a checkpoint (or at least the directory)
     if config.distributed.num_processes > 1:  # several GPUs: accelerate launch, followed from here
         step = train_launched(ctx, config, resume=resume)
@@ -135,7 +123,7 @@ def _train(ctx: JobContext) -> None:
         config,
         examples=examples,
         eval_examples=eval_examples,
-        callback=Callback(),
+        callback=Callback(ctx),
         resume=resume,
         progress=False,
     )

@@ -73,31 +73,21 @@ def plan(ctx: JobContext) -> None:
 
 def _follow_build(ctx: JobContext) -> Any:
     """A TrainCallback that shows the base's pre-training as the sweep's phase and lets cancel stop it."""
-    from aicd.train import TrainCallback
+    from worker.train_callback import JobTrainCallback
 
-    class FollowBuild(TrainCallback):
+    class FollowBuild(JobTrainCallback):
         def phase(self, name: str, total: int | None = None) -> None:
-            ctx.phase(f"pre-training base: {name}", total)
-
-        def advance(self, n: int = 1) -> None:
-            ctx.advance(n)
-
-        def check(self) -> None:
-            ctx.check()
+            super().phase(f"pre-training base: {name}", total)
 
         def on_start(self, total_steps: int, start_step: int) -> None:
             self.last = start_step
-            ctx.phase("pre-training base", total_steps - start_step)
+            super().phase("pre-training base", total_steps - start_step)
 
         def on_log(self, step: int, metrics: dict[str, Any]) -> None:
-            ctx.advance(step - self.last)
+            self.advance(step - self.last)
             self.last = step
 
-        def should_stop(self) -> bool:
-            ctx.advance(0)
-            return ctx.should_stop()
-
-    return FollowBuild()
+    return FollowBuild(ctx)
 
 
 def _child_run(s: Any, sweep: Sweep, planned: Any, dataset_ids: dict[str, int]) -> Run:
