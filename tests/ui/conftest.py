@@ -384,6 +384,17 @@ def omega_sweep(backend: Backend, seeded: Seeded, comparison: Comparison) -> Com
     return sweep_results(api, sweep)
 
 
+def open_launch(browser: Any, ui_server: str, seeded: Seeded) -> Any:
+    """A new page on Launch with the seeded training and evaluation datasets chosen."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.set_default_timeout(60_000)
+    page.goto(f"{ui_server}/launch")
+    page.get_by_label("max steps (0 = no cap)").wait_for()
+    choose(page, "Train on", seeded.train["name"])
+    choose(page, "Evaluate on", seeded.test["name"])
+    return page
+
+
 @pytest.fixture(scope="session")
 def browser_comparison(
     backend: Backend, seeded: Seeded, ui_server: str, failed_run: dict[str, Any]
@@ -392,12 +403,7 @@ def browser_comparison(
     sweep job on the server trains and evaluates each run); the sidebar follows it until done. The data of the
     browser test."""
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(f"{ui_server}/launch")
-        page.get_by_label("max steps (0 = no cap)").wait_for()
-        choose(page, "Train on", seeded.train["name"])
-        choose(page, "Evaluate on", seeded.test["name"])
+        page = open_launch(browser, ui_server, seeded)
         for label, value in [
             ("n shots per episode", 2),
             ("learning rate", "1e-3"),

@@ -21,6 +21,7 @@ from tests.ui.conftest import (
     choose,
     chromium,
     fill,
+    open_launch,
     screenshot,
     screenshot_every_page,
     wait_until,
@@ -90,12 +91,7 @@ def test_browser_cancels_and_resumes_a_run_of_a_comparison_and_shares_its_url(
     api = backend.client
     name = "browser-cancel"
     with chromium() as browser:
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        page.set_default_timeout(60_000)
-        page.goto(f"{ui_server}/launch")
-        page.get_by_label("max steps (0 = no cap)").wait_for()
-        choose(page, "Train on", seeded.train["name"])
-        choose(page, "Evaluate on", seeded.test["name"])
+        page = open_launch(browser, ui_server, seeded)
         fill(page, "max steps (0 = no cap)", 100_000)  # the smoke preset, but long enough to cancel
         fill(page, "Name", name)
         page.get_by_role("button", name="Launch", exact=True).click()
