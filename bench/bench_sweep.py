@@ -103,7 +103,10 @@ def main() -> None:
                 ids.append(resp.json()["id"])
             for r in range(args.rounds):
                 for n in (2, 1):
-                    workers = [Worker("worker-gpu", env, args.out).start() for _ in range(n)]
+                    # the host's cores shared between its workers, as a deployment sets AICD_THREADS per host:
+                    # each worker alone would take every core, and n workers would then fight over them
+                    threads = {"AICD_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+                    workers = [Worker("worker-gpu", env | threads, args.out).start() for _ in range(n)]
                     try:
                         t = _sweep_seconds(client, f"bench-{n}w-{r}", ids[0], ids[1], args.steps)
                     finally:
@@ -126,7 +129,7 @@ def main() -> None:
         "## Sweep fan-out (`bench/bench_sweep.py`)",
         "",
         f"Sweep of 4 tiny runs (objective aicd/nocot × seed 0/1, {args.steps} steps each, then one 8-question "
-        "evaluation each), real PostgreSQL + Redis + `celery worker -Q gpu` processes, "
+        "evaluation each), real PostgreSQL + Redis + `celery worker -Q gpu` processes (AICD_THREADS = cores ÷ workers), "
         f"{args.rounds} interleaved round(s) of each setting. Host: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU core(s), no GPU, shared with other jobs "
         f"(1-min load average {min(loads):.2f}–{max(loads):.2f} during the run).",
