@@ -73,6 +73,7 @@ def launch_command(
     """`accelerate launch … -m aicd train CONFIG_PATH` for `config` (saved at `config_path`)."""
     import torch
 
+    from aicd.threads import rank_thread_env
     from aicd.train_setup import resolve_mixed_precision
 
     settings = config.distributed
@@ -89,7 +90,10 @@ def launch_command(
     argv += ["-m", "aicd", "train", str(config_path)]
     argv += ["--resume"] if resume else []
     argv += [] if progress else ["--no-progress"]
-    env = {} if torch.cuda.is_available() else {"ACCELERATE_USE_CPU": "true"}
+    if torch.cuda.is_available():
+        env = {}
+    else:  # gloo ranks on the CPU share its cores
+        env = {"ACCELERATE_USE_CPU": "true", **rank_thread_env(settings.num_processes)}
     return LaunchCommand(argv=argv, env=env)
 
 

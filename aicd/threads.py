@@ -37,6 +37,14 @@ def default_threads(concurrent_jobs: int = 1) -> int:
     return max(1, available_cores() // max(1, concurrent_jobs))
 
 
+def rank_thread_env(processes: int) -> dict[str, str]:
+    """The environment that gives each of `processes` CPU ranks its share of this command's threads
+    ($AICD_THREADS, else every core): ranks that each took every core would fight over them."""
+    total = int(os.environ.get("AICD_THREADS") or 0) or available_cores()
+    share = str(max(1, total // max(1, processes)))
+    return {name: share for name in (*THREAD_ENV_VARS, "AICD_THREADS")}
+
+
 def configure_threads(threads: int) -> int:
     """Limit this process (torch intra-op threads) and its future children to `threads`; returns it."""
     check_threads(threads)

@@ -15,6 +15,10 @@ from aicd.cli.options import threads_option
 if TYPE_CHECKING:
     from aicd.config import TrainConfig
 
+# After a Ctrl-C, rank 0 is told again this often until the ranks have exited: one SIGINT can miss it (seen once
+# under heavy load: the run trained on), and a repeat is harmless (its handler only sets the stop flag).
+RESEND_S = 5.0
+
 
 def train_command(
     config: Path = typer.Argument(..., help="YAML file of TrainConfig fields"),
@@ -102,8 +106,10 @@ def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
         proc = subprocess.Popen(cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True)
         while True:
             try:
-                code = proc.wait()
+                code = proc.wait(timeout=RESEND_S if interrupted else None)
                 break
+            except subprocess.TimeoutExpired:  # still running after a Ctrl-C: say it to rank 0 again
+                interrupt_rank0(proc.pid)
             except KeyboardInterrupt:
                 if interrupted:  # a second Ctrl-C: stop everything now
                     os.killpg(proc.pid, signal.SIGKILL)

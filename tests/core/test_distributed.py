@@ -216,8 +216,13 @@ def test_launch_command_uses_accelerate_launch_with_the_shipped_config_files(tmp
             assert cmd.argv[-5:] == ["-m", "aicd", "train", str(tmp_path / "run.yaml"), "--resume"]
             assert cmd.env == {}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("AICD_THREADS", "2")
     cmd = launch_command(_config(tmp_path, "cpu", distributed={"num_processes": 2}), tmp_path / "run.yaml")
-    assert "--multi_gpu" in cmd.argv and cmd.env == {"ACCELERATE_USE_CPU": "true"}
+    assert "--multi_gpu" in cmd.argv and cmd.env.pop("ACCELERATE_USE_CPU") == "true"
+    # the command's 2 threads shared by its 2 CPU ranks, not 2 each (they would fight over the cores)
+    assert cmd.env == dict.fromkeys(
+        ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "AICD_THREADS"), "1"
+    )
 
 
 def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path):
