@@ -2,6 +2,8 @@
 process group (`aicd.launch.launch_command`, the command `aicd train` re-launches itself with), followed from
 this worker through the run directory — metric points from metrics.jsonl, the checkpoint step from the newest
 `checkpoint-<step>/` — and stopped with SIGINT on cancel (every rank checkpoints and exits, as on Ctrl-C).
+If this worker is SIGKILLed, the launcher and its ranks are SIGKILLed with it (`aicd.parent_death`), so the run
+the reaper marks `lost` is not still being trained when it is resumed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def train_launched(ctx: JobContext, config: Any, *, resume: bool) -> int | None:
     from aicd.checkpoint import checkpoint_step, latest_checkpoint
     from aicd.config import save_config
     from aicd.launch import launch_command
+    from aicd.parent_death import tied_command
 
     run_dir: Path = config.run_dir
     ckpt = latest_checkpoint(run_dir) if resume else None
@@ -42,7 +45,8 @@ def train_launched(ctx: JobContext, config: Any, *, resume: bool) -> int | None:
         path = Path(tmp) / "config.yaml"
         save_config(config, path)
         cmd = launch_command(config, path, resume=resume, progress=False)  # ConfigError names the field
-        proc = subprocess.Popen(cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True)
+        # tied to this thread, which waits for it: a SIGKILLed worker takes the launcher and its ranks along
+        proc = subprocess.Popen(tied_command(cmd.argv), env={**os.environ, **cmd.env}, start_new_session=True)
         ctx.phase("training (launched)")
         stopping = False
         try:

@@ -37,7 +37,11 @@ def train_command(
         require_full_data([cfg.dataset, cfg.eval_dataset], "full_data")
     from aicd.launch import inside_launch
 
-    if cfg.distributed.num_processes > 1 and not inside_launch():
+    if inside_launch():  # a rank: it must not outlive its launcher (which may have been SIGKILLed already)
+        from aicd.parent_death import die_with_launcher
+
+        die_with_launcher()
+    elif cfg.distributed.num_processes > 1:
         _launch(cfg, resume=resume, progress=progress)
         return
     from aicd.train import TrainCallback, train
@@ -89,13 +93,15 @@ def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
     a rank fails (the ranks' own errors are above it).
 
     The launcher runs in its own session, so Ctrl-C reaches only this process, which hands it to rank 0
-    alone: rank 0's stop flag is broadcast to every rank, they checkpoint together and exit."""
+    alone: rank 0's stop flag is broadcast to every rank, they checkpoint together and exit. If this process
+    is SIGKILLed, the launcher and its ranks are too (`aicd.parent_death`)."""
     import subprocess
     import tempfile
 
     from aicd.checkpoint import latest_checkpoint
     from aicd.config import save_config
     from aicd.launch import interrupt_rank0, launch_command
+    from aicd.parent_death import tied_command
 
     n = cfg.distributed.num_processes
     interrupted = False
@@ -103,7 +109,7 @@ def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
         resolved = Path(tmp) / "config.yaml"  # the config with every --set applied, for all ranks
         save_config(cfg, resolved)
         cmd = launch_command(cfg, resolved, resume=resume, progress=progress)
-        proc = subprocess.Popen(cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True)
+        proc = subprocess.Popen(tied_command(cmd.argv), env={**os.environ, **cmd.env}, start_new_session=True)
         while True:
             try:
                 code = proc.wait(timeout=RESEND_S if interrupted else None)
