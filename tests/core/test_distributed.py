@@ -140,6 +140,49 @@ def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tm
     assert steps == list(range(1, 61))  # each step once: lines after the checkpoint were dropped
 
 
+def test_sigkilling_aicd_train_leaves_no_rank_running_and_resume_finishes_once(tmp_path):
+    """`aicd train` SIGKILLed mid-run (the OOM killer, a lost terminal): its launcher and both ranks die with it
+    (`aicd.parent_death`) instead of training on into the run directory; `--resume` then finishes the run from
+    its last checkpoint, each step in metrics.jsonl once."""
+    import psutil
+
+    from tests.support.processes import assert_unchanged, descendants, kill, wait_gone
+
+    config = _write_run(
+        tmp_path,
+        "orphans",
+        max_steps=60,
+        batch_size=4,
+        micro_batch_size=1,
+        save_every=2,
+        keep_checkpoints=1,
+        distributed="{num_processes: 2}",
+    )
+    run_dir = tmp_path / "runs" / "orphans"
+    proc = _aicd_train(str(config))
+    launched: list[int] = []
+    try:
+        ranks = [_rank_pid(proc.pid, 0), _rank_pid(proc.pid, 1)]
+        launched = [psutil.Process(ranks[0]).ppid(), *ranks, *descendants(proc.pid)]
+        _wait_while_running(proc, (run_dir / "checkpoint-2").is_dir)
+        proc.kill()
+        proc.wait(timeout=60)
+        wait_gone(launched, what="the launcher and its ranks")
+    finally:
+        kill([proc.pid, *launched])
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    assert not (run_dir / "final").exists(), "the run finished before `aicd train` was killed"
+    assert_unchanged(run_dir)
+
+    resumed = _aicd_train(str(config), "--resume")
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert "trained 60 steps" in out
+    steps = [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")]
+    assert steps == list(range(1, 61))
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
