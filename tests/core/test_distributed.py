@@ -20,6 +20,7 @@ from aicd.checkpoint import read_metrics
 from aicd.config import TrainConfig
 from aicd.data.jsonl import write_examples
 from tests.core.test_train import TINY_NO_DROPOUT, _config, _examples, _state_dict
+from tests.support.processes import assert_unchanged, descendants, kill, wait_gone
 
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_gloo_available(), reason="needs torch's gloo backend"
@@ -106,17 +107,36 @@ def _wait_while_running(proc: subprocess.Popen, ready, poll: float = 0.05, timeo
         time.sleep(poll)
 
 
-def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tmp_path):
-    config = _write_run(
+KILL_STEPS = 60
+
+
+def _write_run_to_kill(tmp_path: Path, name: str) -> Path:
+    """A 2-process run long enough to be killed after its first checkpoint (one checkpoint kept)."""
+    return _write_run(
         tmp_path,
-        "killed",
-        max_steps=60,
+        name,
+        max_steps=KILL_STEPS,
         batch_size=4,
         micro_batch_size=1,
         save_every=2,
         keep_checkpoints=1,
         distributed="{num_processes: 2}",
     )
+
+
+def _assert_resume_finishes_once(config: Path, run_dir: Path) -> None:
+    """`--resume` reaches the final step, and metrics.jsonl has each step once (lines after the checkpoint
+    resumed from were dropped)."""
+    resumed = _aicd_train(str(config), "--resume")
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert f"trained {KILL_STEPS} steps" in out
+    steps = [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")]
+    assert steps == list(range(1, KILL_STEPS + 1))
+
+
+def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tmp_path):
+    config = _write_run_to_kill(tmp_path, "killed")
     run_dir = tmp_path / "runs" / "killed"
     proc = _aicd_train(str(config))
     try:
@@ -132,12 +152,7 @@ def test_killing_rank_1_fails_readably_and_resume_reaches_the_same_final_step(tm
     assert "2-process run failed" in last_line and "continue with --resume" in last_line
     assert "checkpoint-" in last_line
 
-    resumed = _aicd_train(str(config), "--resume")
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-3000:]
-    assert "trained 60 steps" in out
-    steps = [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")]
-    assert steps == list(range(1, 61))  # each step once: lines after the checkpoint were dropped
+    _assert_resume_finishes_once(config, run_dir)
 
 
 def test_sigkilling_aicd_train_leaves_no_rank_running_and_resume_finishes_once(tmp_path):
@@ -146,18 +161,7 @@ def test_sigkilling_aicd_train_leaves_no_rank_running_and_resume_finishes_once(t
     its last checkpoint, each step in metrics.jsonl once."""
     import psutil
 
-    from tests.support.processes import assert_unchanged, descendants, kill, wait_gone
-
-    config = _write_run(
-        tmp_path,
-        "orphans",
-        max_steps=60,
-        batch_size=4,
-        micro_batch_size=1,
-        save_every=2,
-        keep_checkpoints=1,
-        distributed="{num_processes: 2}",
-    )
+    config = _write_run_to_kill(tmp_path, "orphans")
     run_dir = tmp_path / "runs" / "orphans"
     proc = _aicd_train(str(config))
     launched: list[int] = []
@@ -175,12 +179,7 @@ def test_sigkilling_aicd_train_leaves_no_rank_running_and_resume_finishes_once(t
     assert not (run_dir / "final").exists(), "the run finished before `aicd train` was killed"
     assert_unchanged(run_dir)
 
-    resumed = _aicd_train(str(config), "--resume")
-    out, err = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, err[-3000:]
-    assert "trained 60 steps" in out
-    steps = [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")]
-    assert steps == list(range(1, 61))
+    _assert_resume_finishes_once(config, run_dir)
 
 
 @pytest.mark.parametrize(
