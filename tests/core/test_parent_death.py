@@ -23,29 +23,31 @@ pytestmark = pytest.mark.skipif(
 PARENT = """
 import subprocess, sys
 from aicd.parent_death import tied_command
-subprocess.Popen(tied_command([sys.executable, sys.argv[1], sys.argv[2]]), start_new_session=True).wait()
+subprocess.Popen(tied_command([sys.executable, *sys.argv[1:]]), start_new_session=True).wait()
 """
 LAUNCHER = f"""
 import os, subprocess, sys
 print("launcher", os.getpid(), os.environ["{LAUNCHER_ENV}"], flush=True)
-subprocess.Popen([sys.executable, sys.argv[1]], start_new_session=True).wait()
+subprocess.Popen([sys.executable, *sys.argv[1:]], start_new_session=True).wait()
 """
 RANK = """
-import os, time
-from aicd.parent_death import die_with_launcher
-die_with_launcher()
+import os, sys, time
+import aicd.parent_death as parent_death
+if sys.argv[1:] == ["--without-prctl"]:  # as where prctl is missing: the fallback polls the parent pid
+    parent_death.set_parent_death_signal = lambda *a: False
+parent_death.die_with_launcher()
 print("rank", os.getpid(), flush=True)
 time.sleep(600)
 """
 
 
-def _start_tree(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+def _start_tree(tmp_path: Path, *rank_args: str) -> tuple[subprocess.Popen[str], int, int]:
     """The parent process, and the pids of its launcher and of the launcher's rank once the rank is set up."""
     scripts = []
     for name, text in (("parent", PARENT), ("launcher", LAUNCHER), ("rank", RANK)):
         (tmp_path / f"{name}.py").write_text(text)
         scripts.append(str(tmp_path / f"{name}.py"))
-    parent = subprocess.Popen([sys.executable, *scripts], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, *scripts, *rank_args], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     _, launcher, recorded = parent.stdout.readline().split()
     assert recorded == launcher  # the wrapper exec'd into the launcher: same pid, handed to the ranks
@@ -65,8 +67,9 @@ def test_a_sigkilled_parent_takes_the_tied_launcher_and_its_rank_along(tmp_path)
         parent.stdout.close()  # type: ignore[union-attr]
 
 
-def test_a_rank_dies_with_its_sigkilled_launcher(tmp_path):
-    parent, launcher, rank = _start_tree(tmp_path)
+@pytest.mark.parametrize("rank_args", [(), ("--without-prctl",)], ids=["prctl", "polling"])
+def test_a_rank_dies_with_its_sigkilled_launcher(tmp_path, rank_args):
+    parent, launcher, rank = _start_tree(tmp_path, *rank_args)
     try:
         os.kill(launcher, signal.SIGKILL)
         wait_gone([rank], what="the rank")
