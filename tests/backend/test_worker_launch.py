@@ -111,10 +111,12 @@ def test_a_sigkilled_worker_leaves_no_rank_training_and_the_run_resumes_once(
         workers[0].kill()
         wait_gone(launched, what="the launcher and its ranks")
 
+        run_dir = get_settings().artifacts / "runs" / "launch-k"
+        assert not (run_dir / "final").exists(), "the ranks trained on to the end after the worker died"
+        assert_unchanged(run_dir)
         lost = wait_for(client, url, lambda b: b["status"] != "running", timeout=60, what="the reaper")
         assert lost["status"] == "lost", lost
         assert 2 <= lost["checkpoint_step"] < steps
-        assert_unchanged(get_settings().artifacts / "runs" / "launch-k")
 
         workers.append(_gpu2_worker(stack_env, worker_logs))
         assert client.post(f"{url}/resume").status_code == 202

@@ -176,7 +176,8 @@ def test_sigkilling_aicd_train_leaves_no_rank_running_and_resume_finishes_once(t
         kill([proc.pid, *launched])
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
-    assert not (run_dir / "final").exists(), "the run finished before `aicd train` was killed"
+    # the ranks either still ran (above) or trained on to the end, unless they died with `aicd train`
+    assert not (run_dir / "final").exists(), "the run reached its end after `aicd train` was killed"
     assert_unchanged(run_dir)
 
     _assert_resume_finishes_once(config, run_dir)
