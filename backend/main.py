@@ -25,6 +25,7 @@ from backend.api.routes import (
     datasets,
     evaluations,
     health,
+    live,
     objectives,
     presets,
     preview,
@@ -116,6 +117,7 @@ def create_app() -> FastAPI:
     api.include_router(objectives.router)
     api.include_router(presets.router)  # launch presets (aicd.presets)
     api.include_router(status.router)  # the UI's one polled read
+    api.include_router(live.router)  # ... and its Runs page panels' (one read per tick each)
     api.include_router(results.router)
     app.include_router(api)
     return app

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas.common import NAME_RULE, ORM, Id, JobPublic, Name, StorableJson
+from backend.schemas.common import NAME_RULE, ORM, Id, JobPublic, Name, Page, StorableJson
 
 Config = Annotated[dict[str, Any], StorableJson]
 """A config dict as sent; what the database could not store or a read could not serialise (NUL characters,
@@ -156,3 +156,27 @@ class ArtifactPublic(ORM):
     evaluation_id: int | None
     sweep_id: int | None
     created_at: datetime
+
+
+class RunLive(BaseModel):
+    """Everything the live panel of one run shows, in one read per tick (`GET /runs/{id}/live`)."""
+
+    run: RunPublic
+    metrics: Page[MetricPointPublic] = Field(
+        description="metric points after `metrics_after` in step order; `next_cursor` (a step): more remain, "
+        "ask again with it as `metrics_after`"
+    )
+    evaluations: list[EvaluationPublic] = Field(description="the run's evaluations, newest first (bounded)")
+    sweep: dict[str, Any] | None = Field(
+        description="the run's sweep as `GET /status` reports a job (status, cancel_requested, progress)"
+    )
+
+
+class SweepLive(BaseModel):
+    """Everything the live panel of one sweep shows, in one read per tick (`GET /sweeps/{id}/live`)."""
+
+    sweep: SweepPublic
+    table: SweepTable
+    runs: list[dict[str, Any]] = Field(
+        description="its runs in launch order as `GET /status` reports a job (name, status, step, progress)"
+    )

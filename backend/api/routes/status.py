@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from backend.api.deps import SessionDep
 from backend.models import AnnotationJob, Evaluation, JobStatus, Run, Sweep
@@ -19,7 +20,8 @@ MAX_ACTIVE = 500  # per kind: a page shows a summary, never thousands of rows
 MAX_SWEEPS = 20
 
 
-def _job(kind: str, job: Any) -> dict[str, Any]:
+def job_row(kind: str, job: Any) -> dict[str, Any]:
+    """What a live view needs of a job: its state and progress (no config, no results)."""
     row = {
         "kind": kind,
         "id": job.id,
@@ -32,6 +34,12 @@ def _job(kind: str, job: Any) -> dict[str, Any]:
     if isinstance(job, Run):
         row |= {"step": job.step, "total_steps": job.total_steps, "sweep_id": job.sweep_id}
     return row
+
+
+def sweep_runs(session: Session, sweep_id: int) -> list[dict[str, Any]]:
+    """The runs of a sweep in launch order, as `job_row`s (at most MAX_ACTIVE)."""
+    rows = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id).limit(MAX_ACTIVE))
+    return [job_row("runs", r) for r in rows]
 
 
 @router.get(
@@ -47,12 +55,11 @@ def status_summary(
         rows = session.scalars(
             select(model).where(model.status.in_(ACTIVE)).order_by(model.id.desc()).limit(MAX_ACTIVE)
         )
-        jobs += [_job(kind, j) for j in rows]
+        jobs += [job_row(kind, j) for j in rows]
     followed = []
     for sweep_id in dict.fromkeys(sweep):
         row = session.get(Sweep, sweep_id)
         if row is None:
             continue
-        runs = session.scalars(select(Run).where(Run.sweep_id == sweep_id).order_by(Run.id))
-        followed.append({**_job("sweeps", row), "runs": [_job("runs", r) for r in runs]})
+        followed.append({**job_row("sweeps", row), "runs": sweep_runs(session, sweep_id)})
     return {"active": len(jobs), "jobs": jobs, "sweeps": followed}
