@@ -250,6 +250,15 @@ class ApiClient:
     def sweep_table(self, sweep_id: int) -> dict[str, Any]:
         return self.get(f"/api/v1/sweeps/{sweep_id}/table")
 
+    def run_live(self, run_id: int, *, metrics_after: int | None = None) -> dict[str, Any]:
+        """One read of a run's live panel: `run`, `metrics` (a page of the points after `metrics_after`),
+        `evaluations` (newest first), `sweep` (its state, or None)."""
+        return self.get(f"/api/v1/runs/{run_id}/live", metrics_after=metrics_after)
+
+    def sweep_live(self, sweep_id: int) -> dict[str, Any]:
+        """One read of a sweep's live panel: `sweep`, its results `table` and its `runs` (state, progress)."""
+        return self.get(f"/api/v1/sweeps/{sweep_id}/live")
+
     def create_sweep(self, config: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
         return self.post("/api/v1/sweeps", json={"name": name, "config": config})
 

@@ -3,6 +3,8 @@
 Each panel body is what an `st.fragment(run_every=...)` tick runs on its own, outside the page's guard, so it
 catches every ApiError itself (`fragment_guard`) and says what went wrong instead of raising. It returns the
 `run_every` it would choose now (None once everything it shows has ended), so the page can stop polling.
+A tick makes one request (`GET /runs/{id}/live`, `GET /sweeps/{id}/live`): one viewer costs one read per panel
+per tick, however many resources the panel shows.
 """
 
 from __future__ import annotations
@@ -80,11 +82,38 @@ def run_panel(client: ApiClient, run_id: int, every: float | None = None) -> flo
     return every
 
 
+METRICS_HELD = "runs_live_metrics"  # session key: the metric points of the run on show, kept between ticks
+
+
+def merge_metrics(
+    held: list[dict[str, Any]], run: dict[str, Any], new: list[dict[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The points `held` from earlier ticks followed by this tick's `new` ones (those after the last held), or
+    None when the held ones are stale: a resumed run restarts at its checkpoint (its `step` falls below the last
+    point held) and rewrites the points after it, so they must be read again from the start."""
+    if held and run["step"] < held[-1]["step"]:
+        return None
+    return held + new
+
+
+def read_run(client: ApiClient, run_id: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """This tick's live view of a run (one request) and all its metric points: only the new points travel.
+    Further reads only to catch up once: a run first shown with more points than one page, or just resumed."""
+    held = st.session_state.get(METRICS_HELD) or {}
+    points = held.get("points", []) if held.get("run") == run_id else []
+    view = client.run_live(run_id, metrics_after=points[-1]["step"] if points else None)
+    merged = merge_metrics(points, view["run"], view["metrics"]["items"])
+    if merged is None:
+        merged = client.metrics(run_id)
+    elif view["metrics"].get("next_cursor"):
+        merged += client.metrics(run_id, after=int(view["metrics"]["next_cursor"]))
+    st.session_state[METRICS_HELD] = {"run": run_id, "points": merged}
+    return view, merged
+
+
 def _run_panel(client: ApiClient, run_id: int) -> float | None:
-    run = client.run(run_id)
-    metrics = client.metrics(run_id)
-    evals = client.evaluations(run_id=run_id, max_items=200)
-    sweep = client.sweep(run["sweep_id"]) if run.get("sweep_id") else None
+    view, metrics = read_run(client, run_id)
+    run, evals, sweep = view["run"], view["evaluations"], view["sweep"]
     cfg = run["config"]
     st.markdown(
         f"### {c.md_escape(run['name'])}  \n{c.status_label(run)} · "
@@ -151,9 +180,8 @@ def sweep_panel(client: ApiClient, sweep_id: int, every: float | None = None) ->
 
 
 def _sweep_panel(client: ApiClient, sweep_id: int) -> float | None:
-    sweep = client.sweep(sweep_id)
-    table = client.sweep_table(sweep_id)
-    members = client.runs(sweep_id=sweep_id)
+    view = client.sweep_live(sweep_id)
+    sweep, table, members = view["sweep"], view["table"], view["runs"]
     job_state(sweep, "sweep")
     total = sweep["progress_total"]
     st.progress(
