@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from backend.db import session_scope
-from backend.models import Dataset, Evaluation, Example, Generation, MetricPoint, Run
+from backend.models import Dataset, Evaluation, Example, Generation, MetricPoint, Run, Sweep
 from tests.backend.conftest import arith_jsonl, tiny_train_config
 
 
@@ -463,3 +463,100 @@ def test_hostile_input_never_gives_500(any_db_client: TestClient) -> None:
         resp = client.request(method, url, **(kwargs or {}))
         assert 400 <= resp.status_code < 500, (method, url, resp.status_code, resp.text)
         assert resp.json()["detail"]["message"], (url, resp.text)
+
+
+# ------------------------------------------------------------------------------------------ live panels' reads
+
+
+def _seed_live_sweep(name: str, points: int) -> tuple[int, list[int], list[int]]:
+    """A running sweep of two runs, the first with `points` metric points and two evaluations, written as the
+    workers write them: (sweep id, run ids, evaluation ids)."""
+    with session_scope() as s:
+        sweep = Sweep(name=name, config={}, status="running", table_rows=[{"objective": "aicd", "acc": 0.5}])
+        s.add(sweep)
+        s.flush()
+        members = [
+            Run(name=f"{name}.{i}", sweep_id=sweep.id, config={}, run_dir=f"sweeps/{name}/{i}", step=step)
+            for i, step in ((0, points), (1, 0))
+        ]
+        s.add_all(members)
+        s.flush()
+        s.add_all(
+            MetricPoint(run_id=members[0].id, step=i, loss=1 / i, values={"loss": 1 / i})
+            for i in range(1, points + 1)
+        )
+        evals = [
+            Evaluation(run_id=members[0].id, config={}, output_dir=f"evaluations/{name}-{i}") for i in (0, 1)
+        ]
+        s.add_all(evals)
+        s.flush()
+        return sweep.id, [r.id for r in members], [e.id for e in evals]
+
+
+def test_run_live_is_the_run_its_new_metrics_evaluations_and_sweep_in_one_read(client: TestClient) -> None:
+    page_max = 500  # AICD_PAGE_MAX's default: the bound of GET /runs/{id}/metrics
+    sweep_id, (run_id, _), eval_ids = _seed_live_sweep("live-sweep", page_max + 20)
+    view = client.get(f"/api/v1/runs/{run_id}/live").json()
+    assert view["run"] == client.get(f"/api/v1/runs/{run_id}").json()
+    metrics = view["metrics"]
+    assert [p["step"] for p in metrics["items"]] == list(range(1, page_max + 1))
+    assert metrics["next_cursor"] == str(page_max) and metrics["limit"] == page_max
+    assert (
+        metrics["items"]
+        == client.get(f"/api/v1/runs/{run_id}/metrics", params={"limit": page_max}).json()["items"]
+    )
+    assert [e["id"] for e in view["evaluations"]] == sorted(eval_ids, reverse=True)
+    assert view["evaluations"] == client.get("/api/v1/evaluations", params={"run_id": run_id}).json()["items"]
+    assert view["sweep"]["id"] == sweep_id and view["sweep"]["status"] == "running"
+    assert view["sweep"]["cancel_requested"] is False and "progress_total" in view["sweep"]
+
+    later = client.get(f"/api/v1/runs/{run_id}/live", params={"metrics_after": page_max}).json()["metrics"]
+    assert [p["step"] for p in later["items"]] == list(range(page_max + 1, page_max + 21))
+    assert later["next_cursor"] is None
+    assert (
+        client.get(f"/api/v1/runs/{run_id}/live", params={"metrics_after": 10**6}).json()["metrics"]["items"]
+        == []
+    )
+
+
+def test_run_live_of_a_standalone_run_without_metrics(client: TestClient, dataset_id: int) -> None:
+    run = client.post(
+        "/api/v1/runs", json={"name": "live-alone", "dataset_id": dataset_id, "config": tiny_train_config()}
+    )
+    assert run.status_code == 202, run.text
+    run_id = run.json()["id"]
+    client.post(f"/api/v1/runs/{run_id}/cancel")  # no worker here: keep it from waiting in the queue
+    view = client.get(f"/api/v1/runs/{run_id}/live").json()
+    assert view["run"]["name"] == "live-alone" and view["run"]["status"] == "cancelled"
+    assert view["metrics"]["items"] == [] and view["metrics"]["next_cursor"] is None
+    assert view["evaluations"] == [] and view["sweep"] is None
+
+
+def test_sweep_live_is_the_sweep_its_table_and_its_runs_in_one_read(client: TestClient) -> None:
+    sweep_id, run_ids, _ = _seed_live_sweep("live-sweep-b", 3)
+    view = client.get(f"/api/v1/sweeps/{sweep_id}/live").json()
+    assert view["sweep"] == client.get(f"/api/v1/sweeps/{sweep_id}").json()
+    assert view["table"] == client.get(f"/api/v1/sweeps/{sweep_id}/table").json()
+    assert view["table"]["columns"] == ["objective", "acc"]
+    assert [r["id"] for r in view["runs"]] == run_ids  # launch order
+    assert [(r["name"], r["step"], r["status"]) for r in view["runs"]] == [
+        ("live-sweep-b.0", 3, "queued"),
+        ("live-sweep-b.1", 0, "queued"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "status", "field"),
+    [
+        ("/api/v1/runs/{huge}/live", {}, 404, "run_id"),
+        ("/api/v1/sweeps/{huge}/live", {}, 404, "sweep_id"),
+        ("/api/v1/runs/{huge}/live", {"metrics_after": -1}, 422, "metrics_after"),
+        ("/api/v1/runs/{huge}/live", {"metrics_after": 2**40}, 422, "metrics_after"),
+        ("/api/v1/runs/0/live", {}, 422, "run_id"),
+    ],
+)
+def test_live_reads_name_what_is_wrong(
+    client: TestClient, url: str, params: dict, status: int, field: str
+) -> None:
+    detail = _assert_error(client.get(url.format(huge=10**12), params=params), status)
+    assert detail["field"] == field, detail

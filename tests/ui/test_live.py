@@ -1,0 +1,119 @@
+"""The Runs page's live panels cost one request per tick (`GET /runs/{id}/live`, `GET /sweeps/{id}/live`), however
+many resources they show: counted at the HTTP client, on a tick as `st.fragment(run_every=...)` runs it."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.ui.conftest import Backend, Comparison, no_traceback, plotly_values, texts
+from ui.components import live
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
+    """Every HTTP request any httpx client of this process sends from now on."""
+    requests: list[httpx.Request] = []
+    real = httpx.Client.send
+
+    def send(self: httpx.Client, request: httpx.Request, **kwargs):  # type: ignore[no-untyped-def]
+        requests.append(request)
+        return real(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    return requests
+
+
+def _run_tick(url: str, run_id: int) -> None:
+    """One tick of the run panel: what the Runs page's fragment runs every `run_every` seconds."""
+    from ui.client import ApiClient
+    from ui.components import live
+
+    live.run_panel(ApiClient(url), run_id, 2.0)
+
+
+def _sweep_tick(url: str, sweep_id: int) -> None:
+    from ui.client import ApiClient
+    from ui.components import live
+
+    live.sweep_panel(ApiClient(url), sweep_id, 2.0)
+
+
+def _curve_steps(at: AppTest) -> list[int]:
+    specs = [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
+    curve = next(s for s in specs if s["layout"]["title"]["text"] == "training loss")
+    return plotly_values(curve["data"][0]["x"])
+
+
+def test_run_panel_reads_run_metrics_evaluations_and_sweep_in_one_request_per_tick(
+    ui_env: Backend, comparison: Comparison, sent: list[httpx.Request]
+) -> None:
+    run = next(r for r in comparison.runs if r["config"]["objective"] == "aicd")  # in a sweep, evaluated
+    steps = [p["step"] for p in ui_env.client.metrics(run["id"])]
+    assert steps and run.get("sweep_id")
+    tick = AppTest.from_function(_run_tick, args=(ui_env.url, run["id"]), default_timeout=60)
+    sent.clear()
+    tick.run()
+    no_traceback(tick)
+    assert [r.url.path for r in sent] == [f"/api/v1/runs/{run['id']}/live"]
+    assert run["name"] in texts(tick) and _curve_steps(tick) == steps
+    assert any(e.label.startswith("evaluation #") for e in tick.expander)
+
+    sent.clear()
+    tick.run()  # the next tick asks only for the points after the last one it holds
+    no_traceback(tick)
+    assert [r.url.path for r in sent] == [f"/api/v1/runs/{run['id']}/live"]
+    assert parse_qs(sent[0].url.query.decode()) == {"metrics_after": [str(steps[-1])]}
+    assert _curve_steps(tick) == steps
+
+
+def test_run_panel_reads_all_points_again_after_a_resume(
+    ui_env: Backend, comparison: Comparison, sent: list[httpx.Request]
+) -> None:
+    run = comparison.runs[0]
+    steps = [p["step"] for p in ui_env.client.metrics(run["id"])]
+    tick = AppTest.from_function(_run_tick, args=(ui_env.url, run["id"]), default_timeout=60)
+    # points held from before a resume: past the step the run restarted from, with values since rewritten
+    stale = [
+        {"step": s, "loss": 99.0, "lr": None, "epoch": None, "values": {}} for s in range(1, steps[-1] + 5)
+    ]
+    tick.session_state[live.METRICS_HELD] = {"run": run["id"], "points": stale}
+    sent.clear()
+    tick.run()
+    no_traceback(tick)
+    assert [r.url.path for r in sent] == [
+        f"/api/v1/runs/{run['id']}/live",
+        f"/api/v1/runs/{run['id']}/metrics",
+    ]
+    assert _curve_steps(tick) == steps
+    assert tick.session_state[live.METRICS_HELD]["points"] == ui_env.client.metrics(run["id"])
+
+
+def test_merge_metrics_appends_new_points_and_drops_stale_ones() -> None:
+    held = [{"step": 1}, {"step": 2}]
+    assert live.merge_metrics(held, {"step": 3}, [{"step": 3}]) == [{"step": 1}, {"step": 2}, {"step": 3}]
+    assert live.merge_metrics([], {"step": 0}, []) == []
+    assert live.merge_metrics(held, {"step": 1}, []) is None  # resumed from the checkpoint at step 1
+
+
+def test_sweep_panel_reads_sweep_table_and_runs_in_one_request_per_tick(
+    ui_env: Backend, comparison: Comparison, sent: list[httpx.Request]
+) -> None:
+    sweep = comparison.sweep
+    tick = AppTest.from_function(_sweep_tick, args=(ui_env.url, sweep["id"]), default_timeout=60)
+    sent.clear()
+    tick.run()
+    no_traceback(tick)
+    assert [r.url.path for r in sent] == [f"/api/v1/sweeps/{sweep['id']}/live"]
+    frames = [d.value for d in tick.dataframe]
+    members = next(f for f in frames if "run" in f.columns)
+    assert list(members["run"]) == [r["name"] for r in comparison.runs]
+    assert all("succeeded" in s for s in members["status"])
+    table = ui_env.client.sweep_table(sweep["id"])
+    assert table["rows"] and any(
+        len(f) == len(table["rows"]) and list(f.columns) == table["columns"] for f in frames
+    )
