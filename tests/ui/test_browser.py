@@ -6,7 +6,9 @@ to tests/artifacts/."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,30 @@ from tests.ui.conftest import (
     screenshot_every_page,
     wait_until,
 )
+
+# how long a page may take to show a state under heavy load (the test waits for the state, not for a delay)
+SLOW_MS = 180_000
+
+
+def click_until(page: Any, key: str, done: Callable[[], Any], what: str, timeout: float = 180) -> None:
+    """Click the button with widget key `key` until the API shows `done()`. Waits on the server, not on a fixed
+    delay: a click that lands while its live fragment reruns (every 2 s) can be dropped, so it is repeated while
+    the button is still there."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        button = page.locator(f".st-key-{key} button")
+        try:
+            button.click(timeout=30_000)
+        except PlaywrightTimeout:
+            pass  # not there (yet, or any more: an earlier click landed and the page moved on)
+        try:
+            wait_until(done, 20, f"the {what} to reach the server")
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"the {what} click never reached the server in {timeout}s")
 
 
 @pytest.fixture(autouse=True)
@@ -95,27 +121,39 @@ def test_browser_cancels_and_resumes_a_run_of_a_comparison_and_shares_its_url(
         fill(page, "max steps (0 = no cap)", 100_000)  # the smoke preset, but long enough to cancel
         fill(page, "Name", name)
         page.get_by_role("button", name="Launch", exact=True).click()
-        page.get_by_text(re.compile(r"Queued \d run\(s\)")).wait_for()
-        sweep = next(s for s in api.sweeps() if s["name"] == name)
+        page.get_by_text(re.compile(r"Queued \d run\(s\)")).wait_for(timeout=SLOW_MS)
+        sweep = wait_until(
+            lambda: next((s for s in api.sweeps() if s["name"] == name), None), 60, "the sweep"
+        )
         try:
             run = wait_until(
                 lambda: next((r for r in api.runs(sweep_id=sweep["id"]) if r["status"] == "running"), None),
-                300,
+                600,
                 "a running run of the comparison",
             )
             page.goto(f"{ui_server}/runs?run={run['id']}")
-            page.get_by_role("button", name=re.compile("Cancel$")).first.click()
-            page.get_by_text("This run was cancelled").wait_for(timeout=180_000)
+            page.get_by_role("heading", name=run["name"]).first.wait_for(timeout=SLOW_MS)  # its run panel
+            click_until(
+                page,
+                f"runs_cancel_{run['id']}",
+                lambda: (r := api.run(run["id"]))["cancel_requested"] or r["status"] == "cancelled",
+                "cancel",
+            )
+            wait_until(lambda: api.run(run["id"])["status"] == "cancelled", 300, "the run to stop")
+            page.get_by_text("This run was cancelled").wait_for(timeout=SLOW_MS)  # the live panel caught up
             screenshot(page, "runs-cancelled")
-            assert api.run(run["id"])["status"] == "cancelled"
-            page.get_by_role("button", name=re.compile("Resume$")).first.click()
-            wait_until(lambda: api.run(run["id"])["status"] in ("queued", "running"), 60, "the resumed run")
+            click_until(
+                page,
+                f"runs_resume_{run['id']}",
+                lambda: api.run(run["id"])["status"] in ("queued", "running"),
+                "resume",
+            )
             assert f"run={run['id']}" in page.url
 
             other = browser.new_context(viewport={"width": 1500, "height": 1100}).new_page()  # another user
             other.set_default_timeout(60_000)
             other.goto(page.url)
-            other.get_by_role("heading", name=run["name"]).first.wait_for()  # the run panel of that run
+            other.get_by_role("heading", name=run["name"]).first.wait_for(timeout=SLOW_MS)  # that run's panel
             assert f"run={run['id']}" in other.url
             screenshot(other, "runs-shared-url")
         finally:
