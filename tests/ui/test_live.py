@@ -43,6 +43,12 @@ def _sweep_tick(url: str, sweep_id: int) -> None:
     live.sweep_panel(ApiClient(url), sweep_id, 2.0)
 
 
+def _paths(sent: list[httpx.Request], *, cached: bool = False) -> list[str]:
+    """The paths requested; `cached=False` leaves out the objective registry, a cached read (5 min) that the page
+    has made already when a panel ticks (a tick of a panel alone starts with an empty cache)."""
+    return [r.url.path for r in sent if cached or r.url.path != "/api/v1/objectives"]
+
+
 def _curve_steps(at: AppTest) -> list[int]:
     specs = [json.loads(p.proto.spec) for p in at.get("plotly_chart")]
     curve = next(s for s in specs if s["layout"]["title"]["text"] == "training loss")
@@ -59,14 +65,14 @@ def test_run_panel_reads_run_metrics_evaluations_and_sweep_in_one_request_per_ti
     sent.clear()
     tick.run()
     no_traceback(tick)
-    assert [r.url.path for r in sent] == [f"/api/v1/runs/{run['id']}/live"]
+    assert _paths(sent) == [f"/api/v1/runs/{run['id']}/live"]
     assert run["name"] in texts(tick) and _curve_steps(tick) == steps
     assert any(e.label.startswith("evaluation #") for e in tick.expander)
 
     sent.clear()
-    tick.run()  # the next tick asks only for the points after the last one it holds
+    tick.run()  # the next tick: nothing else, and only the points after the last one it holds
     no_traceback(tick)
-    assert [r.url.path for r in sent] == [f"/api/v1/runs/{run['id']}/live"]
+    assert _paths(sent, cached=True) == [f"/api/v1/runs/{run['id']}/live"]
     assert parse_qs(sent[0].url.query.decode()) == {"metrics_after": [str(steps[-1])]}
     assert _curve_steps(tick) == steps
 
@@ -85,7 +91,7 @@ def test_run_panel_reads_all_points_again_after_a_resume(
     sent.clear()
     tick.run()
     no_traceback(tick)
-    assert [r.url.path for r in sent] == [
+    assert _paths(sent) == [
         f"/api/v1/runs/{run['id']}/live",
         f"/api/v1/runs/{run['id']}/metrics",
     ]
@@ -108,7 +114,7 @@ def test_sweep_panel_reads_sweep_table_and_runs_in_one_request_per_tick(
     sent.clear()
     tick.run()
     no_traceback(tick)
-    assert [r.url.path for r in sent] == [f"/api/v1/sweeps/{sweep['id']}/live"]
+    assert _paths(sent, cached=True) == [f"/api/v1/sweeps/{sweep['id']}/live"]
     frames = [d.value for d in tick.dataframe]
     members = next(f for f in frames if "run" in f.columns)
     assert list(members["run"]) == [r["name"] for r in comparison.runs]
