@@ -274,6 +274,13 @@ class SweepConfig(_Strict):
         description="AnnotateConfig fields (teacher, prompt_template, k, temperature, filters): annotate each "
         "training dataset first and train on its output (aicd.sweep_annotation); null: the data as it is",
     )
+    star: dict[str, Any] | None = Field(
+        None,
+        description="Table 1's STaR row: AnnotateConfig fields (k, temperature, max_tokens, filters) for the student "
+        "rationalising its own training data (source self, model the student, the gold answer as a hint, wrong "
+        "chains dropped); annotated once per sweep, then condgen runs on the kept chains for every seed of the "
+        "grid, row 'star', under the same evaluations (aicd.sweep_annotation); null: no STaR row",
+    )
     untuned: bool = Field(
         False,
         description="also evaluate the student before any fine-tuning, with the same evaluations (the paper's "

@@ -14,6 +14,15 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from aicd.objective_registry import OBJECTIVE_NAMES, objective_rank
+
+STAR = "star"
+"""The row of students fine-tuned on their own rationalised chains (STaR; `SweepConfig.star`)."""
+VANILLA = "vanilla"
+"""The row of the student evaluated before fine-tuning (the paper's name; `SweepConfig.untuned`)."""
+BASELINE_ROWS: tuple[str, ...] = (STAR, VANILLA)
+"""Table rows that are not an objective of `aicd.objective_registry`, in table order after the objectives."""
+
 CAPTION = (
     "Accuracy (%): each training run's accuracy averaged over its evaluation seeds (demonstration draws), then "
     "mean ± sample std over training runs; n = training runs (± only when n > 1)."
@@ -60,3 +69,11 @@ def format_cell(mean: float | None, std: float | None, n: int, *, scale: float =
         return "–"
     text = f"{scale * mean:.1f}"
     return f"{text} ± {scale * std:.1f}" if n > 1 and std is not None else text
+
+
+def row_rank(row: str | None) -> int:
+    """Position of a table row: the objectives in the paper's order, then STaR, then vanilla; unknown last."""
+    if row in BASELINE_ROWS:
+        return len(OBJECTIVE_NAMES) + BASELINE_ROWS.index(row)
+    rank = objective_rank(row)
+    return rank if rank < len(OBJECTIVE_NAMES) else len(OBJECTIVE_NAMES) + len(BASELINE_ROWS)

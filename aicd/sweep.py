@@ -3,6 +3,7 @@ each run → a Table-1-shaped results table (CSV + Markdown) and the paper's fig
 
 Layout of `output_dir/name/`:
   sweep.yaml                          the SweepConfig as run
+  annotated/, star/                   training data written by the `annotate:` and `star:` steps
   runs/<run>/                         each training run (`aicd.train.train`, resumable)
   evals/<run>/<dataset>/results.json  each evaluation (`aicd.evaluate.evaluate`), skipped when present
   results.csv, results.md, fig1_accuracy_vs_omega.png, fig2_accuracy_vs_shots.png
@@ -12,6 +13,8 @@ Runs whose objective ignores ω (condgen: only the last rationale is weighted; l
 collapsed across ω/schedule values, so a grid `objective × omega` trains each baseline once; likewise runs
 whose schedule ignores ω (constant, custom/explicit weights) are collapsed across ω values.
 nocot runs are evaluated with answer-only demonstrations, as they were trained.
+Two rows are not grid objectives: `star` (`star:`, the student trained on its own rationalised chains) and
+`vanilla` (`untuned:`, the student as loaded); both are evaluated exactly like the grid's runs.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aicd.config import EvalConfig, SweepConfig, TrainConfig, build_config, save_config
-from aicd.errors import AICDError
-from aicd.objective_registry import REGISTRY, demonstrations_for, objective_rank, objective_spec
+from aicd.errors import AICDError, ConfigError
+from aicd.objective_registry import REGISTRY, demonstrations_for, objective_spec
 from aicd.objective_registry import uses_omega as objective_uses_omega
 from aicd.pretrain import is_pretrained, pretrained_path
-from aicd.results import CAPTION, aggregate, format_cell
+from aicd.results import CAPTION, STAR, VANILLA, aggregate, format_cell, row_rank
 from aicd.sweep_annotation import (
+    STAR_OBJECTIVE,
+    annotate_star_data,
     annotate_training_data,
     annotated_path,
     check_annotate_config,
+    star_path,
+    star_settings,
     training_datasets,
 )
 from aicd.threads import configure_threads, default_threads
@@ -43,7 +50,7 @@ if TYPE_CHECKING:
     from aicd.train import TrainResult
 
 OMEGA_FIELDS = ("omega", "schedule", "weights")
-UNTUNED = "vanilla"  # the row of the student evaluated before fine-tuning (the paper's name)
+UNTUNED = VANILLA  # the row of the student evaluated before fine-tuning (the paper's name)
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 DATA_JSON = "data.json"  # per dataset: role, split, source, items actually used
@@ -75,6 +82,7 @@ class PlannedRun:
     train: TrainConfig
     evals: list[EvalConfig]  # one per evaluation dataset
     trained: bool = True  # False: the untuned student (`SweepConfig.untuned`), evaluated as it is
+    label: str | None = None  # its table row when that is not its objective (`aicd.results.BASELINE_ROWS`)
 
     @property
     def run_dir(self) -> Path:
@@ -82,8 +90,8 @@ class PlannedRun:
 
     @property
     def row(self) -> str:
-        """The table row it belongs to: its objective, or `vanilla` for the untuned student."""
-        return self.train.objective if self.trained else UNTUNED
+        """The table row it belongs to: its objective, `star` for the STaR row, `vanilla` for the untuned one."""
+        return self.label or self.train.objective
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary for the API/UI's "what will run" view."""
@@ -186,65 +194,119 @@ def dataset_label(dataset: str) -> str:
 def plan_sweep(config: SweepConfig) -> list[PlannedRun]:
     """Every run of the grid with validated Train/Eval configs; ConfigError names the run and field.
 
+    Then the STaR row's runs (`star:`) and the untuned student's (`untuned:`), under the same evaluations.
     Does not import torch and touches no files, so the API can call it to preview a sweep.
     """
     root = sweep_dir(config)
+    runs = _grid_runs(config, root)
+    star = _star_runs(config, root) if config.star is not None else []
+    untuned = _untuned_runs(runs, root) if config.untuned else []
+    runs = [*runs, *star, *untuned]
+    _check_full_data(runs)
+    if config.annotate is not None:
+        check_annotate_config(config)
+    if config.star is not None:
+        star_settings(config, star_student(config))
+    if (config.annotate is not None or config.star is not None) and any(r.train.full_data for r in runs):
+        from aicd.provenance import require_full_data
+
+        require_full_data(training_datasets(config), "annotate (full_data)")
+    return runs
+
+
+def _grid_combos(config: SweepConfig) -> list[dict[str, Any]]:
+    """The grid's points as {key: value}, in grid order (one empty point for an empty grid)."""
     keys = list(config.grid)
     combos = itertools.product(*(config.grid[k] for k in keys)) if keys else [()]
-    runs: list[PlannedRun] = []
-    seen: set[str] = set()
-    for values in combos:
-        params = dict(zip(keys, values, strict=True))
+    return [dict(zip(keys, values, strict=True)) for values in combos]
+
+
+def _grid_runs(config: SweepConfig, root: Path) -> list[PlannedRun]:
+    """One run per distinct grid point (points that differ only in what the objective ignores merge)."""
+    runs: dict[str, PlannedRun] = {}
+    for params in _grid_combos(config):
         objective = str(
             {**config.train, **params}.get("objective", TrainConfig.model_fields["objective"].default)
         )
         params = _collapse(objective, params, config.train)
-        base = {**config.train, **params}
-        if is_pretrained(str(base.get("model", ""))):  # a named base: its cached folder (built by run_sweep)
-            base["model"] = str(pretrained_path(str(base["model"]), Path(config.output_dir)))
-        original = str(base.get("dataset", TrainConfig.model_fields["dataset"].default))
-        eval_datasets = config.eval_datasets or [original]
-        shots_from: dict[str, Any] = {}
-        if config.annotate is not None:  # train on the teacher's annotation of the data, evaluate on the data
-            base["dataset"] = str(annotated_path(root, original))
-            shots_from = {"shots_dataset": base["dataset"]}  # demonstrations: the annotated training data
-        if base.get("eval_every") and not base.get("eval_dataset") and (config.eval_datasets or shots_from):
-            base["eval_dataset"] = eval_datasets[0]  # the accuracy curve tracks the first evaluation
         name = _run_name(params)
-        if name in seen:
-            continue
-        seen.add(name)
-        train_cfg = build_config(
-            TrainConfig,
-            {**base, "name": name, "output_dir": str(root / "runs")},
-            source=f"sweep run '{name}'",
-        )
-        evals = []
-        for ds in eval_datasets:
-            data = {
-                **shots_from,
-                "template": train_cfg.template.model_dump(),
-                "answer_kind": train_cfg.answer_kind,
-                # demonstrate the way the student was trained: nocot episodes hold answers, not rationales
-                "demonstrations": demonstrations_for(train_cfg.objective),
-                "shot_selection": train_cfg.shot_selection,  # a grid axis changes training and evaluation
-                **config.eval,
-                "model": str(train_cfg.run_dir / "final"),
-                "dataset": ds,
-                "output_dir": str(root / "evals" / name / dataset_label(ds)),
-            }
-            evals.append(build_config(EvalConfig, data, source=f"sweep run '{name}' eval on '{ds}'"))
-        runs.append(PlannedRun(name=name, params=params, train=train_cfg, evals=evals))
-    if config.untuned:
-        runs += _untuned_runs(runs, root)
-    _check_full_data(runs)
-    if config.annotate is not None:
-        check_annotate_config(config)
-        if any(r.train.full_data for r in runs):
-            from aicd.provenance import require_full_data
+        if name not in runs:
+            runs[name] = _plan_run(config, root, name, params)
+    return list(runs.values())
 
-            require_full_data(training_datasets(config), "annotate (full_data)")
-    return runs
+
+def _star_runs(config: SweepConfig, root: Path) -> list[PlannedRun]:
+    """The STaR row: every grid point but its objective, trained with STAR_OBJECTIVE on the student's own
+    chains (`<sweep>/star/<dataset>.jsonl`, annotated once by `run_sweep`); named `star-…`, row `star`."""
+    star_student(config)  # one student per sweep, or a ConfigError now
+    runs: dict[str, PlannedRun] = {}
+    for point in _grid_combos(config):
+        rest = {k: v for k, v in point.items() if k != "objective"}
+        params = {"objective": STAR, **_collapse(STAR_OBJECTIVE, rest, config.train)}
+        name = _run_name(params)
+        if name not in runs:
+            runs[name] = _plan_run(config, root, name, params, star=True)
+    return list(runs.values())
+
+
+def star_student(config: SweepConfig) -> str:
+    """The model that writes the STaR row's chains: the sweep's student (a `pretrained:` base: its folder)."""
+    if "model" in config.grid:
+        raise ConfigError(
+            "star: the STaR row's chains are the student's own, so a sweep with a star row has one student; "
+            "drop grid.model"
+        )
+    model = str(config.train.get("model", TrainConfig.model_fields["model"].default))
+    return str(pretrained_path(model, Path(config.output_dir))) if is_pretrained(model) else model
+
+
+def _plan_run(
+    config: SweepConfig, root: Path, name: str, params: dict[str, Any], *, star: bool = False
+) -> PlannedRun:
+    """The run of one (collapsed) grid point: its TrainConfig and one EvalConfig per evaluation dataset.
+
+    Evaluations follow one protocol for every row; only the model, the demonstrations a student was trained
+    with (nocot: answers) and the output folder differ. A STaR run trains on the student's own chains."""
+    base = {**config.train, **params}
+    if star:
+        base["objective"] = STAR_OBJECTIVE
+    if is_pretrained(str(base.get("model", ""))):  # a named base: its cached folder (built by run_sweep)
+        base["model"] = str(pretrained_path(str(base["model"]), Path(config.output_dir)))
+    original = str(base.get("dataset", TrainConfig.model_fields["dataset"].default))
+    eval_datasets = config.eval_datasets or [original]
+    shots_from: dict[str, Any] = {}
+    if config.annotate is not None:  # train on the teacher's annotation of the data, evaluate on the data
+        base["dataset"] = str(annotated_path(root, original))
+        shots_from = {"shots_dataset": base["dataset"]}  # demonstrations: the annotated training data
+    if star:
+        base["dataset"] = str(star_path(root, original))
+    if (
+        base.get("eval_every")
+        and not base.get("eval_dataset")
+        and (config.eval_datasets or shots_from or star)
+    ):
+        base["eval_dataset"] = eval_datasets[0]  # the accuracy curve tracks the first evaluation
+    train_cfg = build_config(
+        TrainConfig,
+        {**base, "name": name, "output_dir": str(root / "runs")},
+        source=f"sweep run '{name}'",
+    )
+    evals = []
+    for ds in eval_datasets:
+        data = {
+            **shots_from,
+            "template": train_cfg.template.model_dump(),
+            "answer_kind": train_cfg.answer_kind,
+            # demonstrate the way the student was trained: nocot episodes hold answers, not rationales
+            "demonstrations": demonstrations_for(train_cfg.objective),
+            "shot_selection": train_cfg.shot_selection,  # a grid axis changes training and evaluation
+            **config.eval,
+            "model": str(train_cfg.run_dir / "final"),
+            "dataset": ds,
+            "output_dir": str(root / "evals" / name / dataset_label(ds)),
+        }
+        evals.append(build_config(EvalConfig, data, source=f"sweep run '{name}' eval on '{ds}'"))
+    return PlannedRun(name=name, params=params, train=train_cfg, evals=evals, label=STAR if star else None)
 
 
 def _untuned_runs(runs: Sequence[PlannedRun], root: Path) -> list[PlannedRun]:
@@ -267,7 +329,9 @@ def _untuned_runs(runs: Sequence[PlannedRun], root: Path) -> list[PlannedRun]:
             for e in run.evals
         ]
         params = {"objective": UNTUNED, **({"dataset": dataset} if len(first) > 1 else {})}
-        out.append(PlannedRun(name=name, params=params, train=run.train, evals=evals, trained=False))
+        out.append(
+            PlannedRun(name=name, params=params, train=run.train, evals=evals, trained=False, label=UNTUNED)
+        )
     return out
 
 
@@ -354,6 +418,8 @@ def run_sweep(
     save_config(config, root / "sweep.yaml")
     annotate_training_data(config, root)  # the paper's pipeline: a config's `annotate:` step, before training
     ensure_pretrained_bases(config, root, progress=progress)
+    if config.star is not None:  # the STaR row's data: the student's own chains (after its base is built)
+        annotate_star_data(config, root, star_student(config))
     callback.on_plan(runs)
 
     todo: list[tuple[int, PlannedRun]] = []
@@ -553,7 +619,9 @@ def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
         about.setdefault(
             (run.row, variant),
             {
-                "schedule": run.train.schedule if trained and not objective_spec(run.row).omega_free else "",
+                "schedule": run.train.schedule
+                if trained and not objective_spec(run.train.objective).omega_free
+                else "",
                 "omega": run.train.omega if trained and uses_omega(run.train.model_dump()) else None,
                 "n_shots": run.train.n_shots if trained else 0,
             },
@@ -579,7 +647,7 @@ def build_table(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
 
 
 def _sorted(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    table.sort(key=lambda r: (objective_rank(r["objective"]), r["variant"], r["dataset"], r["shots"]))
+    table.sort(key=lambda r: (row_rank(r["objective"]), r["variant"], r["dataset"], r["shots"]))
     return table
 
 
