@@ -240,6 +240,14 @@ def sweep_config(
             "then sweep over the annotated dataset",
             field="config.annotate",
         )
+    if cfg.star is not None:  # its data step (the student rationalising) has no server job yet
+        raise ApiError(
+            422,
+            "config.star: not available for server sweeps; annotate the dataset with POST /annotations "
+            "(source self, model = the student), then sweep condgen over the annotated dataset, or run the "
+            "sweep with `aicd sweep`",
+            field="config.star",
+        )
     if cfg.untuned:  # every planned run of a server sweep is a training run row
         raise ApiError(
             422,

@@ -318,6 +318,20 @@ def test_names_made_only_of_dots_are_refused(client: TestClient, dataset_id: int
     assert (_count(Run), _count(Sweep)) == before
 
 
+def test_server_sweeps_refuse_a_star_row_with_the_field_named(client: TestClient, dataset_id: int) -> None:
+    """The STaR row's data step (the student rationalising) runs only in `aicd sweep`: a 422 naming the field,
+    nothing created; the shipped Table 1 configs say so."""
+    before = _count(Sweep)
+    for star in ({}, {"k": 2}):  # an empty section asks for the row with every default
+        config = {"grid": {"objective": ["aicd"]}, "star": star}
+        detail = _error(client.post("/api/v1/sweeps", json={"dataset_id": dataset_id, "config": config}), 422)
+        assert detail["field"] == "config.star" and "aicd sweep" in detail["message"], detail
+    assert _count(Sweep) == before
+    shipped = {c["name"]: c for c in _all(client, "/api/v1/preview/configs", kind="sweep")}
+    for name in ("table1-svamp", "paper-table1-svamp"):
+        assert shipped[name]["server"] is False and "star" in shipped[name]["note"], shipped[name]
+
+
 # ------------------------------------------------------------------------------------------- 7. pages
 def _all(client: TestClient, url: str, **params: Any) -> list[dict[str, Any]]:
     items, cursor = [], None

@@ -69,10 +69,16 @@ def test_paper_configs_follow_the_paper(full_copy: Path) -> None:
             t = run.train
             assert t.full_data and t.batch_size == 16 and t.mixed_precision == "bf16", path
             assert t.model == "EleutherAI/gpt-j-6b" and t.lr == 7e-6 and t.schedule == "paper", path
-            # trains on the annotation step's output, evaluates on the dataset's own test split
+            # trains on the annotation step's output (STaR: the student's own), evaluates on the test split
             (ev,) = run.evals
-            assert t.dataset == str(Path("runs") / path.stem / "annotated" / f"{ev.dataset}.jsonl"), path
-            assert ev.split == "test" and ev.shots_dataset == t.dataset
+            teacher = str(Path("runs") / path.stem / "annotated" / f"{ev.dataset}.jsonl")
+            data = (
+                str(Path("runs") / path.stem / "star" / f"{ev.dataset}.jsonl")
+                if run.row == "star"
+                else teacher
+            )
+            assert t.dataset == data, path
+            assert ev.split == "test" and ev.shots_dataset == teacher
         annotate = load_sweep_config(path).annotate
         assert annotate and (annotate["k"], annotate["temperature"], annotate["filter_correct"]) == (
             3,
@@ -99,7 +105,28 @@ def test_paper_configs_follow_the_paper(full_copy: Path) -> None:
         json.dumps(r.evals[0].model_dump(exclude={"model", "output_dir", "demonstrations"})) for r in table1
     }
     assert len(protocols) == 1  # one evaluation protocol for every row
-    assert {r.row for r in table1} == {"aicd", "condgen", "lm", "nocot", "vanilla"}
+    assert {r.row for r in table1} == {"aicd", "condgen", "lm", "nocot", "star", "vanilla"}
+
+
+@pytest.mark.parametrize("path", [p for p in PAPER_CONFIGS if p.stem.startswith("paper-table1-")], ids=str)
+def test_every_paper_table1_config_has_the_star_row(path: Path, full_copy: Path) -> None:
+    """Table 1's STaR row is part of each sweep: condgen on the student's own filtered chains, every seed."""
+    config = load_sweep_config(path)
+    assert config.star is not None and config.star["filter_correct"] and config.star["k"] == 3
+    runs = plan_sweep(config)
+    star = [r for r in runs if r.row == "star"]
+    assert {r.train.seed for r in star} == {r.train.seed for r in runs if r.row == "aicd"} == {0, 1, 2}
+    assert {r.train.objective for r in star} == {"condgen"}
+    assert {r.train.dataset for r in star} == {
+        str(Path("runs") / path.stem / "star" / f"{config.train['dataset']}.jsonl")
+    }
+    protocols = {
+        json.dumps(r.evals[0].model_dump(exclude={"model", "output_dir"}))
+        for r in runs
+        if r.row in ("condgen", "star")
+    }
+    assert len(protocols) == 1  # STaR is evaluated exactly like CondGen
+    assert "Not in this sweep" not in path.read_text()
 
 
 def test_sweep_records_source_split_and_item_count_of_each_dataset(

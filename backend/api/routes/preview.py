@@ -288,7 +288,9 @@ def shipped_configs(
             found = _config_kind(data) if isinstance(data, dict) else None
             if found is None or (kind and found != kind) or any(c["name"] == path.stem for c in out):
                 continue
-            cli_only = [k for k in ("annotate", "untuned") if found == "sweep" and data.get(k)]
+            # `star: {}` (every default) asks for the STaR row too, so an empty section counts
+            steps = ("annotate", "star", "untuned")
+            cli_only = [k for k in steps if found == "sweep" and data.get(k) not in (None, False)]
             out.append(
                 {
                     "name": path.stem,
