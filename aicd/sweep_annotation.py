@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ANNOTATED_DIR = "annotated"
 STAR_DIR = "star"
+_DROPS = ("truncated", "hint_mention", "contradiction", "no_answer", "wrong_answer")  # FilterStats counts
 STAR_OBJECTIVE = "condgen"
 """How the STaR row trains on its chains: conventional fine-tuning, only the final shot's rationale supervised."""
 
@@ -129,7 +130,12 @@ def _annotate_dataset(
         raise AICDError(f"{step}: {dataset}: {report.summary()} (resume the sweep to retry)")
     kept = [ex for ex in report.examples if ex.rationales]
     if not kept:
-        raise AICDError(f"{step}: {dataset}: no rationale passed the filters")
+        dropped = {k: v for k, v in report.filters.model_dump().items() if k in _DROPS and v}
+        why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in dropped.items()) or "no samples"
+        raise AICDError(
+            f"{step}: {dataset}: no rationale passed the filters (dropped: {why}); ask for more samples "
+            f"({step}.k) or relax {step}.filter_correct / {step}.drop_truncated"
+        )
     write_examples(out, report.examples)
     summary: dict[str, Any] = {
         "dataset": dataset,

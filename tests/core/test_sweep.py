@@ -136,7 +136,7 @@ def test_plan_does_not_import_torch(tmp_path):
     code = (
         "import sys; from aicd.sweep import load_sweep_config, plan_sweep; "
         "runs = plan_sweep(load_sweep_config('configs/table1-svamp.yaml')); "
-        "assert len(runs) == 12, len(runs); assert 'torch' not in sys.modules, 'torch imported'"
+        "assert len(runs) == 16, len(runs); assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
 
@@ -293,7 +293,8 @@ def test_cli_dry_run_and_bad_config(repo_root, tmp_path):
         [*env_cmd, "configs/table1-svamp.yaml", "--dry-run"], cwd=repo_root, capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
-    assert "12 run(s)" in ok.stdout and "nocot-seed2" in ok.stdout
+    assert "16 run(s)" in ok.stdout and "nocot-seed2" in ok.stdout
+    assert "star-seed2: train runs/table1-svamp/star/svamp.jsonl" in ok.stdout  # the STaR row's own data
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: b\ngrid:\n  objective: [aicd, magic]\n")
     res = subprocess.run([*env_cmd, str(bad), "--dry-run"], cwd=repo_root, capture_output=True, text=True)

@@ -15,9 +15,9 @@ import yaml
 from aicd.config import shipped_configs_dir
 from aicd.data.jsonl import read_examples
 from aicd.data.loaders import SAMPLES_DIR
-from aicd.errors import ConfigError
+from aicd.errors import AICDError, ConfigError
 from aicd.results import STAR, VANILLA, row_rank
-from aicd.sweep import load_sweep_config, plan_sweep
+from aicd.sweep import load_sweep_config, plan_sweep, run_sweep
 
 TINY_TABLE1 = [
     shipped_configs_dir() / f"table1-{d}.yaml" for d in ("gsm8k", "svamp", "multiarith", "strategyqa")
@@ -30,7 +30,7 @@ REDUCED = [
     "n_shots=2",
     "batch_size=2",
     "micro_batch_size=2",
-    "max_length=256",
+    "max_length=1024",
     "grid.objective=[aicd]",
     "seed=[0,1]",
     "eval.limit=2",
@@ -39,16 +39,13 @@ REDUCED = [
     "eval.max_new_tokens=4",
     "eval.batch_size=4",
     "star.k=2",
-    "star.max_tokens=12",
-    # a random tiny student almost never reaches the gold answer: keep its chains as written, so the row has data
-    "star.filter_correct=false",
-    "star.drop_truncated=false",
+    "star.max_tokens=12",  # the tiny config keeps every chain (filter_correct: false): the row has data
 ]
 
 
-def _sweep_cli(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    args = ["sweep", "configs/table1-svamp.yaml", "--no-progress", "--set", f"output_dir={out}"]
-    for item in [*REDUCED, *extra]:
+def _sweep_cli(out: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    args = ["sweep", "configs/table1-svamp.yaml", "--no-progress", *flags, "--set", f"output_dir={out}"]
+    for item in REDUCED:
         args += ["--set", item]
     env = {**os.environ, "AICD_DATA_DIR": str(SAMPLES_DIR), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
@@ -142,3 +139,14 @@ def test_star_null_drops_the_row_and_rows_sort_objectives_then_star_then_vanilla
         VANILLA,
         "other",
     ]
+
+
+def test_star_with_no_chain_left_by_the_filters_stops_before_training_and_says_why(tmp_path: Path) -> None:
+    """STaR's own filter on a random student: nothing reaches the gold answer, so no row is trained on nothing."""
+    cfg = _config(tmp_path, *REDUCED, "star.filter_correct=true", "star.drop_truncated=true")
+    with pytest.raises(
+        AICDError, match=r"^star: svamp: no rationale passed the filters \(dropped: \d+ "
+    ) as exc:
+        run_sweep(cfg, progress=False)
+    assert "star.filter_correct" in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "table1-svamp" / "runs").exists()  # stopped before any training
