@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 ANNOTATED_DIR = "annotated"
 STAR_DIR = "star"
-_DROPS = ("truncated", "hint_mention", "contradiction", "no_answer", "wrong_answer")  # FilterStats counts
 STAR_OBJECTIVE = "condgen"
 """How the STaR row trains on its chains: conventional fine-tuning, only the final shot's rationale supervised."""
+_DROPS = ("truncated", "hint_mention", "contradiction", "no_answer", "wrong_answer")  # FilterStats counts
 
 
 def annotated_path(sweep_root: Path, dataset: str) -> Path:
