@@ -192,6 +192,29 @@ class TrainConfig(ScheduleConfig):
         return Path(self.output_dir) / self.name
 
 
+def check_shots_fit(cfg: TrainConfig, size: int, what: str, field: str = "n_shots") -> None:
+    """An episode holds n_shots distinct examples of the (limited) training set of `size` examples: more shots
+    than examples is a config error naming `field`, not a run that silently trains on fewer. The one rule the
+    API (stored and built-in datasets) and the CLI (`aicd train`, `aicd sweep`) apply."""
+    usable = min(size, cfg.limit or size)
+    if cfg.n_shots > usable:
+        limited = f" (limit {cfg.limit})" if cfg.limit and cfg.limit < size else ""
+        raise ConfigError(
+            f"{field}: {cfg.n_shots} shots but {what} has only {usable} training examples{limited}"
+        )
+
+
+def check_training_set(cfg: TrainConfig, field: str = "n_shots") -> None:
+    """`check_shots_fit` against the training set `cfg` reads, where it can be counted without a download (a
+    registered dataset or a local file; a hub id is checked by nobody before training)."""
+    from aicd.data.loaders import DATASETS, split_size  # reads data: only when a boundary asks
+
+    size = split_size(cfg.dataset, cfg.split, seed=cfg.seed)
+    if size is not None:
+        what = f"{cfg.dataset}/{cfg.split}" if cfg.dataset in DATASETS else cfg.dataset
+        check_shots_fit(cfg, size, what, field)
+
+
 class EvalConfig(_Strict):
     """k-shot evaluation: greedy generation, answer extraction, accuracy per (shots, seed)."""
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import typer
 
 from aicd.cli.options import threads_option
+from aicd.config import check_training_set
 from aicd.demo import FULL, QUICK  # light: no torch at import time
+from aicd.errors import ConfigError
 from aicd.sweep import PlannedRun, SweepCallback
 
 
@@ -35,6 +37,7 @@ def sweep_command(
 
     cfg = load_sweep_config(config, set_ or [])
     runs = plan_sweep(cfg)  # every run's config is validated before anything is written
+    _check_training_sets(runs)
     typer.echo(f"sweep {cfg.name}: {len(runs)} run(s) -> {sweep_dir(cfg)}")
     if dry_run:
         for run in runs:
@@ -50,6 +53,18 @@ def sweep_command(
     typer.echo("wrote " + ", ".join(str(p) for p in outputs))
     if result.stopped:
         typer.echo("stopped early; continue with --resume")
+
+
+def _check_training_sets(runs: list[PlannedRun]) -> None:
+    """n_shots of every run against its training set, so a grid value too large for the data stops the sweep
+    before its first run trains (one line naming the run and the field)."""
+    for run in runs:
+        if not run.trained:
+            continue
+        try:
+            check_training_set(run.train, "grid.n_shots" if "n_shots" in run.params else "train.n_shots")
+        except ConfigError as exc:
+            raise ConfigError(f"sweep run '{run.name}': {exc}") from None
 
 
 class _EchoCallback(SweepCallback):

@@ -28,13 +28,14 @@ def train_command(
     threads: int | None = threads_option(),
 ) -> None:
     """Fine-tune a student on n-shot episodes (AICD or a baseline objective)."""
-    from aicd.config import TrainConfig, load_config
+    from aicd.config import TrainConfig, check_training_set, load_config
 
     cfg = load_config(TrainConfig, config, set_ or [])  # ConfigError (named field) before anything is written
     if cfg.full_data:  # paper scale: never the packaged samples (DataError, one line, nothing written)
         from aicd.provenance import require_full_data
 
         require_full_data([cfg.dataset, cfg.eval_dataset], "full_data")
+    check_training_set(cfg)  # n_shots <= the training set's size, before a model is loaded
     from aicd.launch import inside_launch
 
     if inside_launch():  # a rank: it must not outlive its launcher (which may have been SIGKILLed already)

@@ -31,6 +31,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -491,6 +492,32 @@ def load_examples(
             f"unknown dataset '{dataset}' (known: {known}; or a path to a .jsonl/.csv file, or a hub id)"
         )
     return examples[:limit] if limit is not None else examples
+
+
+def split_size(dataset: str, split: str = "train", *, seed: int = 0) -> int | None:
+    """How many examples `load_examples(dataset, split, seed=seed)` returns, or None where counting them would
+    mean a download (hub ids) or there is nothing to count yet (a file not written yet, e.g. a sweep's
+    annotation output). Each source is read once per process and version (data root / file stamp)."""
+    name = dataset.strip() if isinstance(dataset, str) else dataset
+    if not name:
+        return None
+    _load_plugin(name)
+    if name in DATASETS:
+        return _counted(name, split, seed, str(data_root()))
+    if not _is_path_like(name):
+        return None
+    path = Path(name).expanduser()
+    file = path / f"{split}.jsonl" if path.is_dir() else path
+    if not file.is_file():
+        return None
+    stat = file.stat()
+    return _counted(name, split, seed, f"{stat.st_mtime_ns}:{stat.st_size}")
+
+
+@lru_cache(maxsize=256)
+def _counted(dataset: str, split: str, seed: int, stamp: str) -> int:
+    """`stamp` names the version of the source, so a changed file or data root is counted afresh."""
+    return len(load_examples(dataset, split, seed=seed))
 
 
 def infer_answer_kind(examples: Iterable[Example]) -> AnswerKind:

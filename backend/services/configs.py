@@ -9,14 +9,13 @@ from __future__ import annotations
 import itertools
 import re
 import uuid
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from aicd.config import EvalConfig, SweepConfig, TrainConfig
-from aicd.errors import AICDError
+from aicd.config import EvalConfig, SweepConfig, TrainConfig, check_shots_fit
+from aicd.errors import AICDError, ConfigError
 from aicd.objective_registry import demonstrations_for
 from backend.api.errors import ApiError, not_found
 from backend.models import Dataset, Run
@@ -95,39 +94,33 @@ def dataset_ref(session: Session, dataset_id: int | None, field: str = "dataset_
     return dataset
 
 
-def check_shots_fit(size: int, cfg: TrainConfig, prefix: str, what: str) -> None:
-    """An episode holds n_shots distinct examples of the (limited) training set of `size` examples: more shots
-    than examples is a request error, not a run that silently trains on fewer."""
-    usable = min(size, cfg.limit or size)
-    if cfg.n_shots > usable:
-        field = f"{prefix}.n_shots"
-        limited = f" (limit {cfg.limit})" if cfg.limit and cfg.limit < size else ""
-        raise ApiError(
-            422,
-            f"{field}: {cfg.n_shots} shots but {what} has only {usable} training examples{limited}",
-            field=field,
-        )
+def _check_shots(session: Session, cfg: TrainConfig, field: str) -> None:
+    """`n_shots` against the training set the run will read (a stored dataset or a built-in one, after
+    `limit`): aicd's one rule (`check_shots_fit`), answered as a 422 naming `field`."""
+    found = _training_set_size(session, cfg.dataset, cfg.split, cfg.seed)
+    if found is None:
+        return
+    try:
+        check_shots_fit(cfg, *found, field=field)
+    except ConfigError as exc:
+        raise ApiError(422, str(exc), field=field) from None
 
 
-@lru_cache(maxsize=32)
-def builtin_size(name: str, split: str, seed: int) -> int | None:
-    """Examples in a built-in dataset's split (read once per API process; None if it cannot be read here)."""
+def _training_set_size(session: Session, ref: str, split: str, seed: int) -> tuple[int, str] | None:
+    """(examples, what to call it) of a checked dataset reference; None where this process cannot count it
+    (a built-in dataset whose files are not readable here: the worker reports that)."""
     from aicd.data import loaders
 
-    try:
-        return len(loaders.load_examples(name, split, seed=seed))
+    if ref.startswith("db:"):  # already checked by _check_dataset: an existing row
+        dataset = session.get(Dataset, int(ref[3:]))
+        return (dataset.n_examples, f"dataset {dataset.id}") if dataset is not None else None
+    if ref not in loaders.DATASETS:
+        return None
+    try:  # no torch: the registry's loader reads the files once per process (loaders.split_size)
+        size = loaders.split_size(ref, split, seed=seed)
     except (AICDError, OSError, ValueError):
         return None
-
-
-def _check_builtin_shots(cfg: TrainConfig, prefix: str) -> None:
-    from aicd.data import loaders
-
-    if (
-        cfg.dataset in loaders.DATASETS
-        and (size := builtin_size(cfg.dataset, cfg.split, cfg.seed)) is not None
-    ):
-        check_shots_fit(size, cfg, prefix, f"{cfg.dataset}/{cfg.split}")
+    return (size, f"{ref}/{split}") if size is not None else None
 
 
 def train_config(
@@ -143,11 +136,9 @@ def train_config(
     if dataset is not None:
         data["dataset"] = f"db:{dataset_id}"
     cfg = _validate(TrainConfig, data)
-    if dataset is not None:
-        check_shots_fit(dataset.n_examples, cfg, "config", f"dataset {dataset.id}")
     if dataset_id is None:
         _check_dataset(session, cfg.dataset, "config.dataset")
-        _check_builtin_shots(cfg, "config")
+    _check_shots(session, cfg, "config.n_shots")
     if cfg.eval_dataset is not None:
         _check_dataset(session, cfg.eval_dataset, "config.eval_dataset")
     _check_model(cfg.model, "config.model")
@@ -263,18 +254,13 @@ def sweep_config(
     combos = list(itertools.islice(itertools.product(*(cfg.grid[k] for k in keys)), MAX_GRID + 1))
     if len(combos) > MAX_GRID:
         raise ApiError(422, f"config.grid has more than {MAX_GRID} combinations", field="config.grid")
-    for combo in combos:  # every run of the grid must be a valid TrainConfig
+    run_cfgs = []  # every run of the grid must be a valid TrainConfig
+    for combo in combos:
         point = dict(zip(keys, combo, strict=True))
         run_cfg = _validate(
             TrainConfig, {**train, **point, "name": "check", "output_dir": "sweeps"}, "config.train"
         )
-        if dataset is not None:
-            check_shots_fit(
-                dataset.n_examples,
-                run_cfg,
-                "config.grid" if "n_shots" in point else "config.train",
-                f"dataset {dataset.id}",
-            )
+        run_cfgs.append((run_cfg, "config.grid.n_shots" if "n_shots" in point else "config.train.n_shots"))
     refs = [("config.train.dataset", train.get("dataset", "svamp"))]
     if train.get("eval_dataset") is not None:
         refs.append(("config.train.eval_dataset", train["eval_dataset"]))
@@ -284,6 +270,8 @@ def sweep_config(
         refs.append(("config.eval.shots_dataset", cfg.eval["shots_dataset"]))
     for field, value in refs:
         _check_dataset(session, value, field)
+    for run_cfg, field in run_cfgs:  # each run's training set as it reads it (dataset, split, seed, limit)
+        _check_shots(session, run_cfg, field)
     from aicd.sweep import plan_sweep  # no torch: expands the grid and validates every run's configs
 
     for planned in plan_sweep(cfg):  # each becomes a run named <sweep>.<run>

@@ -52,6 +52,9 @@ with TestClient(app) as c:
     sw = ok(c.post("/api/v1/sweeps", json={"dataset_id": ds, "config": {"train": tiny_train_config(),
             "grid": {"objective": ["aicd", "nocot"]}, "eval": {"shots": [0]}}}), 202)
     ok(c.post(f"/api/v1/sweeps/{sw['id']}/cancel"))
+    builtin = {"train": {**tiny_train_config(), "dataset": "arith"}, "grid": {"n_shots": [2, 4]}}  # sized here
+    sw = ok(c.post("/api/v1/sweeps", json={"config": {**builtin, "eval": {"shots": [0]}}}), 202)
+    ok(c.post(f"/api/v1/sweeps/{sw['id']}/cancel"))
     ok(c.post("/api/v1/preview/schedule", json={"n_shots": 3}))
     ok(c.post("/api/v1/preview/episode", json={"dataset_id": ds, "n_shots": 2}))
     ok(c.post("/api/v1/preview/prompt", json={"dataset_id": ds, "prompt_template": "{question} {answer}"}))

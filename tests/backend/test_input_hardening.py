@@ -81,6 +81,30 @@ def test_n_shots_is_capped_and_fits_the_dataset(api: TestClient) -> None:
     assert _field(resp) == "config.grid.n_shots"
 
 
+def test_n_shots_fits_the_training_set_of_every_run_and_sweep(api: TestClient) -> None:
+    """Whatever names the training set (dataset_id, `config.dataset: db:<id>` as the UI's comparisons send it,
+    a built-in name, a grid axis), n_shots is checked against what that run will read, after `limit`."""
+    small, big = _dataset(api, 6), _dataset(api, 12)
+    resp = api.post("/api/v1/runs", json={"config": tiny_train_config(dataset=f"db:{small}", n_shots=7)})
+    assert _field(resp) == "config.n_shots" and f"dataset {small} has only 6 training examples" in resp.text
+    builtin = {"train": tiny_train_config(dataset="arith", limit=4), "grid": {"n_shots": [2, 5]}}
+    resp = api.post("/api/v1/sweeps", json={"config": builtin})
+    assert _field(resp) == "config.grid.n_shots" and "arith/train has only 4 training examples" in resp.text
+    builtin = {"train": tiny_train_config(dataset="arith", n_shots=4, limit=3), "grid": {"seed": [0, 1]}}
+    assert _field(api.post("/api/v1/sweeps", json={"config": builtin})) == "config.train.n_shots"
+    comparison = {  # the Launch page's "train then evaluate" comparison (ui/components/plans.sweep_body)
+        "train": tiny_train_config(dataset=f"db:{small}", n_shots=7),
+        "eval": {"shots": [0], "shots_dataset": f"db:{small}"},
+        "eval_datasets": [f"db:{small}"],
+        "grid": {"objective": ["aicd", "condgen"]},
+    }
+    resp = api.post("/api/v1/sweeps", json={"config": comparison})
+    assert _field(resp) == "config.train.n_shots" and "only 6 training examples" in resp.text
+    per_point = {"train": tiny_train_config(n_shots=7), "grid": {"dataset": [f"db:{big}", f"db:{small}"]}}
+    resp = api.post("/api/v1/sweeps", json={"dataset_id": big, "config": per_point})
+    assert _field(resp) == "config.train.n_shots" and f"dataset {small} has only 6" in resp.text
+
+
 def test_strings_are_capped(api: TestClient) -> None:
     long = "x" * (DESCRIPTION_MAX + 1)
     assert _field(_upload(api, arith_jsonl("train", 2), description=long)) == "description"

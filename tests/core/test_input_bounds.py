@@ -159,3 +159,57 @@ def test_generic_files_refuse_a_nan_answer_too(tmp_path):
     path.write_text('{"question": "q1", "answer": 3}\n{"question": "q2", "answer": NaN}\n', encoding="utf-8")
     with pytest.raises(DataError, match="field 'answer' must be a finite number"):
         load_generic(path)
+
+
+TINY_CLI = "tiny:gpt2?n_layer=1&n_embd=16&n_head=2&n_positions=256"
+
+
+def test_split_size_counts_what_load_examples_returns_without_a_download(tmp_path):
+    from aicd.data.jsonl import write_examples
+    from aicd.data.loaders import load_examples, split_size
+    from aicd.data.synthetic import generate
+
+    assert split_size("arith", "test") == len(load_examples("arith", "test"))
+    path = tmp_path / "d.jsonl"
+    write_examples(path, generate("train", 3))
+    assert split_size(str(path)) == 3
+    write_examples(path, generate("train", 5))  # a changed file is counted afresh
+    assert split_size(str(path)) == 5
+    assert split_size("openai/gsm8k") is None and split_size(str(tmp_path / "later.jsonl")) is None
+
+
+def test_cli_train_refuses_more_shots_than_the_training_set(tmp_path, aicd_cli, capsys):
+    from aicd.data.jsonl import write_examples
+    from aicd.data.synthetic import generate
+
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"name: many\noutput_dir: {tmp_path / 'runs'}\nmodel: '{TINY_CLI}'\ndataset: arith\nlimit: 4\n"
+        "n_shots: 5\nmax_steps: 1\n"
+    )
+    assert aicd_cli("train", str(config), "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: n_shots: 5 shots but arith/train has only 4 training examples (limit 4)"
+    data = tmp_path / "three.jsonl"
+    write_examples(data, generate("train", 3))
+    assert (
+        aicd_cli("train", str(config), "--no-progress", "--set", f"dataset={data}", "--set", "limit=null")
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: n_shots: 5 shots but {data} has only 3 training examples"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_sweep_refuses_a_grid_n_shots_larger_than_the_training_set(tmp_path, aicd_cli, capsys):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        f"name: shots\noutput_dir: {tmp_path / 'runs'}\n"
+        f"train: {{model: '{TINY_CLI}', dataset: arith, limit: 4, max_steps: 1}}\n"
+        "grid: {n_shots: [2, 5]}\neval: {shots: [0], limit: 2}\n"
+    )
+    assert aicd_cli("sweep", str(config), "--no-progress") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: sweep run '")
+    assert "': grid.n_shots: 5 shots but arith/train has only 4 training examples (limit 4)" in err
+    assert not (tmp_path / "runs").exists()
