@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from backend.db import session_scope
 from backend.models import Dataset, Evaluation, Example, Generation, MetricPoint, Run, Sweep
@@ -368,6 +369,74 @@ def test_metric_points_are_idempotent(client: TestClient) -> None:
         assert (
             s.scalar(select(func.count()).select_from(MetricPoint).where(MetricPoint.run_id == run_id)) == 2
         )
+
+
+def _seed_listed_runs(tag: str) -> int:
+    """A sweep of five runs in every state a list shows: configs, metrics, errors, timestamps and nulls."""
+    now = datetime.now(UTC)
+    with session_scope() as s:
+        sweep = Sweep(name=f"list-{tag}", config={"grid": {"seed": [0, 1, 2, 3, 4]}})
+        s.add(sweep)
+        s.flush()
+        for i in range(5):
+            config = {
+                "lr": 7e-6,
+                "weights": [0.1, 1.0],
+                "template": {"separator": "\n\n"},
+                "seed": i,
+                "lora": None,
+            }
+            s.add(
+                Run(
+                    name=f"list-{tag}-{i}",
+                    sweep_id=sweep.id,
+                    config=config,
+                    run_dir=f"runs/list-{tag}-{i}",
+                    status="running" if i % 2 else "succeeded",
+                    step=i,
+                    total_steps=10,
+                    checkpoint_step=i or None,
+                    progress_done=i,
+                    progress_total=10,
+                    last_metrics={"loss": 1.25 + i, "lr": 7e-6, "epoch": 0.5} if i else None,
+                    error="boom: ü ✓" if i == 3 else None,
+                    worker="worker-1" if i else None,
+                    heartbeat_at=now if i else None,
+                    started_at=now if i else None,
+                    finished_at=now if i % 2 == 0 else None,
+                )
+            )
+        return sweep.id
+
+
+def test_listed_runs_are_plain_rows_and_read_as_each_run_does(any_db_client: TestClient) -> None:
+    """GET /runs builds no ORM instance per run (its CPU per page is the API's bottleneck), and every item is
+    exactly what GET /runs/{id} returns, on PostgreSQL and SQLite; pages and filters hold."""
+    client = any_db_client
+    tag = uuid.uuid4().hex[:8]
+    sweep_id = _seed_listed_runs(tag)
+    loads: list[Run] = []
+
+    def on_load(target: Run, _context: object) -> None:
+        loads.append(target)
+
+    event.listen(Run, "load", on_load)
+    try:
+        items, cursor = [], None
+        while True:
+            params = {"sweep_id": sweep_id, "limit": 2, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/api/v1/runs", params=params).json()
+            items += page["items"]
+            if (cursor := page["next_cursor"]) is None:
+                break
+        running = client.get("/api/v1/runs", params={"sweep_id": sweep_id, "status": "running"}).json()
+    finally:
+        event.remove(Run, "load", on_load)
+    assert not loads
+    assert [r["name"] for r in items] == [f"list-{tag}-{i}" for i in (4, 3, 2, 1, 0)]
+    assert [r["id"] for r in running["items"]] == [r["id"] for r in items if r["status"] == "running"]
+    for item in items:
+        assert item == client.get(f"/api/v1/runs/{item['id']}").json()
 
 
 def test_hostile_input_never_gives_500(any_db_client: TestClient) -> None:

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep
 from backend.api.errors import ApiError, get_or_404
+from backend.api.responses import page_response
 from backend.models import JobStatus, MetricPoint, Run
 from backend.schemas.common import Page
 from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
 from backend.services import lifecycle
 from backend.services.configs import train_config
-from backend.services.pagination import keyset_page
+from backend.services.pagination import keyset_rows
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -40,20 +41,24 @@ def create_run(body: RunCreate, session: SessionDep) -> Run:
     return run
 
 
+_LIST_COLUMNS = tuple(Run.__table__.c[name] for name in RunPublic.model_fields)
+"""What a listed run shows, read as plain rows: no ORM instances for a page of 50 runs with their configs."""
+
+
 @router.get("", response_model=Page[RunPublic], summary="List runs (newest first)")
 def list_runs(
     session: SessionDep,
     page: PageDep,
     status: Annotated[JobStatus | None, Query()] = None,
     sweep_id: IdQuery = None,
-) -> Page[RunPublic]:
-    stmt = select(Run)
+) -> Response:
+    stmt = select(*_LIST_COLUMNS)
     if status is not None:
         stmt = stmt.where(Run.status == status)
     if sweep_id is not None:
         stmt = stmt.where(Run.sweep_id == sweep_id)
-    items, nxt = keyset_page(session, stmt, Run.id, page.cursor, page.limit, desc=True)
-    return Page[RunPublic](items=items, next_cursor=nxt, limit=page.limit)
+    items, nxt = keyset_rows(session, stmt, Run.id, page.cursor, page.limit, desc=True)
+    return page_response(RunPublic, items, nxt, page.limit)
 
 
 def get_run_or_404(session: SessionDep, run_id: int) -> Run:
