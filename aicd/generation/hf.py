@@ -32,12 +32,18 @@ REFILL_FRACTION = (
 
 @dataclass
 class _Batch:
-    """The rows in flight: their request index, generated ids, attention mask and KV cache."""
+    """The rows in flight: request index, generated ids, left padding, next positions and the shared KV cache.
+
+    The padding is kept as a count per row (in Python), not as a [rows, T] mask grown by `torch.cat` every
+    step: a decode step builds its mask from it in one comparison, or passes none when no row is padded.
+    """
 
     index: list[int] = field(default_factory=list)
     generated: list[list[int]] = field(default_factory=list)
-    mask: Any = None  # [rows, T] long, left-padded
-    cache: Any = None  # DynamicCache over the same T columns
+    pad: list[int] = field(default_factory=list)  # leading cache columns each row does not attend to
+    width: int = 0  # columns in the cache
+    positions: Any = None  # [rows, 1] long: position id of each row's next input token
+    cache: Any = None  # a SpareRoomCache over `width` columns, left-padded
 
     def __len__(self) -> int:
         return len(self.index)
@@ -55,22 +61,26 @@ def _left_pad(t: Any, width: int, dim: int) -> Any:
     return torch.cat([t.new_zeros(shape), t], dim=dim)
 
 
-def _join(batch: _Batch, index: list[int], first: list[int], mask: Any, cache: Any) -> None:
-    """Append freshly prefilled rows to the batch, left-padding the narrower side to a common width."""
+def _join(batch: _Batch, index: list[int], first: list[int], pad: list[int], width: int, cache: Any) -> None:
+    """Append freshly prefilled rows (`width` cache columns, the first `pad[i]` of row i padding) to the
+    batch, left-padding the narrower side to a common width."""
     import torch
 
+    positions = torch.tensor([[width - p] for p in pad], dtype=torch.long, device=cache.layers[0].keys.device)
     batch.index += index
     batch.generated += [[t] for t in first]
     if batch.cache is None:
-        batch.mask, batch.cache = mask, cache
+        batch.pad, batch.width, batch.positions, batch.cache = pad, width, positions, cache
         return
-    width = max(batch.mask.shape[1], mask.shape[1])
-    batch.mask = torch.cat([_left_pad(batch.mask, width, 1), _left_pad(mask, width, 1)], dim=0)
+    common = max(batch.width, width)
+    batch.pad = [p + common - batch.width for p in batch.pad] + [p + common - width for p in pad]
+    batch.width = common
+    batch.positions = torch.cat([batch.positions, positions], dim=0)
     for old, new in zip(batch.cache.layers, cache.layers, strict=True):
         _assign(
             old,
-            torch.cat([_left_pad(old.keys, width, 2), _left_pad(new.keys, width, 2)], dim=0),
-            torch.cat([_left_pad(old.values, width, 2), _left_pad(new.values, width, 2)], dim=0),
+            torch.cat([_left_pad(old.keys, common, 2), _left_pad(new.keys, common, 2)], dim=0),
+            torch.cat([_left_pad(old.values, common, 2), _left_pad(new.values, common, 2)], dim=0),
         )
 
 
@@ -89,17 +99,46 @@ def _keep(batch: _Batch, rows: list[int]) -> None:
     batch.index = [batch.index[r] for r in rows]
     batch.generated = [batch.generated[r] for r in rows]
     if not rows:
-        batch.mask = batch.cache = None
+        batch.pad, batch.width, batch.positions, batch.cache = [], 0, None, None
         return
-    keep = torch.tensor(rows, device=batch.mask.device)
-    batch.mask = batch.mask[keep]
+    keep = torch.tensor(rows, device=batch.positions.device)
+    batch.positions = batch.positions[keep]
     batch.cache.batch_select_indices(keep)
-    used = batch.mask.any(dim=0).nonzero()
-    start = int(used[0]) if len(used) else 0
+    start = min(batch.pad[r] for r in rows)
+    batch.pad = [batch.pad[r] - start for r in rows]
     if start:
-        batch.mask = batch.mask[:, start:]
+        batch.width -= start
         for layer in batch.cache.layers:
             _assign(layer, layer.keys[:, :, start:], layer.values[:, :, start:])
+
+
+def _plain_causal(config: Any) -> bool:
+    """True when every layer attends causally to all earlier tokens (no sliding window or chunks), so the
+    padding mask alone is the whole attention mask of a one-token decode step."""
+    types = getattr(config, "layer_types", None) or []
+    if any(t != "full_attention" for t in types):
+        return False
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return False
+    return not getattr(config, "attention_chunk_size", None) and getattr(config, "is_causal", True)
+
+
+def _stop_enders(criteria: Any) -> frozenset[int] | None:
+    """Token ids that can be the last token of a `StopStringCriteria` match (None: cannot tell, check all).
+
+    A match needs a positive end length for the newest token (its `initial_match`), so a row whose newest
+    token has none cannot have just completed a stop string; checking only the others gives the same answer.
+    """
+    try:
+        vec, positions, strings = (
+            criteria.embedding_vec,
+            criteria.max_valid_positions,
+            criteria.num_stop_strings,
+        )
+    except AttributeError:
+        return None
+    ends = vec[:, positions * strings : -1] > 0
+    return frozenset(ends.any(dim=-1).nonzero().flatten().tolist())
 
 
 class SlotScheduler:
@@ -115,15 +154,21 @@ class SlotScheduler:
         pad = tokenizer.pad_token_id
         self.pad = pad if pad is not None else (min(self.eos) if self.eos else 0)
         self.device = getattr(model, "device", None)
+        params = inspect.signature(model.forward).parameters
         # transformers 5.x renamed forward's `past_key_values` to `cache` (the old name warns until 5.40)
-        self.cache_kwarg = (
-            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        )
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        # prefill: the LM head on the last position only, as generate() does
+        self.prefill_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        config = getattr(model, "config", None)
+        attention = getattr(config, "_attn_implementation", None)
+        self.mask_kind = attention if attention in ("sdpa", "eager") and _plain_causal(config) else "2d"
         self.criteria = None
+        self.enders: frozenset[int] | None = None
         if self.stop:
             from transformers import StopStringCriteria
 
             self.criteria = StopStringCriteria(tokenizer, self.stop)
+            self.enders = _stop_enders(self.criteria)
         # tokens of the continuation the stop check looks at: each token of a stop string holds >= 1 char
         self.window = max((len(s) for s in self.stop), default=0) + 2
 
@@ -177,36 +222,61 @@ class SlotScheduler:
             attention_mask=mask.to(self.device),
             position_ids=positions.to(self.device),
             **{self.cache_kwarg: SpareRoomCache()},
+            **self.prefill_kwargs,
         )
         first = out.logits[:, -1].argmax(-1).tolist()
-        _join(batch, index, first, mask.to(self.device), out.past_key_values)
+        _join(batch, index, first, [width - len(x) for x in ids], width, out.past_key_values)
+
+    def _decode_mask(self, batch: _Batch, columns: int) -> Any:
+        """The attention mask of a one-token step over `columns` cache columns, in the form the model's own
+        mask builder would hand its attention (so the numbers are the same), built without that builder:
+        sdpa gets None when no row is padded, else a [rows, 1, 1, columns] bool mask; eager the same as an
+        additive float mask; any other attention the plain [rows, columns] padding mask."""
+        import torch
+
+        if self.mask_kind == "sdpa" and not any(batch.pad):
+            return None
+        pad = torch.tensor(batch.pad, device=batch.positions.device)[:, None]
+        attend = torch.arange(columns, device=pad.device)[None, :] >= pad
+        if self.mask_kind == "2d":
+            return attend.long()
+        attend = attend[:, None, None, :]
+        if self.mask_kind == "sdpa":
+            return attend
+        dtype = batch.cache.layers[0].keys.dtype
+        zero = torch.tensor(0.0, dtype=dtype, device=pad.device)
+        return torch.where(attend, zero, torch.finfo(dtype).min)
 
     def _step(self, batch: _Batch) -> None:
         import torch
 
         last = torch.tensor([g[-1] for g in batch.generated], dtype=torch.long, device=self.device)
-        batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch), 1)], dim=1)
-        positions = batch.mask.sum(-1, keepdim=True) - 1
         out = self._forward(
             input_ids=last[:, None],
-            attention_mask=batch.mask,
-            position_ids=positions,
+            attention_mask=self._decode_mask(batch, batch.width + 1),
+            position_ids=batch.positions,
             **{self.cache_kwarg: batch.cache},
         )
         batch.cache = out.past_key_values
+        batch.width += 1
+        batch.positions = batch.positions + 1
         for row, tok in enumerate(out.logits[:, -1].argmax(-1).tolist()):
             batch.generated[row].append(tok)
 
     def _stopped_rows(self, batch: _Batch) -> set[int]:
-        """Rows whose newest token completes a stop string (transformers' StopStringCriteria)."""
+        """Rows whose newest token completes a stop string (transformers' StopStringCriteria), asked only
+        about rows whose newest token can end one."""
         import torch
 
         if self.criteria is None:
             return set()
-        tails = [g[-self.window :] for g in batch.generated]
+        rows = [r for r, g in enumerate(batch.generated) if self.enders is None or g[-1] in self.enders]
+        if not rows:
+            return set()
+        tails = [batch.generated[r][-self.window :] for r in rows]
         width = max(len(t) for t in tails)
         ids = torch.tensor([[self.pad] * (width - len(t)) + t for t in tails], dtype=torch.long)
-        return set(self.criteria(ids, None).nonzero().flatten().tolist())
+        return {rows[i] for i in self.criteria(ids, None).nonzero().flatten().tolist()}
 
     def _retire(self, batch: _Batch) -> Iterator[tuple[int, str]]:
         stopped = self._stopped_rows(batch)

@@ -51,6 +51,19 @@ def _pool(n: int = 12) -> list[Example]:
     ]
 
 
+def _attended(mask: Any, row: int, width: int) -> Any:
+    """The cache columns `row` attends to, in any form the scheduler hands a model: a [rows, T] padding mask,
+    the [rows, 1, 1, T] mask its attention gets (bool, or additive float), or None (no row padded)."""
+    import torch
+
+    if mask is None:
+        return torch.ones(width, dtype=torch.bool)
+    if mask.dim() == 4:
+        last = mask[row, 0, -1]
+        return last if last.dtype == torch.bool else last == 0
+    return mask[row].bool()
+
+
 def _scripted_model(tokenizer: Any, script: dict[str, str]) -> Any:
     """A causal LM that, after the last `Question: q\\nAnswer:`, types script[q] byte by byte, then EOS.
 
@@ -72,7 +85,7 @@ def _scripted_model(tokenizer: Any, script: dict[str, str]) -> Any:
             context = cache.update(as_kv, as_kv, 0)[0][:, 0, :, 0].long()
             logits = torch.zeros(*input_ids.shape, self.config.vocab_size)
             for row in range(input_ids.shape[0]):
-                ids = context[row][attention_mask[row].bool()].tolist()
+                ids = context[row][_attended(attention_mask, row, context.shape[1])].tolist()
                 at = max(i for i in range(len(ids)) if ids[i : i + len(marker)] == marker)
                 question = tokenizer.decode(ids[:at]).rsplit("Question: ", 1)[-1]
                 typed = ids[at + len(marker) :]
