@@ -22,6 +22,7 @@ from typing import Any
 
 from aicd.errors import AICDError
 from aicd.generation.base import PromptInput
+from aicd.generation.lean import lean_decoder
 from aicd.generation.text import decode_continuation, encode_prompt, eos_ids
 from aicd.memory import is_out_of_memory
 
@@ -162,6 +163,7 @@ class SlotScheduler:
         config = getattr(model, "config", None)
         attention = getattr(config, "_attn_implementation", None)
         self.mask_kind = attention if attention in ("sdpa", "eager") and _plain_causal(config) else "2d"
+        self.lean = lean_decoder(model) if self.mask_kind != "2d" else None
         self.criteria = None
         self.enders: frozenset[int] | None = None
         if self.stop:
@@ -196,8 +198,12 @@ class SlotScheduler:
             self.model.train(was_training)
 
     def _forward(self, **inputs: Any) -> Any:
+        return self._guarded(self.model, **inputs, use_cache=True)
+
+    def _guarded(self, forward: Any, *args: Any, **kwargs: Any) -> Any:
+        """`forward(...)`, with running out of memory turned into a one-line error naming batch_size."""
         try:
-            return self.model(**inputs, use_cache=True)
+            return forward(*args, **kwargs)
         except (RuntimeError, MemoryError) as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -251,16 +257,20 @@ class SlotScheduler:
         import torch
 
         last = torch.tensor([g[-1] for g in batch.generated], dtype=torch.long, device=self.device)
-        out = self._forward(
-            input_ids=last[:, None],
-            attention_mask=self._decode_mask(batch, batch.width + 1),
-            position_ids=batch.positions,
-            **{self.cache_kwarg: batch.cache},
-        )
-        batch.cache = out.past_key_values
+        mask = self._decode_mask(batch, batch.width + 1)
+        if self.lean is not None:
+            logits = self._guarded(self.lean, last[:, None], batch.positions, mask, batch.cache)
+        else:
+            out = self._forward(
+                input_ids=last[:, None],
+                attention_mask=mask,
+                position_ids=batch.positions,
+                **{self.cache_kwarg: batch.cache},
+            )
+            batch.cache, logits = out.past_key_values, out.logits
         batch.width += 1
         batch.positions = batch.positions + 1
-        for row, tok in enumerate(out.logits[:, -1].argmax(-1).tolist()):
+        for row, tok in enumerate(logits[:, -1].argmax(-1).tolist()):
             batch.generated[row].append(tok)
 
     def _stopped_rows(self, batch: _Batch) -> set[int]:

@@ -42,14 +42,16 @@ def tiny() -> tuple[Any, Any]:
 # ------------------------------------------------------------------------------------------ hf backend
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
 @pytest.mark.parametrize("spec", [TINY, "tiny:llama?initializer_range=0.2"])
-def test_slot_scheduler_equals_transformers_generate_one_prompt_at_a_time(spec: str) -> None:
+def test_slot_scheduler_equals_transformers_generate_one_prompt_at_a_time(spec: str, attention: str) -> None:
     """The second computation is transformers' own `generate` on each prompt alone (no padding, no slots)."""
     import torch
 
     from aicd.models import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(spec, seed=0)
+    model.set_attn_implementation(attention)
     model.eval()
     prompts = [f"Question: {'abc ' * n}{n}?\nAnswer:" for n in (1, 9, 3, 14, 2, 6, 11)]
     expected = []
@@ -61,6 +63,101 @@ def test_slot_scheduler_equals_transformers_generate_one_prompt_at_a_time(spec: 
         expected.append(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip())
     assert generate(model, tok, prompts, batch_size=3, max_new_tokens=10, stop=()) == expected
     assert len(set(expected)) == len(prompts)  # outputs depend on the prompt: the comparison has teeth
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_lean_gpt2_decode_step_gives_the_models_own_logits_and_cache_bit_for_bit(attention: str) -> None:
+    """One decode step of a left-padded batch: aicd.generation.lean against `model(...)` on a copy of the cache."""
+    import copy
+
+    import torch
+
+    from aicd.generation.kv_cache import SpareRoomCache
+    from aicd.generation.lean import lean_decoder
+    from aicd.models import load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(TINY, seed=0)
+    model.set_attn_implementation(attention)
+    model.eval()
+    lengths = [7, 3, 5]
+    mask = torch.tensor([[0] * (7 - n) + [1] * n for n in lengths])
+    ids = torch.randint(3, 300, mask.shape, generator=torch.Generator().manual_seed(0)) * mask
+    with torch.inference_mode():
+        cache = model(
+            input_ids=ids, attention_mask=mask, cache=SpareRoomCache(), use_cache=True
+        ).past_key_values
+        step_mask = torch.cat([mask, torch.ones(3, 1, dtype=mask.dtype)], dim=1)
+        if attention == "sdpa":
+            step4d = step_mask.bool()[:, None, None, :]
+        else:
+            step4d = torch.zeros(3, 1, 1, 8).masked_fill(
+                step_mask[:, None, None, :] == 0, torch.finfo(torch.float32).min
+            )
+        new, positions = torch.tensor([[11], [12], [13]]), torch.tensor([[n] for n in lengths])
+        theirs_cache = copy.deepcopy(cache)
+        theirs = model(
+            input_ids=new,
+            attention_mask=step_mask,
+            position_ids=positions,
+            cache=theirs_cache,
+            use_cache=True,
+        ).logits
+        lean = lean_decoder(model)
+        assert lean is not None
+        ours = lean(new, positions, step4d, cache)
+    assert torch.equal(ours, theirs)
+    for a, b in zip(cache.layers, theirs_cache.layers, strict=True):
+        assert torch.equal(a.keys, b.keys) and torch.equal(a.values, b.values)
+
+
+def test_lean_decode_is_only_taken_for_the_stock_forward(tiny: tuple[Any, Any]) -> None:
+    """A subclass's forward, a forward patched on the instance, or a hook keeps the model's own forward."""
+    from aicd.generation.lean import lean_decoder
+    from aicd.models import load_model_and_tokenizer
+
+    model, _ = tiny
+    assert lean_decoder(model) is not None
+
+    class Scripted(type(model)):
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return super().forward(*args, **kwargs)
+
+    assert lean_decoder(Scripted(model.config)) is None
+    patched, _ = load_model_and_tokenizer(TINY, seed=0)
+    patched.forward = patched.forward
+    assert lean_decoder(patched) is None
+    hooked, _ = load_model_and_tokenizer(TINY, seed=0)
+    hooked.transformer.h[1].mlp.register_forward_hook(lambda *args: None)
+    assert lean_decoder(hooked) is None
+    llama, _ = load_model_and_tokenizer("tiny:llama", seed=0)
+    assert lean_decoder(llama) is None
+
+
+def test_the_stop_check_skips_only_rows_that_cannot_have_completed_a_stop_string() -> None:
+    """`_stop_enders`: every tail StopStringCriteria matches ends in one of its tokens, and it is a small set."""
+    import random
+
+    import torch
+    from transformers import StopStringCriteria
+
+    from aicd.generation.hf import _stop_enders
+    from aicd.models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    stops = ["Question:", "\n\n"]
+    criteria = StopStringCriteria(tok, stops)
+    enders = _stop_enders(criteria)
+    ids = {c: tok(c, add_special_tokens=False)["input_ids"][0] for c in "Question:\n x"}
+    assert enders == {ids[":"], ids["\n"]}
+    rng = random.Random(0)
+    tails = [[rng.choice(list(ids.values())) for _ in range(12)] for _ in range(3000)]
+    tails += [
+        tok(t, add_special_tokens=False)["input_ids"] for t in ("x Question:", "abcdefgh\n\n", "Question: x")
+    ]
+    tails = [[ids[" "]] * (12 - len(t)) + t for t in tails]
+    matched = criteria(torch.tensor(tails), None).tolist()
+    assert sum(matched) >= 3  # the random tails hit the stop strings too: the check has teeth
+    assert all(tail[-1] in enders for tail, hit in zip(tails, matched, strict=True) if hit)
 
 
 def test_rows_retire_as_they_stop_and_free_their_slot() -> None:
