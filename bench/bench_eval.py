@@ -94,7 +94,39 @@ def prompt_texts(dataset: str, n: int) -> list[str]:
     return [build_prompt(ex.question, [], TemplateConfig()).text for ex in items]
 
 
+def run_peer(
+    args: argparse.Namespace, model_dir: Path, prompt_file: Path, batch_size: int, threads: int
+) -> dict:
+    """lm-eval's HFLM.generate_until in the peer venv (a subprocess): its chains, seconds and versions."""
+    peer_out = prompt_file.with_name(f"peer-{batch_size}.json")
+    subprocess.run(
+        [
+            args.peer_python,
+            str(ROOT / "bench" / "peers" / "lm_eval_generate.py"),
+            "--model",
+            str(model_dir),
+            "--prompts",
+            str(prompt_file),
+            "--out",
+            str(peer_out),
+            "--batch-size",
+            str(batch_size),
+            "--max-new-tokens",
+            str(args.max_new_tokens),
+            "--stop",
+            "Question:",
+            "--threads",
+            str(threads),
+        ],  # fmt: skip
+        check=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    return json.loads(peer_out.read_text(encoding="utf-8"))
+
+
 def section_lm_eval(args: argparse.Namespace, model_dir: Path, prompts: list[str]) -> tuple[str, bool]:
+    """Both sides at every batch size in --batch-sizes, rounds interleaved; ratios at the same batch size
+    and with each side at its own best batch size."""
     import torch
 
     from aicd.generation.hf import generate
@@ -104,71 +136,68 @@ def section_lm_eval(args: argparse.Namespace, model_dir: Path, prompts: list[str
     model.eval()
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     stop = "Question:"
+    sizes = args.batch_sizes
     generate(model, tok, ids[:2], batch_size=2, max_new_tokens=4, stop=(stop,))  # warm-up
-    ours_t: list[float] = []
-    peer_t: list[float] = []
-    peer: dict = {}
+    ours_t: dict[int, list[float]] = {b: [] for b in sizes}
+    peer_t: dict[int, list[float]] = {b: [] for b in sizes}
+    same: dict[int, int] = {}
+    versions: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        prompt_file, peer_out = Path(tmp) / "prompts.json", Path(tmp) / "peer.json"
+        prompt_file = Path(tmp) / "prompts.json"
         prompt_file.write_text(json.dumps(prompts), encoding="utf-8")
         for _ in range(args.rounds):  # interleaved: machine load hits both sides alike
-            start = time.perf_counter()
-            chains = generate(
-                model, tok, ids, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, stop=(stop,)
-            )
-            ours_t.append(time.perf_counter() - start)
-            subprocess.run(
-                [
-                    args.peer_python,
-                    str(ROOT / "bench" / "peers" / "lm_eval_generate.py"),
-                    "--model",
-                    str(model_dir),
-                    "--prompts",
-                    str(prompt_file),
-                    "--out",
-                    str(peer_out),
-                    "--batch-size",
-                    str(args.batch_size),
-                    "--max-new-tokens",
-                    str(args.max_new_tokens),
-                    "--stop",
-                    stop,
-                    "--threads",
-                    str(torch.get_num_threads()),
-                ],  # fmt: skip
-                check=True,
-                env={**os.environ, "PYTHONPATH": ""},
-            )
-            peer = json.loads(peer_out.read_text(encoding="utf-8"))
-            peer_t.append(peer["seconds"])
-    same = sum(a == b.strip() for a, b in zip(chains, peer["chains"], strict=True))
+            for b in sizes:
+                start = time.perf_counter()
+                chains = generate(
+                    model, tok, ids, batch_size=b, max_new_tokens=args.max_new_tokens, stop=(stop,)
+                )
+                ours_t[b].append(time.perf_counter() - start)
+                peer = run_peer(args, model_dir, prompt_file, b, torch.get_num_threads())
+                peer_t[b].append(peer["seconds"])
+                versions = peer["versions"]
+                agree = sum(a == c.strip() for a, c in zip(chains, peer["chains"], strict=True))
+                same[b] = min(same.get(b, agree), agree)
     n_tok = [len(tok(c, add_special_tokens=False)["input_ids"]) for c in chains]
     capped = sum(t >= args.max_new_tokens - 1 for t in n_tok)
-    t_ours, t_peer = statistics.median(ours_t), statistics.median(peer_t)
-    v = peer["versions"]
+    t_ours = {b: statistics.median(t) for b, t in ours_t.items()}
+    t_peer = {b: statistics.median(t) for b, t in peer_t.items()}
+    best_ours, best_peer = min(sizes, key=t_ours.get), min(sizes, key=t_peer.get)
+    n = len(prompts)
+    rows = []
+    for b in sizes:
+        for side, times, med in (
+            ("aicd hf (slot scheduler)", ours_t[b], t_ours[b]),
+            ("lm-eval HFLM.generate_until", peer_t[b], t_peer[b]),
+        ):
+            rows.append(
+                f"| {b} | {side} | {med:.2f} | {', '.join(f'{t:.1f}' for t in times)} | {n / med:.2f} |"
+            )
+    ratios = [f"batch {b}: **{t_peer[b] / t_ours[b]:.2f}×** ({same[b]}/{n} identical)" for b in sizes]
+    best = t_peer[best_peer] / t_ours[best_ours]
     body = "\n".join(
         [
-            f"- {len(prompts)} {args.dataset} test prompts, 0-shot, greedy, max_new_tokens={args.max_new_tokens}, "
-            f"stop `{stop}`, batch size {args.batch_size} on both sides; student: tiny byte-level GPT-2 "
+            f"- {n} {args.dataset} test prompts, 0-shot, greedy, max_new_tokens={args.max_new_tokens}, "
+            f"stop `{stop}`, batch sizes {', '.join(map(str, sizes))} on both sides; student: tiny byte-level GPT-2 "
             f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, fp32) trained {args.train_steps} "
-            f"steps on {args.train_dataset} here; {capped}/{len(prompts)} chains ran to the token cap",
-            f"- versions: lm-eval {v['lm_eval']} (own venv, bench/peers/setup_lm_eval.sh), torch {v['torch']}, "
-            f"transformers {v['transformers']}; threads {torch.get_num_threads()}; {platform.machine()} CPU; "
-            f"load average before/after: {args.load_before} / {load_average()}",
+            f"steps on {args.train_dataset} here; {capped}/{n} chains ran to the token cap",
+            f"- versions: lm-eval {versions['lm_eval']} (own venv, bench/peers/setup_lm_eval.sh), torch "
+            f"{versions['torch']}, transformers {versions['transformers']}; threads {torch.get_num_threads()}; "
+            f"{platform.machine()} CPU; load average before/after: {args.load_before} / {load_average()}",
             "",
             f"Median of {args.rounds} interleaved round(s); seconds inside generation only (model loading excluded).",
             "",
-            "| side | wall s (median) | all rounds | items/s |",
-            "|---|---:|---:|---:|",
-            f"| aicd hf (slot scheduler) | {t_ours:.2f} | {', '.join(f'{t:.1f}' for t in ours_t)} | "
-            f"{len(prompts) / t_ours:.2f} |",
-            f"| lm-eval HFLM.generate_until | {t_peer:.2f} | {', '.join(f'{t:.1f}' for t in peer_t)} | "
-            f"{len(prompts) / t_peer:.2f} |",
+            "| batch | side | wall s (median) | all rounds | items/s |",
+            "|---:|---|---:|---:|---:|",
+            *rows,
             "",
-            f"**aicd / lm-eval speed: {t_peer / t_ours:.2f}× (target ≥ 3×); identical chains: {same}/{len(prompts)}**",
+            f"aicd / lm-eval at the same batch size: {'; '.join(ratios)}.",
+            "",
+            f"**Each side at its best batch size: aicd (batch {best_ours}) / lm-eval (batch {best_peer}) = "
+            f"{best:.2f}× (target ≥ 3×); identical chains at every batch size: "
+            f"{min(same.values())}/{n}**",
         ]
     )
-    return body, same == len(prompts)
+    return body, min(same.values()) == n
 
 
 def section_openai_vs_hf(args: argparse.Namespace, model_dir: Path) -> tuple[str, bool]:
@@ -380,7 +409,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=64, help="prompts in the lm-eval comparison")
     parser.add_argument("--openai-items", type=int, default=32)
     parser.add_argument("--concurrency-items", type=int, default=960)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="the openai-vs-hf section's batch size")
+    parser.add_argument(
+        "--batch-sizes",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[16],
+        help="lm-eval section: batch sizes, both sides at each (e.g. 16,32,64)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=300)
