@@ -5,7 +5,15 @@ each step decodes every active row by one token; a row that emits EOS, completes
 (transformers' `StopStringCriteria`) or reaches `max_new_tokens` leaves at once (its cache rows are
 dropped, so finished rows stop costing compute), and when a quarter of the slots are free the next
 prompts — longest first, so an out-of-memory shows at once and neighbours pad little — are prefilled and
-joined to the cache. Position ids follow the attention mask, so in fp32 a row computes what it would alone.
+joined to the cache. Position ids follow each row's own length, so in fp32 a row computes what it would alone.
+
+A decode step does little besides the model's kernels, because for small models on CPU the rest cost as
+much as the kernels (profiled on bench/bench_eval.py's student): the padding is a count per row, not a
+mask grown by `torch.cat`; the step's attention mask is built in one comparison in the form transformers'
+mask builder would hand the attention (none for sdpa when no row is padded), so the model skips that
+builder; positions advance in place; the prefill computes logits for the last position only; the stop-string
+check runs only on rows whose newest token can end a stop string; and GPT-2 models decode through
+`lean.GPT2Decode` (the same kernels without transformers' per-call plumbing, bit-identical logits).
 
 Why not transformers' own continuous batching (`model.generate_batch`, paged attention, 5.x): on CPU it
 measured ~5× slower than padded `generate` on the same prompts (bench/results/eval.md) and it has no stop
