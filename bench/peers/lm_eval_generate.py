@@ -4,7 +4,7 @@
 
 `HFLM.generate_until` with `add_bos_token=False`, so a prompt is tokenized exactly as the project's bench
 tokenizes it (`tokenizer(text, add_special_tokens=False)`); greedy, `until=[stop]`, `max_gen_toks`. Writes the
-chains (in prompt order), the seconds spent in `generate_until` only, and the versions.
+chains (in prompt order), the wall and CPU seconds spent in `generate_until` only, and the versions.
 """
 
 from __future__ import annotations
@@ -44,16 +44,18 @@ def main() -> None:
         prompts = json.load(fh)
     gen = {"until": [args.stop], "max_gen_toks": args.max_new_tokens, "do_sample": False}
     requests = [Instance("generate_until", {}, (p, dict(gen)), i) for i, p in enumerate(prompts)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     chains = lm.generate_until(requests, disable_tqdm=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     versions = {
         "lm_eval": lm_eval.__version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
     }
     with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"chains": chains, "seconds": seconds, "versions": versions}, fh)
+        json.dump(
+            {"chains": chains, "seconds": seconds, "cpu_seconds": cpu_seconds, "versions": versions}, fh
+        )
 
 
 if __name__ == "__main__":
