@@ -774,6 +774,31 @@ def test_launch_a_shipped_paper_config(ui_env: Backend) -> None:
         _cancel_sweep(api, sweep["id"])
 
 
+def test_a_shipped_config_with_cli_only_rows_launches_here_only_without_them(ui_env: Backend) -> None:
+    """table1-svamp has the STaR and vanilla rows, which a server sweep refuses (422): the page says so,
+    keeps Launch disabled until the user agrees to drop them, and then launches the rest."""
+    api = ui_env.client
+    shipped = {c["name"]: c for c in api.shipped_configs() if c["kind"] == "sweep"}
+    assert set(shipped["table1-svamp"]["cli_only"]) == {"star", "untuned"}
+    at = app_test("launch")
+    at.segmented_control(key="launch_mode").set_value("shipped").run()
+    at.selectbox(key="launch_shipped").set_value("table1-svamp").run()
+    no_traceback(at)
+    assert any("CLI only" in w.value for w in at.warning)
+    assert at.button(key="launch_shipped_go").disabled
+    at.checkbox(key="launch_shipped_drop_table1-svamp").check().run()
+    assert not at.button(key="launch_shipped_go").disabled
+    at.text_input(key="launch_shipped_name").set_value("ui-table1").run()
+    at.button(key="launch_shipped_go").click().run()
+    no_traceback(at)
+    sweep = next(s for s in api.sweeps() if s["name"] == "ui-table1")
+    try:
+        assert not sweep["config"].get("star") and not sweep["config"].get("untuned")
+        assert sweep["config"]["grid"] == shipped["table1-svamp"]["config"]["grid"]
+    finally:
+        _cancel_sweep(api, sweep["id"])
+
+
 @pytest.mark.parametrize(
     ("objective", "schedule", "n_runs"),
     [("aicd", "constant", 2), ("aicd", "custom", 2), ("nocot", "paper", 6)],

@@ -121,6 +121,16 @@ def main() -> None:
         name = st.selectbox("Config", list(by_name), key="launch_shipped")
         chosen = by_name[name]
         cfg = {k: v for k, v in chosen["config"].items() if k != "output_dir"}
+        dropped = chosen.get("cli_only") or []
+        if dropped:  # steps a server sweep refuses: run it with the CLI, or launch it here without them
+            st.warning(f"{chosen.get('note')}.", icon=":material/terminal:")
+            server_ok = st.checkbox(
+                f"Launch here without {', '.join(dropped)} (those rows need `aicd sweep`)",
+                key=f"launch_shipped_drop_{name}",
+            )
+            cfg = {k: v for k, v in cfg.items() if k not in dropped}
+        else:
+            server_ok = True
         grid = cfg.get("grid", {})
         n_runs = 1
         for values in grid.values():
@@ -137,7 +147,7 @@ def main() -> None:
         sweep_name = st.text_input(
             "Sweep name", value=f"{name}-{time.strftime('%m%d-%H%M')}", key="launch_shipped_name"
         )
-        if st.button("Launch sweep", key="launch_shipped_go", type="primary"):
+        if st.button("Launch sweep", key="launch_shipped_go", type="primary", disabled=not server_ok):
             made = c.attempt(client.create_sweep, cfg, name=_slug(sweep_name), what="launch")
             if made:
                 c.clear_caches()

@@ -299,6 +299,7 @@ def shipped_configs(
                     "config": data,
                     # a server sweep refuses these steps (422): such a config runs with `aicd sweep`
                     "server": not cli_only,
+                    "cli_only": cli_only,  # the steps a server sweep refuses (the UI may launch without them)
                     "note": f"CLI only (aicd sweep {path.relative_to(ROOT)}): uses {', '.join(cli_only)}"
                     if cli_only
                     else None,
