@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,34 +97,26 @@ def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
     The launcher runs in its own session, so Ctrl-C reaches only this process, which hands it to rank 0
     alone: rank 0's stop flag is broadcast to every rank, they checkpoint together and exit. If this process
     is SIGKILLed, the launcher and its ranks are too (`aicd.parent_death`)."""
-    import subprocess
     import tempfile
 
     from aicd.checkpoint import latest_checkpoint
     from aicd.config import save_config
-    from aicd.launch import interrupt_rank0, launch_command
+    from aicd.launch import launch_command
     from aicd.parent_death import tied_command
 
     n = cfg.distributed.num_processes
-    interrupted = False
     with tempfile.TemporaryDirectory(prefix="aicd-launch-") as tmp:
         resolved = Path(tmp) / "config.yaml"  # the config with every --set applied, for all ranks
         save_config(cfg, resolved)
         cmd = launch_command(cfg, resolved, resume=resume, progress=progress)
         proc = subprocess.Popen(tied_command(cmd.argv), env={**os.environ, **cmd.env}, start_new_session=True)
-        while True:
-            try:
-                code = proc.wait(timeout=RESEND_S if interrupted else None)
-                break
-            except subprocess.TimeoutExpired:  # still running after a Ctrl-C: say it to rank 0 again
-                interrupt_rank0(proc.pid)
-            except KeyboardInterrupt:
-                if interrupted:  # a second Ctrl-C: stop everything now
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    continue
-                interrupted = True
-                typer.echo("\nstopping after this micro-batch (Ctrl-C again to abort)...", err=True)
-                interrupt_rank0(proc.pid)
+        # Ctrl-C must reach this loop even when SIGINT came ignored (a shell's background job), as the
+        # one-process path installs its own handler too: else rank 0 is never told and the ranks train on
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            code, interrupted = _follow(proc)
+        finally:
+            signal.signal(signal.SIGINT, previous)
     ckpt = latest_checkpoint(cfg.run_dir)
     if code == 0:
         return
@@ -134,6 +127,26 @@ def _launch(cfg: TrainConfig, *, resume: bool, progress: bool) -> None:
     where = f"last checkpoint {ckpt.name}; continue with --resume" if ckpt else "no checkpoint was written"
     typer.echo(f"train: the {n}-process run failed (exit code {code}); {where}", err=True)
     raise SystemExit(1)
+
+
+def _follow(proc: subprocess.Popen[bytes]) -> tuple[int, bool]:
+    """Wait for the launcher; on Ctrl-C tell rank 0 (again every RESEND_S until the ranks exit), on a second
+    one kill the whole group. Returns (exit code, whether the user interrupted)."""
+    from aicd.launch import interrupt_rank0
+
+    interrupted = False
+    while True:
+        try:
+            return proc.wait(timeout=RESEND_S if interrupted else None), interrupted
+        except subprocess.TimeoutExpired:  # still running after a Ctrl-C: say it to rank 0 again
+            interrupt_rank0(proc.pid)
+        except KeyboardInterrupt:
+            if interrupted:  # a second Ctrl-C: stop everything now
+                os.killpg(proc.pid, signal.SIGKILL)
+                continue
+            interrupted = True
+            typer.echo("\nstopping after this micro-batch (Ctrl-C again to abort)...", err=True)
+            interrupt_rank0(proc.pid)
 
 
 def register(app: typer.Typer) -> None:

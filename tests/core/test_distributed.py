@@ -49,10 +49,14 @@ def _write_run(tmp_path: Path, name: str, **fields: object) -> Path:
     return path
 
 
-def _aicd_train(*args: str) -> subprocess.Popen:
+def _aicd_train(*args: str, sigint_ignored: bool = False) -> subprocess.Popen:
+    """`aicd train ARGS`; `sigint_ignored` starts it as a shell's background job is (SIGINT inherited ignored)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "aicd", "train", *args, "--no-progress"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=ignore
+    )
 
 
 def test_two_ddp_processes_equal_one_process_with_the_same_global_batch(tmp_path):
@@ -268,9 +272,12 @@ def test_launch_command_uses_accelerate_launch_with_the_shipped_config_files(tmp
     )
 
 
-def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "inherited-ignored"])
+def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path, sigint_ignored):
     """Ctrl-C reaches `aicd train` only (the launcher has its own session); it hands it to rank 0, whose
-    stop flag every rank follows: one checkpoint holding every rank's RNG, and exit 130."""
+    stop flag every rank follows: one checkpoint holding every rank's RNG, and exit 130. Also when the
+    command inherited SIGINT ignored (started from a script with `&`): it was then lost and the ranks
+    trained on, as the one-process path never did."""
     config = _write_run(
         tmp_path,
         "ctrl-c",
@@ -280,7 +287,7 @@ def test_ctrl_c_on_a_launched_run_checkpoints_every_rank_and_exits_130(tmp_path)
         distributed="{num_processes: 2}",
     )
     run_dir = tmp_path / "runs" / "ctrl-c"
-    proc = _aicd_train(str(config))
+    proc = _aicd_train(str(config), sigint_ignored=sigint_ignored)
     try:
         _wait_while_running(proc, lambda: read_metrics(run_dir / "metrics.jsonl"), poll=0.2)
         proc.send_signal(signal.SIGINT)
