@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:  # `ui` importable without an editable install
     sys.path.insert(0, str(ROOT))
 
 from ui.client import ApiError  # noqa: E402
-from ui.components import plans  # noqa: E402
+from ui.components import live, plans  # noqa: E402
 from ui.components.common import STATUS_ICONS, api, display_status, page_guard, settle_when_ended, show_error  # noqa: E402
 
 FAVICON = ROOT / "ui" / "static" / "favicon.png"  # served by this app: no icon fetched from the internet
@@ -76,8 +76,8 @@ def launched() -> None:
     following = [i["id"] for i in items if i["status"] not in plans.ENDED]
     status: dict[int, dict] = {}
     if following:
-        try:  # one request per tick for every comparison followed (GET /status)
-            status = {s["id"]: s for s in client.status(sweeps=following)["sweeps"]}
+        try:  # what the page's live panel read this tick if it covers them, else one GET /status
+            status = live.followed_sweeps(client, following)
         except ApiError as exc:  # the API restarted or is away: say so, the next tick tries again
             show_error(exc)
             return

@@ -4,11 +4,14 @@ Each panel body is what an `st.fragment(run_every=...)` tick runs on its own, ou
 catches every ApiError itself (`fragment_guard`) and says what went wrong instead of raising. It returns the
 `run_every` it would choose now (None once everything it shows has ended), so the page can stop polling.
 A tick makes one request (`GET /runs/{id}/live`, `GET /sweeps/{id}/live`): one viewer costs one read per panel
-per tick, however many resources the panel shows.
+per tick, however many resources the panel shows. What a tick read is kept (`publish`) for the sidebar, which
+follows the sweeps launched in this session: when the page's panel covers them, the sidebar reads nothing itself
+(`followed_sweeps`), so the page stays at one request per tick.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -114,6 +117,7 @@ def read_run(client: ApiClient, run_id: int) -> tuple[dict[str, Any], list[dict[
 def _run_panel(client: ApiClient, run_id: int) -> float | None:
     view, metrics = read_run(client, run_id)
     run, evals, sweep = view["run"], view["evaluations"], view["sweep"]
+    publish({sweep["id"]: sweep} if sweep else {}, [run])
     cfg = run["config"]
     st.markdown(
         f"### {c.md_escape(run['name'])}  \n{c.status_label(run)} · "
@@ -182,6 +186,7 @@ def sweep_panel(client: ApiClient, sweep_id: int, every: float | None = None) ->
 def _sweep_panel(client: ApiClient, sweep_id: int) -> float | None:
     view = client.sweep_live(sweep_id)
     sweep, table, members = view["sweep"], view["table"], view["runs"]
+    publish({sweep["id"]: {**sweep, "runs": members}}, members)
     job_state(sweep, "sweep")
     total = sweep["progress_total"]
     st.progress(
@@ -205,6 +210,45 @@ def _sweep_panel(client: ApiClient, sweep_id: int) -> float | None:
     every = c.poll_every(sweep)
     c.live_caption(every)
     return every
+
+
+# -- what the panel read, for the sidebar ----------------------------------------------------------------------
+
+SEEN = "live_seen"  # session key: the sweeps and runs the page's live panel read at its last tick, and when
+SEEN_FRESH = (
+    2 * c.LIVE_EVERY
+)  # ... current while this young: a panel polling every 2 s, allowing one late tick
+FOLLOWED = "live_followed"  # session key: the sidebar's last state of each sweep it follows (with its runs)
+
+
+def publish(sweeps: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> None:
+    """Keep the job states this tick read: `sweeps` by id (with their `runs` when the panel read them all)."""
+    st.session_state[SEEN] = {"at": time.monotonic(), "sweeps": sweeps, "runs": {r["id"]: r for r in runs}}
+
+
+def seen_now() -> dict[str, Any] | None:
+    """What the page's panel read, while it still polls (else None: an ended or closed panel reads no more)."""
+    seen = st.session_state.get(SEEN)
+    return seen if seen and time.monotonic() - seen["at"] <= SEEN_FRESH else None
+
+
+def followed_sweeps(client: ApiClient, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The sweeps `ids` with their `runs`, for the sidebar: from the page panel's last read when it covers all of
+    them (no request: the page already pays one per tick), else one `GET /status`. A run panel reads its sweep's
+    state and one run; the sweep's other runs keep the state the sidebar read last."""
+    held: dict[int, dict[str, Any]] = st.session_state.setdefault(FOLLOWED, {})
+    seen = seen_now()
+    if seen is None or any(i not in seen["sweeps"] for i in ids):
+        got = {s["id"]: s for s in client.status(sweeps=ids)["sweeps"]}
+        held.update(got)
+        return got
+    for i in ids:
+        sweep = seen["sweeps"][i]
+        runs = sweep.get("runs")
+        if runs is None:
+            runs = [seen["runs"].get(r["id"], r) for r in held.get(i, {}).get("runs", [])]
+        held[i] = {**sweep, "runs": runs}
+    return {i: held[i] for i in ids}
 
 
 # -- artifacts ----------------------------------------------------------------------------------------------
