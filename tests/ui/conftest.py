@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -479,3 +479,57 @@ def plotly_values(value: Any) -> list[Any]:
         arr = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
         return (arr.reshape([int(x) for x in str(shape).split(",")]) if shape else arr).tolist()
     return list(value)
+
+
+class Timers:
+    """The `st.fragment(run_every=...)` timers an AppTest's latest full run registered (fragment id → seconds), and
+    their ticks: what the browser reruns on its own, each fragment alone (a fragment-scoped rerun)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequests
+        from streamlit.testing.v1.local_script_runner import LocalScriptRunner
+
+        self.every: dict[str, float] = {}
+        self._scope: list[str] = []
+        forward_msgs, request_rerun = LocalScriptRunner.forward_msgs, LocalScriptRunner.request_rerun
+
+        def recorded(runner: LocalScriptRunner) -> list[Any]:
+            msgs = forward_msgs(runner)
+            if not self._scope:  # a full run registers the page's timers afresh
+                self.every = {
+                    m.auto_rerun.fragment_id: m.auto_rerun.interval for m in msgs if m.HasField("auto_rerun")
+                }
+            return msgs
+
+        def scoped(runner: LocalScriptRunner, data: Any) -> Any:
+            if self._scope:  # instead of the full run the runner queued when it was made, not merged with it
+                runner._requests = ScriptRequests()
+                data = replace(
+                    data,
+                    fragment_id_queue=list(self._scope),
+                    is_fragment_scoped_rerun=True,
+                    is_auto_rerun=True,
+                )
+            return request_rerun(runner, data)
+
+        monkeypatch.setattr(LocalScriptRunner, "forward_msgs", recorded)
+        monkeypatch.setattr(LocalScriptRunner, "request_rerun", scoped)
+
+    def tick(self, at: AppTest) -> list[Any]:
+        """Every timer fires once, each fragment rerunning alone, in the order the page registered them; returns what
+        each rerun drew (its element tree: `.sidebar`, `.caption`, ...)."""
+        drawn = []
+        for fragment_id in list(self.every):
+            self._scope = [fragment_id]
+            try:
+                at.run()
+            finally:
+                self._scope = []
+            no_traceback(at)
+            drawn.append(at._tree)
+        return drawn
+
+
+@pytest.fixture
+def timers(monkeypatch: pytest.MonkeyPatch) -> Timers:
+    return Timers(monkeypatch)

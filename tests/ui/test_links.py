@@ -52,7 +52,8 @@ def test_sweep_comparison_and_question_urls(ui_env: Backend, comparison: Compari
     sweep_id = comparison.sweep["id"]
     at = page("results", sweep=str(sweep_id))
     assert at.selectbox(key="res_scope").value == sweep_id
-    at = page("runs", sweep=str(sweep_id))
+    at = page("runs", sweep=str(sweep_id))  # a sweep's link opens the sweeps view
+    assert at.segmented_control(key="runs_view").value == "sweeps" and at.query_params["view"] == "sweeps"
     assert at.selectbox(key="sweeps_pick").value == sweep_id
 
     two = [comparison.runs[1]["id"], comparison.runs[3]["id"]]
@@ -73,3 +74,27 @@ def test_sweep_comparison_and_question_urls(ui_env: Backend, comparison: Compari
     linked = page("compare", dataset="svamp-test", runs=",".join(map(str, two)), size="5", question=question)
     assert any("page 2 of 2" in cap.value for cap in linked.caption)  # the question's page, not page 1
     assert linked.multiselect(key="cmp_runs").value == two
+
+
+def test_the_runs_page_shows_one_view_chosen_in_the_url(ui_env: Backend, comparison: Comparison) -> None:
+    run, sweep = comparison.runs[0], comparison.sweep
+    at = page(
+        "runs", run=str(run["id"]), sweep=str(sweep["id"])
+    )  # a link of the tabbed page: it opened the runs
+    assert at.segmented_control(key="runs_view").value == "runs" and at.query_params["view"] == "runs"
+    assert at.selectbox(key="runs_pick").value == run["id"]
+    assert "sweeps_pick" not in [s.key for s in at.selectbox]
+
+    at.segmented_control(key="runs_view").set_value("evaluations").run()
+    no_traceback(at)
+    assert at.query_params["view"] == "evaluations"  # the address bar follows the choice
+    assert not at.selectbox and not at.get("plotly_chart")  # only the evaluations render (nothing polls)
+    assert at.query_params["run"] == str(run["id"])  # the other views' selections stay in the link
+
+    at = page("runs", view="sweeps", run=str(run["id"]), sweep=str(sweep["id"]))
+    assert [s.key for s in at.selectbox] == ["sweeps_pick"] and at.selectbox[0].value == sweep["id"]
+    at.segmented_control(key="runs_view").set_value("runs").run()
+    assert at.selectbox(key="runs_pick").value == run["id"] and at.query_params["view"] == "runs"
+
+    at = page("runs", view="nonsense")  # an edited URL: the default view
+    assert at.segmented_control(key="runs_view").value == "runs"

@@ -4,14 +4,31 @@ many resources they show: counted at the HTTP client, on a tick as `st.fragment(
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.ui.conftest import Backend, Comparison, no_traceback, plotly_values, texts
-from ui.components import live
+from tests.ui.conftest import (
+    APP,
+    TINY_EVAL,
+    TINY_TRAIN,
+    Backend,
+    Comparison,
+    Seeded,
+    Timers,
+    job_ended,
+    no_traceback,
+    plotly_values,
+    texts,
+    wait_until,
+)
+from ui.components import live, plans
+
+SIDEBAR_EVERY = 3.0  # ui/app.py's timer while a comparison launched in the session runs
 
 
 @pytest.fixture
@@ -123,3 +140,69 @@ def test_sweep_panel_reads_sweep_table_and_runs_in_one_request_per_tick(
     assert table["rows"] and any(
         len(f) == len(table["rows"]) and list(f.columns) == table["columns"] for f in frames
     )
+
+
+@pytest.fixture
+def long_sweep(ui_env: Backend, seeded: Seeded) -> Iterator[tuple[dict, dict]]:
+    """A sweep whose one run trains long enough to watch (cancelled at the end), and that run once it exists."""
+    api = ui_env.client
+    train = {**TINY_TRAIN, "objective": "nocot", "max_steps": 100_000}
+    body = plans.sweep_body(train, ["nocot"], seeded.train["id"], TINY_EVAL, seeded.test["id"])
+    sweep = api.create_sweep(body, name=f"ui-one-read-{uuid.uuid4().hex[:8]}")  # a name per test
+    try:
+        run = wait_until(lambda: next(iter(api.runs(sweep_id=sweep["id"])), None), 300, "the sweep's run")
+        yield sweep, run
+    finally:
+        api.job_action("sweeps", sweep["id"], "cancel")
+        wait_until(lambda: job_ended(api.sweep, sweep["id"]), 300, "the cancelled sweep")
+
+
+def _runs_page(followed: dict, **params: str) -> AppTest:
+    """The router on the Runs page opened from a URL with `params`, in a session that launched `followed`."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state[plans.LAUNCHED_KEY] = [
+        {"id": followed["id"], "name": followed["name"], "status": "running"}
+    ]
+    at.run()
+    at.switch_page("views/runs.py")
+    at.query_params.update(params)
+    at.run()
+    no_traceback(at)
+    return at
+
+
+def test_runs_page_with_a_followed_sweeps_run_makes_one_request_per_tick(
+    long_sweep: tuple[dict, dict], timers: Timers, sent: list[httpx.Request]
+) -> None:
+    sweep, run = long_sweep
+    at = _runs_page(sweep, run=str(run["id"]))
+    assert at.segmented_control(key="runs_view").value == "runs"
+    assert at.selectbox(key="runs_pick").value == run["id"]
+    assert sorted(timers.every.values()) == [
+        live.c.LIVE_EVERY,
+        SIDEBAR_EVERY,
+    ]  # the run panel and the sidebar
+    for _ in range(2):  # each timer fires: the run panel reads, the sidebar shows what it read
+        sent.clear()
+        sidebar, panel = timers.tick(at)
+        assert _paths(sent, cached=True) == [f"/api/v1/runs/{run['id']}/live"]
+        shown = [cap.value for cap in sidebar.sidebar.caption]
+        assert any(sweep["name"] in v and "trained and evaluated" in v for v in shown), shown
+        assert any(run["name"] in m.value for m in panel.markdown)  # the run panel drew its run
+
+
+def test_the_sidebar_reads_for_itself_when_the_page_shows_something_else(
+    long_sweep: tuple[dict, dict], timers: Timers, sent: list[httpx.Request]
+) -> None:
+    sweep, _ = long_sweep
+    at = _runs_page(sweep, view="evaluations")  # no live panel on the page: the sidebar alone polls
+    assert list(timers.every.values()) == [SIDEBAR_EVERY]
+    sent.clear()
+    timers.tick(at)
+    assert _paths(sent, cached=True) == ["/api/v1/status"]
+
+    at = _runs_page(sweep, view="sweeps", sweep=str(sweep["id"]))  # the sweep's own panel covers it
+    assert at.selectbox(key="sweeps_pick").value == sweep["id"]
+    sent.clear()
+    timers.tick(at)
+    assert _paths(sent, cached=True) == [f"/api/v1/sweeps/{sweep['id']}/live"]
