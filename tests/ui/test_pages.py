@@ -794,6 +794,9 @@ def test_a_shipped_config_with_cli_only_rows_launches_here_only_without_them(ui_
     sweep = next(s for s in api.sweeps() if s["name"] == "ui-table1")
     try:
         assert not sweep["config"].get("star") and not sweep["config"].get("untuned")
+        # the link opens the Runs page on this sweep
+        links = [x.proto for x in at.get("page_link") if x.proto.label == "Follow it on the Runs page"]
+        assert [x.query_string for x in links] == [f"view=sweeps&sweep={sweep['id']}"]
         assert sweep["config"]["grid"] == shipped["table1-svamp"]["config"]["grid"]
     finally:
         _cancel_sweep(api, sweep["id"])

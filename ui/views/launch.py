@@ -22,6 +22,7 @@ MODES = {
 
 
 FLASH_KEY = "launch_flash"
+FLASH_LINK_KEY = "launch_flash_link"  # the Runs page URL of what the flash message is about
 
 # form field key -> (preset part, field, how a None shows in the form)
 PRESET_FIELDS = {
@@ -63,12 +64,19 @@ def preset_extras(preset: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in preset["train"].items() if k not in FORM_ONLY and v is not None}
 
 
+def follow_link(query: dict[str, str] | None) -> None:
+    """A link to the Runs page opened on what was just launched (its view and id in the URL)."""
+    st.page_link(
+        "views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:", query_params=query
+    )
+
+
 def main() -> None:
     st.title("Launch")
     flash = st.session_state.pop(FLASH_KEY, None)
     if flash:
         st.success(flash, icon=":material/check_circle:")
-        st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
+        follow_link(st.session_state.pop(FLASH_LINK_KEY, None))
     client = c.api()
     base = c.base()
     mode = (
@@ -155,7 +163,7 @@ def main() -> None:
                     f"Sweep #{made['id']} **{c.md_escape(made['name'])}** queued — follow it on the Runs page.",
                     icon=":material/check_circle:",
                 )
-                st.page_link("views/runs.py", label="Runs", icon=":material/monitoring:")
+                follow_link({"view": "sweeps", "sweep": str(made["id"])})
         st.stop()
 
     # ------------------------------------------------------------------------------------------------ preset
@@ -445,6 +453,7 @@ def main() -> None:
                 c.clear_caches()
                 plans.remember(made)
                 # rerun the whole app so the sidebar starts following it; the message survives the rerun
+                st.session_state[FLASH_LINK_KEY] = {"view": "sweeps", "sweep": str(made["id"])}
                 st.session_state[FLASH_KEY] = (
                     f"Queued {len(plan_rows)} run(s) as sweep #{made['id']} **{c.md_escape(made['name'])}**: "
                     "each run is evaluated on the server as soon as it is trained (closing this tab does not "
@@ -466,7 +475,7 @@ def main() -> None:
                     icon=":material/check_circle:",
                 )
         if made:
-            st.page_link("views/runs.py", label="Follow it on the Runs page", icon=":material/monitoring:")
+            follow_link({"view": "runs", "run": str(made["id"])})
 
     if plans.launched():
         st.divider()
