@@ -40,7 +40,9 @@ def train_launched(ctx: JobContext, config: Any, *, resume: bool) -> int | None:
     start = (checkpoint_step(ckpt) or 0) if ckpt else 0
     with session_scope() as s:
         store.drop_metrics_after(s, ctx.job_id, start)  # steps after the checkpoint are redone
-    follower = _Metrics(ctx.job_id, run_dir, start)
+        # a killed worker may not have stored the last steps before that checkpoint: the file has them
+        stored = store.last_metric_step(s, ctx.job_id)
+    follower = _Metrics(ctx.job_id, run_dir, stored)
     with tempfile.TemporaryDirectory(prefix="aicd-launch-") as tmp:
         path = Path(tmp) / "config.yaml"
         save_config(config, path)

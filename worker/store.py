@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -59,6 +59,11 @@ def save_metric(session: Session, run_id: int, step: int, metrics: dict[str, Any
 
 def drop_metrics_after(session: Session, run_id: int, step: int) -> None:
     session.execute(delete(MetricPoint).where(MetricPoint.run_id == run_id, MetricPoint.step > step))
+
+
+def last_metric_step(session: Session, run_id: int) -> int:
+    """The newest step stored for the run (0 when none)."""
+    return session.scalar(select(func.max(MetricPoint.step)).where(MetricPoint.run_id == run_id)) or 0
 
 
 GEN_FIELDS = ("question", "gold", "shot_ids", "prompt", "generation", "extracted", "correct")
