@@ -132,6 +132,20 @@ def live_caption(every: float | None) -> None:
 # -- selections in the URL (st.query_params): a link opens the same thing, a reload keeps it ------------------
 
 
+def fresh_listing(
+    listing: Callable[[str], list[dict[str, Any]]], base_url: str, param: str
+) -> list[dict[str, Any]]:
+    """`listing(base_url)` (cached a few seconds), read again when it is empty or lacks the `?param=` id the
+    page was opened with: a job launched a moment ago, or a shared link, must not meet a listing cached
+    just before the job existed (that page would say "nothing yet" and never refresh)."""
+    items = listing(base_url)
+    wanted = st.query_params.get(param)
+    if not items or (wanted is not None and all(str(i["id"]) != wanted for i in items)):
+        listing.clear()  # type: ignore[attr-defined]  # st.cache_data's own
+        items = listing(base_url)
+    return items
+
+
 def from_url(param: str, key: str, options: Sequence[Any], default: Any = None) -> None:
     """Before the selection widget `key`: a `?param=` the page was opened with (a shared link, a reload, an
     edited URL) selects that option; else the current selection stays if still offered, else `default`.

@@ -47,7 +47,7 @@ def main() -> None:
 # ------------------------------------------------------------------------------------------------ runs
 def runs_section(client: ApiClient, base: str) -> None:
     registry = c.registry(base)
-    runs = c.runs(base)
+    runs = c.fresh_listing(c.runs, base, "run")
     if not runs:
         st.info("No training runs yet — start one on the **Launch** page.", icon=":material/rocket_launch:")
         st.page_link("views/launch.py", label="Launch", icon=":material/rocket_launch:")
@@ -164,7 +164,7 @@ def runs_section(client: ApiClient, base: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ sweeps
 def sweeps_section(client: ApiClient, base: str) -> None:
-    sweeps = c.sweeps(base)
+    sweeps = c.fresh_listing(c.sweeps, base, "sweep")
     if not sweeps:
         st.info(
             "No sweeps yet — launch a comparison or a sweep on the **Launch** page.",
