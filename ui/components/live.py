@@ -26,6 +26,17 @@ INLINE_MAX = 5 * 1024 * 1024  # artifacts up to this size are fetched with the p
 DOWNLOAD_MAX = 512 * 1024 * 1024  # ... larger ones only when their button is clicked; beyond this, not at all
 
 
+def follow(key: str, every: float | None, panel: Callable[[float | None], float | None]) -> None:
+    """Draw `panel(every)` in a fragment re-run every `every` seconds (None: once); when what it shows ends or
+    wakes up (it returns another timer), rerun the page once (`settle_when_ended`) under `key`."""
+
+    @st.fragment(run_every=every)
+    def tick() -> None:
+        c.settle_when_ended(key, every, panel(every))
+
+    tick()
+
+
 def actions(client: ApiClient, kind: str, job: dict[str, Any], key: str) -> None:
     """Cancel (queued/running) and Resume (failed/cancelled/lost) buttons; the page reruns after either."""
     a, b, _ = st.columns([1, 1, 5])

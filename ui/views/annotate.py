@@ -203,12 +203,11 @@ def main() -> None:
 
     every = c.poll_every(by_id[job_id])
 
-    @st.fragment(run_every=every)
-    def job_panel(job_id: int) -> None:
-        still = every
+    def job_panel(every: float | None) -> float | None:
+        """One tick; on an API error it says so and keeps the timer (the next tick tries again)."""
         with c.fragment_guard():
-            still = _job_panel(job_id)
-        c.settle_when_ended(f"ann-{job_id}", every, still)
+            return _job_panel(job_id)
+        return every
 
     def _job_panel(job_id: int) -> float | None:
         job = client.annotation(job_id)
@@ -243,7 +242,7 @@ def main() -> None:
         c.live_caption(now)
         return now
 
-    job_panel(job_id)
+    live.follow(f"ann-{job_id}", every, job_panel)
 
 
 c.guarded(main)

@@ -99,12 +99,7 @@ def runs_section(client: ApiClient, base: str) -> None:
     sweep = next((x for x in c.sweeps(base) if x["id"] == run.get("sweep_id")), None)
     every = live.run_poll(run, c.run_evaluations(base, run_id), sweep)
 
-    @st.fragment(run_every=every)
-    def run_panel(run_id: int) -> None:
-        still = live.run_panel(client, run_id, every)
-        c.settle_when_ended(f"run-{run_id}", every, still)
-
-    run_panel(run_id)
+    live.follow(f"run-{run_id}", every, lambda every: live.run_panel(client, run_id, every))
 
     with st.expander("Evaluate this run"):
         if run["status"] != "succeeded" and not run.get("checkpoint_step"):
@@ -191,12 +186,7 @@ def sweeps_section(client: ApiClient, base: str) -> None:
     st.session_state["sweeps_selected"] = sid
     sweep_every = c.poll_every(by_sid[sid])
 
-    @st.fragment(run_every=sweep_every)
-    def sweep_panel(sweep_id: int) -> None:
-        still = live.sweep_panel(client, sweep_id, sweep_every)
-        c.settle_when_ended(f"sweep-{sweep_id}", sweep_every, still)
-
-    sweep_panel(sid)
+    live.follow(f"sweep-{sid}", sweep_every, lambda every: live.sweep_panel(client, sid, every))
     with st.expander("Sweep artifacts (results table, figures)"):
         arts = c.attempt(client.artifacts, sweep_id=sid, what="artifacts") or []
         if not arts:
