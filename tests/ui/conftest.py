@@ -260,9 +260,27 @@ def settle(page: Any) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=60_000)
 
 
-def choose(page: Any, label: str, option: str) -> None:
-    page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.get_by_role("option", name=re.compile(re.escape(option))).first.click()
+def choose(page: Any, label: str, option: str, timeout: float = 120) -> None:
+    """Pick `option` in the selectbox labelled `label`. The list is opened again when it closed before the
+    option could be clicked (a rerun landing while it is open redraws the box and closes it); a failure names
+    the options the list did show."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    settle(page)
+    box = page.get_by_test_id("stSelectbox").filter(has_text=label)
+    wanted = page.get_by_role("option", name=re.compile(re.escape(option))).first
+    deadline = time.monotonic() + timeout
+    while True:
+        box.click()
+        try:
+            wanted.click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            shown = page.get_by_role("option").all_inner_texts()
+            page.keyboard.press("Escape")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{label!r} never offered {option!r}; its list showed {shown}") from None
+            settle(page)
     settle(page)
 
 

@@ -120,3 +120,22 @@ def test_plan_preview_estimates_time_from_finished_runs(
     assert any("Estimated training time" in c.value and "An estimate" in c.value for c in at.caption)
     at.text_input(key="launch_model").set_value("tiny:llama").run()
     assert any("No time estimate yet" in c.value for c in at.caption)
+
+
+def test_a_page_opened_just_after_an_import_elsewhere_offers_the_new_dataset(
+    ui_env: Backend, seeded: Seeded
+) -> None:
+    """The dataset listing is cached for every viewer at once: a new session reads it past that cache, so a page
+    opened a moment after an import through the API or the CLI offers it (the browser test once met a Launch
+    page whose "Train on" lacked a dataset created seconds before)."""
+    app_test("launch")  # another viewer fills the shared cache
+    made = ui_env.client.upload_dataset(
+        "imported-just-now",
+        b'{"id": "n1", "question": "What is 1 plus 1?", "answer": "2"}\n',
+        filename="now.jsonl",
+    )
+    try:
+        at = app_test("launch")
+        assert any("imported-just-now" in o for o in at.selectbox(key="launch_train_ds").options)
+    finally:
+        ui_env.client.delete_dataset(made["id"])

@@ -146,6 +146,20 @@ def fresh_listing(
     return items
 
 
+def fresh_once_per_session(
+    listing: Callable[[str], list[dict[str, Any]]], base_url: str
+) -> list[dict[str, Any]]:
+    """`listing(base_url)`, read past its cache the first time this browser session asks for it. The cache is
+    shared by every viewer, so without this a page opened (or reloaded) just after a dataset was imported
+    elsewhere (the CLI, the API, another tab) would offer the listing from before it, and a selectbox's options
+    do not change until the page reruns."""
+    flag = f"_fresh_{getattr(listing, '__name__', 'listing')}"
+    if not st.session_state.get(flag):
+        listing.clear()  # type: ignore[attr-defined]  # st.cache_data's own
+        st.session_state[flag] = True
+    return listing(base_url)
+
+
 def from_url(param: str, key: str, options: Sequence[Any], default: Any = None) -> None:
     """Before the selection widget `key`: a `?param=` the page was opened with (a shared link, a reload, an
     edited URL) selects that option; else the current selection stays if still offered, else `default`.
@@ -219,8 +233,12 @@ def progress_fraction(job: dict[str, Any]) -> float:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
-def datasets(base_url: str) -> list[dict[str, Any]]:
+def _datasets(base_url: str) -> list[dict[str, Any]]:
     return api().datasets()
+
+
+def datasets(base_url: str) -> list[dict[str, Any]]:
+    return fresh_once_per_session(_datasets, base_url)
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -293,7 +311,7 @@ def run_evaluations(base_url: str, run_id: int) -> list[dict[str, Any]]:
 
 
 def clear_caches() -> None:
-    for fn in (datasets, dataset_stats, runs, evaluations, sweeps, run_evaluations):
+    for fn in (_datasets, dataset_stats, runs, evaluations, sweeps, run_evaluations):
         fn.clear()
 
 
