@@ -63,7 +63,7 @@ SIDEBAR_EVERY = 3.0
 def _sidebar_every() -> float | None:
     """Poll while a comparison launched here is still going; nothing to poll once they have all ended
     (the Launch page reruns the app after a launch, which starts the timer again)."""
-    return SIDEBAR_EVERY if any(i["status"] not in plans.ENDED for i in plans.launched()) else None
+    return SIDEBAR_EVERY if live.sidebar_sweeps() else None
 
 
 sidebar_every = _sidebar_every()
@@ -73,7 +73,7 @@ sidebar_every = _sidebar_every()
 def launched() -> None:
     """Comparisons launched in this session: each run's status and how many runs are trained and evaluated."""
     items = plans.launched()
-    following = [i["id"] for i in items if i["status"] not in plans.ENDED]
+    following = live.sidebar_sweeps()
     status: dict[int, dict] = {}
     if following:
         try:  # what the page's live panel read this tick if it covers them, else one GET /status

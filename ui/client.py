@@ -250,14 +250,22 @@ class ApiClient:
     def sweep_table(self, sweep_id: int) -> dict[str, Any]:
         return self.get(f"/api/v1/sweeps/{sweep_id}/table")
 
-    def run_live(self, run_id: int, *, metrics_after: int | None = None) -> dict[str, Any]:
+    def run_live(
+        self, run_id: int, *, metrics_after: int | None = None, sweeps: list[int] | None = None
+    ) -> dict[str, Any]:
         """One read of a run's live panel: `run`, `metrics` (a page of the points after `metrics_after`),
-        `evaluations` (newest first), `sweep` (its state, or None)."""
-        return self.get(f"/api/v1/runs/{run_id}/live", metrics_after=metrics_after)
+        `evaluations` (newest first), `sweep` (its state, or None), and the `sweeps` the sidebar follows
+        (`followed`, with their runs, as `status` gives them)."""
+        return self.get(f"/api/v1/runs/{run_id}/live", metrics_after=metrics_after, sweep=sweeps or None)
 
-    def sweep_live(self, sweep_id: int) -> dict[str, Any]:
-        """One read of a sweep's live panel: `sweep`, its results `table` and its `runs` (state, progress)."""
-        return self.get(f"/api/v1/sweeps/{sweep_id}/live")
+    def sweep_live(self, sweep_id: int, *, sweeps: list[int] | None = None) -> dict[str, Any]:
+        """One read of a sweep's live panel: `sweep`, its results `table`, its `runs` (state, progress) and
+        `followed` (as in `run_live`)."""
+        return self.get(f"/api/v1/sweeps/{sweep_id}/live", sweep=sweeps or None)
+
+    def annotation_live(self, job_id: int, *, sweeps: list[int] | None = None) -> dict[str, Any]:
+        """One read of an annotation job's live panel: the `job` and `followed` (as in `run_live`)."""
+        return self.get(f"/api/v1/annotations/{job_id}/live", sweep=sweeps or None)
 
     def create_sweep(self, config: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
         return self.post("/api/v1/sweeps", json={"name": name, "config": config})

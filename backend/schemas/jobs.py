@@ -158,6 +158,14 @@ class ArtifactPublic(ORM):
     created_at: datetime
 
 
+def _followed() -> Any:
+    """The `followed` field of every live read: what the page's sidebar asked for, so it needs no read itself."""
+    return Field(
+        default_factory=list,
+        description="the sweeps asked for with `sweep=`, each with its `runs`, as `GET /status` reports them",
+    )
+
+
 class RunLive(BaseModel):
     """Everything the live panel of one run shows, in one read per tick (`GET /runs/{id}/live`)."""
 
@@ -170,6 +178,14 @@ class RunLive(BaseModel):
     sweep: dict[str, Any] | None = Field(
         description="the run's sweep as `GET /status` reports a job (status, cancel_requested, progress)"
     )
+    followed: list[dict[str, Any]] = _followed()
+
+
+class AnnotationLive(BaseModel):
+    """What the live panel of one annotation job shows, in one read per tick (`GET /annotations/{id}/live`)."""
+
+    job: AnnotationPublic
+    followed: list[dict[str, Any]] = _followed()
 
 
 class SweepLive(BaseModel):
@@ -180,3 +196,4 @@ class SweepLive(BaseModel):
     runs: list[dict[str, Any]] = Field(
         description="its runs in launch order as `GET /status` reports a job (name, status, step, progress)"
     )
+    followed: list[dict[str, Any]] = _followed()

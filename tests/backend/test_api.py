@@ -614,9 +614,34 @@ def test_sweep_live_is_the_sweep_its_table_and_its_runs_in_one_read(client: Test
     ]
 
 
+def test_every_live_read_brings_the_sweeps_the_sidebar_follows_as_status_does(
+    client: TestClient, dataset_id: int
+) -> None:
+    """A page's live panel asks for the sidebar's sweeps too, so the sidebar needs no read of its own."""
+    followed, _, _ = _seed_live_sweep("live-followed", 2)
+    other, (run_id, _), _ = _seed_live_sweep("live-shown", 1)
+    job_id = _annotate(client, dataset_id, "http://127.0.0.1:9/v1")["id"]
+    asked = {"sweep": [followed, 10**12, followed]}  # an unknown id is left out, a repeated one sent once
+    expected = client.get("/api/v1/status", params=asked).json()["sweeps"]
+    assert [s["id"] for s in expected] == [followed] and len(expected[0]["runs"]) == 2
+    for url in (
+        f"/api/v1/runs/{run_id}/live",
+        f"/api/v1/sweeps/{other}/live",
+        f"/api/v1/annotations/{job_id}/live",
+    ):
+        assert client.get(url, params=asked).json()["followed"] == expected, url
+        assert client.get(url).json()["followed"] == [], url
+    ann = client.get(f"/api/v1/annotations/{job_id}/live").json()["job"]
+    assert ann == client.get(f"/api/v1/annotations/{job_id}").json()
+    too_many = {"sweep": list(range(1, 22))}
+    for url in (f"/api/v1/runs/{run_id}/live", f"/api/v1/annotations/{job_id}/live", "/api/v1/status"):
+        assert _assert_error(client.get(url, params=too_many), 422)["field"] == "sweep", url
+
+
 @pytest.mark.parametrize(
     ("url", "params", "status", "field"),
     [
+        ("/api/v1/annotations/{huge}/live", {}, 404, "annotation_id"),
         ("/api/v1/runs/{huge}/live", {}, 404, "run_id"),
         ("/api/v1/sweeps/{huge}/live", {}, 404, "sweep_id"),
         ("/api/v1/runs/{huge}/live", {"metrics_after": -1}, 422, "metrics_after"),

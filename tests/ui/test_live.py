@@ -191,7 +191,36 @@ def test_runs_page_with_a_followed_sweeps_run_makes_one_request_per_tick(
         assert any(run["name"] in m.value for m in panel.markdown)  # the run panel drew its run
 
 
-def test_the_sidebar_reads_for_itself_when_the_page_shows_something_else(
+def test_a_panel_on_something_the_sidebar_does_not_follow_reads_for_both_in_one_request(
+    long_sweep: tuple[dict, dict], ui_env: Backend, seeded: Seeded, timers: Timers, sent: list[httpx.Request]
+) -> None:
+    """The page shows a stand-alone run while the sidebar follows a sweep: the run panel's read asks for the
+    sweep too (`sweep=`), so each tick is still one request and the sidebar shows the sweep's runs."""
+    sweep, _ = long_sweep
+    api = ui_env.client
+    alone = api.create_run(
+        {**TINY_TRAIN, "objective": "nocot", "max_steps": 100_000},
+        name="ui-alone",
+        dataset_id=seeded.train["id"],
+    )
+    try:
+        at = _runs_page(sweep, run=str(alone["id"]))
+        assert at.selectbox(key="runs_pick").value == alone["id"]
+        assert sorted(timers.every.values()) == [live.c.LIVE_EVERY, SIDEBAR_EVERY]
+        for _ in range(2):
+            sent.clear()
+            sidebar, panel = timers.tick(at)
+            assert _paths(sent, cached=True) == [f"/api/v1/runs/{alone['id']}/live"]
+            assert parse_qs(sent[0].url.query.decode())["sweep"] == [str(sweep["id"])]
+            shown = [cap.value for cap in sidebar.sidebar.caption]
+            assert any(sweep["name"] in v and "trained and evaluated" in v for v in shown), shown
+            assert any("ui-alone" in m.value for m in panel.markdown)
+    finally:
+        api.job_action("runs", alone["id"], "cancel")
+        wait_until(lambda: job_ended(api.run, alone["id"]), 300, "the cancelled stand-alone run")
+
+
+def test_the_sidebar_reads_for_itself_when_no_panel_polls(
     long_sweep: tuple[dict, dict], timers: Timers, sent: list[httpx.Request]
 ) -> None:
     sweep, _ = long_sweep

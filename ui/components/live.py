@@ -3,23 +3,23 @@
 Each panel body is what an `st.fragment(run_every=...)` tick runs on its own, outside the page's guard, so it
 catches every ApiError itself (`fragment_guard`) and says what went wrong instead of raising. It returns the
 `run_every` it would choose now (None once everything it shows has ended), so the page can stop polling.
-A tick makes one request (`GET /runs/{id}/live`, `GET /sweeps/{id}/live`): one viewer costs one read per panel
-per tick, however many resources the panel shows. What a tick read is kept (`publish`) for the sidebar, which
-follows the sweeps launched in this session: when the page's panel covers them, the sidebar reads nothing itself
-(`followed_sweeps`), so the page stays at one request per tick.
+A tick makes one request (`GET /runs/{id}/live`, `GET /sweeps/{id}/live`, `GET /annotations/{id}/live`): one
+viewer costs one read per panel per tick, however many resources the panel shows. The sidebar follows the sweeps
+launched in this session; each panel read asks for them too (`sidebar_sweeps`) and keeps what it read
+(`publish`), so while a panel polls the sidebar reads nothing itself (`followed_sweeps`): one request per tick.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from ui.client import ApiClient, ApiError
-from ui.components import charts
+from ui.components import charts, plans
 from ui.components import common as c
 
 INLINE_MAX = 5 * 1024 * 1024  # artifacts up to this size are fetched with the page (cached) ...
@@ -115,7 +115,9 @@ def read_run(client: ApiClient, run_id: int) -> tuple[dict[str, Any], list[dict[
     Further reads only to catch up once: a run first shown with more points than one page, or just resumed."""
     held = st.session_state.get(METRICS_HELD) or {}
     points = held.get("points", []) if held.get("run") == run_id else []
-    view = client.run_live(run_id, metrics_after=points[-1]["step"] if points else None)
+    view = client.run_live(
+        run_id, metrics_after=points[-1]["step"] if points else None, sweeps=sidebar_sweeps()
+    )
     merged = merge_metrics(points, view["run"], view["metrics"]["items"])
     if merged is None:
         merged = client.metrics(run_id)
@@ -128,7 +130,7 @@ def read_run(client: ApiClient, run_id: int) -> tuple[dict[str, Any], list[dict[
 def _run_panel(client: ApiClient, run_id: int) -> float | None:
     view, metrics = read_run(client, run_id)
     run, evals, sweep = view["run"], view["evaluations"], view["sweep"]
-    publish({sweep["id"]: sweep} if sweep else {}, [run])
+    publish({sweep["id"]: sweep} if sweep else {}, [run], view["followed"])
     cfg = run["config"]
     st.markdown(
         f"### {c.md_escape(run['name'])}  \n{c.status_label(run)} · "
@@ -195,9 +197,9 @@ def sweep_panel(client: ApiClient, sweep_id: int, every: float | None = None) ->
 
 
 def _sweep_panel(client: ApiClient, sweep_id: int) -> float | None:
-    view = client.sweep_live(sweep_id)
+    view = client.sweep_live(sweep_id, sweeps=sidebar_sweeps())
     sweep, table, members = view["sweep"], view["table"], view["runs"]
-    publish({sweep["id"]: {**sweep, "runs": members}}, members)
+    publish({sweep["id"]: {**sweep, "runs": members}}, members, view["followed"])
     job_state(sweep, "sweep")
     total = sweep["progress_total"]
     st.progress(
@@ -232,8 +234,17 @@ SEEN_FRESH = (
 FOLLOWED = "live_followed"  # session key: the sidebar's last state of each sweep it follows (with its runs)
 
 
-def publish(sweeps: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> None:
-    """Keep the job states this tick read: `sweeps` by id (with their `runs` when the panel read them all)."""
+def sidebar_sweeps() -> list[int]:
+    """The sweeps the sidebar follows now (launched in this session, not ended): every panel read asks for them."""
+    return [i["id"] for i in plans.launched() if i["status"] not in plans.ENDED]
+
+
+def publish(
+    sweeps: dict[int, dict[str, Any]], runs: list[dict[str, Any]], followed: Sequence[dict[str, Any]] = ()
+) -> None:
+    """Keep the job states this tick read: `sweeps` by id (with their `runs` when the panel read them all) and
+    the `followed` sweeps the read brought for the sidebar (always with their runs)."""
+    sweeps = {**sweeps, **{s["id"]: s for s in followed}}
     st.session_state[SEEN] = {"at": time.monotonic(), "sweeps": sweeps, "runs": {r["id"]: r for r in runs}}
 
 

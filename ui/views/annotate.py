@@ -210,7 +210,9 @@ def main() -> None:
         return every
 
     def _job_panel(job_id: int) -> float | None:
-        job = client.annotation(job_id)
+        view = client.annotation_live(job_id, sweeps=live.sidebar_sweeps())
+        job = view["job"]
+        live.publish({}, [], view["followed"])
         report = job.get("report") or {}
         st.markdown(
             f"**{c.status_label(job)}** · key stored server-side: {'yes' if job['has_api_key'] else 'no'}"

@@ -42,13 +42,27 @@ def sweep_runs(session: Session, sweep_id: int) -> list[dict[str, Any]]:
     return [job_row("runs", r) for r in rows]
 
 
+FollowedSweeps = Annotated[
+    list[Id],
+    Query(max_length=MAX_SWEEPS, description="sweeps to report with their runs (unknown ids are left out)"),
+]
+
+
+def followed(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    """The sweeps `ids` (each once, unknown ones left out) as `job_row`s with their `runs`: what a page's
+    sidebar follows. Every live read takes them too, so a page that polls a panel pays one request per tick."""
+    rows = []
+    for sweep_id in dict.fromkeys(ids):
+        row = session.get(Sweep, sweep_id)
+        if row is not None:
+            rows.append({**job_row("sweeps", row), "runs": sweep_runs(session, sweep_id)})
+    return rows
+
+
 @router.get(
     "", summary="Active jobs of every kind and the followed sweeps with their runs: one read per tick"
 )
-def status_summary(
-    session: SessionDep,
-    sweep: Annotated[list[Id], Query(max_length=MAX_SWEEPS, description="sweeps to report with runs")] = [],  # noqa: B006
-) -> dict[str, Any]:
+def status_summary(session: SessionDep, sweep: FollowedSweeps = []) -> dict[str, Any]:  # noqa: B006
     kinds = {"runs": Run, "evaluations": Evaluation, "sweeps": Sweep, "annotations": AnnotationJob}
     jobs: list[dict[str, Any]] = []
     for kind, model in kinds.items():
@@ -56,10 +70,4 @@ def status_summary(
             select(model).where(model.status.in_(ACTIVE)).order_by(model.id.desc()).limit(MAX_ACTIVE)
         )
         jobs += [job_row(kind, j) for j in rows]
-    followed = []
-    for sweep_id in dict.fromkeys(sweep):
-        row = session.get(Sweep, sweep_id)
-        if row is None:
-            continue
-        followed.append({**job_row("sweeps", row), "runs": sweep_runs(session, sweep_id)})
-    return {"active": len(jobs), "jobs": jobs, "sweeps": followed}
+    return {"active": len(jobs), "jobs": jobs, "sweeps": followed(session, sweep)}
