@@ -81,6 +81,8 @@ def test_browser_launches_a_comparison_and_compares_chains(
     assert [r["status"] for r in comparison.runs] == ["succeeded"] * 4, backend.log_tail()
     assert len(comparison.evaluations) == 4 and {e["status"] for e in comparison.evaluations} == {"succeeded"}
 
+    from playwright.sync_api import expect
+
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.set_default_timeout(60_000)
@@ -90,15 +92,18 @@ def test_browser_launches_a_comparison_and_compares_chains(
 
         page.get_by_test_id("stSidebarNav").get_by_text("Results", exact=True).click()
         page.get_by_text(re.compile("Table 1")).wait_for()
-        assert page.get_by_test_id("stDataFrame").first.is_visible()
+        # the table is drawn after its heading: wait for it
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=60_000)
         screenshot(page, "results")
 
         page.get_by_test_id("stSidebarNav").get_by_text("Compare chains", exact=True).click()
         choose(page, "Dataset", "svamp-test")
         page.get_by_text(re.compile("gold answer")).first.wait_for()
         headers = [page.get_by_text(re.compile(rf"{COMPARISON}\.{objective} →")) for objective in OBJECTIVES]
-        assert [h.count() for h in headers] == [3] * 4  # each run's verdict on each of the 3 questions
-        assert page.locator(".aicd-chain").count() == 4 * 3
+        # each run's verdict on each of the 3 questions, once the page has drawn them all
+        for header in headers:
+            expect(header).to_have_count(3, timeout=60_000)
+        expect(page.locator(".aicd-chain")).to_have_count(4 * 3, timeout=60_000)
         screenshot(page, "compare")
 
         choose(page, "Show", "only disagreements")
