@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from backend.api import errors
 from backend.api.middleware import RequestGuard
@@ -43,6 +43,7 @@ from backend.services import lifecycle
 
 log = logging.getLogger("backend")
 ROOT = Path(__file__).resolve().parents[1]
+API_PREFIX = "/api/v1"
 
 
 def run_migrations(url: str) -> None:
@@ -110,16 +111,26 @@ def create_app() -> FastAPI:
         open_paths.append(app.swagger_ui_oauth2_redirect_url)
     app.add_middleware(RequestGuard, open_paths=["/health", *open_paths])
     app.include_router(health.router)
-    api = APIRouter(prefix="/api/v1")
-    for module in (datasets, annotations, teacher_keys, runs, sweeps, evaluations, compare, artifacts):
-        api.include_router(module.router)
-    api.include_router(preview.router)  # UI helpers (ui helper's file)
-    api.include_router(objectives.router)
-    api.include_router(presets.router)  # launch presets (aicd.presets)
-    api.include_router(status.router)  # the UI's one polled read
-    api.include_router(live.router)  # ... and its Runs page panels' (one read per tick each)
-    api.include_router(results.router)
-    app.include_router(api)
+    # Each router is included in the app itself under /api/v1, not in an /api/v1 router included in turn: FastAPI
+    # matches included routers lazily, level by level, twice per request (match, then handle), so one level less
+    # is ~a tenth of a list page's CPU. Same paths, same order, same OpenAPI (tests/backend/test_api_cpu.py).
+    for module in (
+        datasets,
+        annotations,
+        teacher_keys,
+        runs,
+        sweeps,
+        evaluations,
+        compare,
+        artifacts,
+        preview,  # UI helpers (ui helper's file)
+        objectives,
+        presets,  # launch presets (aicd.presets)
+        status,  # the UI's one polled read
+        live,  # ... and its Runs page panels' (one read per tick each)
+        results,
+    ):
+        app.include_router(module.router, prefix=API_PREFIX)
     return app
 
 
