@@ -31,6 +31,12 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         session.close()
 
 
+def read_session() -> Session:
+    """An autocommit session for the hot GET routes to open themselves (`with read_session() as session:`): as a
+    generator dependency it costs each request an exit stack, a shielded async exit and a sub-dependency solve."""
+    return read_session_factory()()
+
+
 async def settings_dep() -> Settings:
     return get_settings()
 
@@ -55,12 +61,12 @@ class PageParams:
 
 
 async def page_params(
-    settings: SettingsDep,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, description="items per page (at most AICD_PAGE_MAX)")] = 50,
 ) -> PageParams:
-    if limit > settings.page_max:
-        raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
+    page_max = get_settings().page_max  # cached; a settings sub-dependency would cost a solve per request
+    if limit > page_max:
+        raise ApiError(422, f"limit must be <= {page_max}", field="limit")
     if cursor is None or cursor == "":
         return PageParams(None, limit)
     if not cursor.isdigit() or int(cursor) >= 2**63:

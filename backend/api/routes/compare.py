@@ -6,9 +6,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, SettingsDep
+from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, read_session
 from backend.api.errors import ApiError
 from backend.api.responses import page_response
+from backend.core.settings import get_settings
 from backend.models import Generation
 from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import INT32_MAX, Id, Page
@@ -43,8 +44,6 @@ def list_all_generations(session: SessionDep, page: PageDep, evaluation_id: IdQu
     summary="Side-by-side: each question with every run's chain, extracted answer and correctness",
 )
 def compare(
-    session: SessionDep,
-    settings: SettingsDep,
     run_id: RunIds = [],  # noqa: B006 (FastAPI copies defaults)
     evaluation_id: EvalIds = [],  # noqa: B006
     shots: Shots = None,
@@ -53,15 +52,17 @@ def compare(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1)] = 20,
 ) -> Response:
-    if limit > settings.page_max:
-        raise ApiError(422, f"limit must be <= {settings.page_max}", field="limit")
+    page_max = get_settings().page_max
+    if limit > page_max:
+        raise ApiError(422, f"limit must be <= {page_max}", field="limit")
     if cursor and "\x00" in cursor:
         raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
-    evals = svc.resolve_evaluations(session, run_id, evaluation_id)
-    shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
-    rows, nxt = svc.compare_page(
-        session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor, limit=limit
-    )
+    with read_session() as session:
+        evals = svc.resolve_evaluations(session, run_id, evaluation_id)
+        shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
+        rows, nxt = svc.compare_page(
+            session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor, limit=limit
+        )
     return page_response(CompareRow, rows, nxt, limit)
 
 
