@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
@@ -30,7 +30,9 @@ class EvalRef:
     run_name: str | None
 
 
-def resolve_evaluations(session: Session, run_ids: list[int], evaluation_ids: list[int]) -> list[EvalRef]:
+def resolve_evaluations(
+    session: Session | Connection, run_ids: list[int], evaluation_ids: list[int]
+) -> list[EvalRef]:
     """Evaluations in the order asked for; a run stands for its latest succeeded (else latest) evaluation."""
     if not run_ids and not evaluation_ids:
         raise ApiError(422, "give at least one run_id or evaluation_id", field="run_id")
@@ -73,7 +75,9 @@ def resolve_evaluations(session: Session, run_ids: list[int], evaluation_ids: li
     return out
 
 
-def default_shots_seed(session: Session, ev: EvalRef, shots: int | None, seed: int | None) -> tuple[int, int]:
+def default_shots_seed(
+    session: Session | Connection, ev: EvalRef, shots: int | None, seed: int | None
+) -> tuple[int, int]:
     if shots is None:
         shots = session.scalar(select(func.min(Generation.shots)).where(Generation.evaluation_id == ev.id))
     if seed is None and shots is not None:
@@ -86,7 +90,7 @@ def default_shots_seed(session: Session, ev: EvalRef, shots: int | None, seed: i
 
 
 def compare_page(
-    session: Session,
+    session: Session | Connection,
     evals: list[EvalRef],
     *,
     shots: int,

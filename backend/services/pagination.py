@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Connection, Select
 from sqlalchemy.orm import Session
 
 from backend.schemas.common import Page
@@ -26,7 +26,13 @@ def keyset_page(
 
 
 def keyset_rows(
-    session: Session, stmt: Select[Any], id_col: Any, cursor: int | None, limit: int, *, desc: bool = False
+    session: Session | Connection,
+    stmt: Select[Any],
+    id_col: Any,
+    cursor: int | None,
+    limit: int,
+    *,
+    desc: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Like `keyset_page` for a column select: plain dicts, no ORM instances (the hot list endpoints)."""
     if cursor is not None:

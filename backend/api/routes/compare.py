@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, read_session
+from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, read_connection
 from backend.api.errors import ApiError
 from backend.api.responses import page_response
 from backend.core.settings import get_settings
@@ -57,11 +57,11 @@ def compare(
         raise ApiError(422, f"limit must be <= {page_max}", field="limit")
     if cursor and "\x00" in cursor:
         raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
-    with read_session() as session:
-        evals = svc.resolve_evaluations(session, run_id, evaluation_id)
-        shots, seed = svc.default_shots_seed(session, evals[0], shots, seed)
+    with read_connection() as conn:
+        evals = svc.resolve_evaluations(conn, run_id, evaluation_id)
+        shots, seed = svc.default_shots_seed(conn, evals[0], shots, seed)
         rows, nxt = svc.compare_page(
-            session, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor, limit=limit
+            conn, evals, shots=shots, seed=seed, disagree=disagree, cursor=cursor, limit=limit
         )
     return page_response(CompareRow, rows, nxt, limit)
 

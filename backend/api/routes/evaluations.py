@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from backend.api.deps import IdPath, IdQuery, Int32Query, PageDep, SessionDep, read_session
+from backend.api.deps import IdPath, IdQuery, Int32Query, PageDep, SessionDep, read_connection
 from backend.api.errors import get_or_404, not_found
 from backend.api.responses import page_response
 from backend.models import Evaluation, Generation, JobStatus
@@ -87,10 +87,10 @@ def list_generations(
         stmt = stmt.where(Generation.seed == seed)
     if correct is not None:
         stmt = stmt.where(Generation.correct.is_(correct))
-    with read_session() as session:
-        items, nxt = keyset_rows(session, stmt, Generation.id, page.cursor, page.limit)
+    with read_connection() as conn:
+        items, nxt = keyset_rows(conn, stmt, Generation.id, page.cursor, page.limit)
         # a generation row proves its evaluation exists (foreign key): only an empty page needs the look-up
-        if not items and session.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
+        if not items and conn.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
             raise not_found("evaluation", evaluation_id)
     return page_response(GenerationPublic, items, nxt, page.limit)
 

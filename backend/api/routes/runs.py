@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, read_session
+from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, read_connection
 from backend.api.errors import ApiError, get_or_404
 from backend.api.responses import page_response
 from backend.models import JobStatus, MetricPoint, Run
@@ -57,8 +57,8 @@ def list_runs(
         stmt = stmt.where(Run.status == status)
     if sweep_id is not None:
         stmt = stmt.where(Run.sweep_id == sweep_id)
-    with read_session() as session:
-        items, nxt = keyset_rows(session, stmt, Run.id, page.cursor, page.limit, desc=True)
+    with read_connection() as conn:
+        items, nxt = keyset_rows(conn, stmt, Run.id, page.cursor, page.limit, desc=True)
     return page_response(RunPublic, items, nxt, page.limit)
 
 
