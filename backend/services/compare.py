@@ -10,9 +10,10 @@ read (no prompts, no ORM objects): this is the hot path of the UI's compare page
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from backend.api.errors import ApiError
@@ -21,6 +22,21 @@ from backend.models import Evaluation, Generation, Run
 MAX_COMPARE = 8
 _TABLE = Generation.__table__
 _ALIASES = [_TABLE.alias(f"g{i}") for i in range(MAX_COMPARE)]  # fixed names keep the SQL cache warm
+# the look-ups of every compare request, built once (executed with values; see `_page_select`)
+_BY_EVALUATION = (
+    select(Evaluation.id, Evaluation.run_id, Run.name)
+    .outerjoin(Run, Run.id == Evaluation.run_id)
+    .where(Evaluation.id.in_(bindparam("ids", expanding=True)))
+)
+_BY_RUN = (
+    select(Evaluation.id, Evaluation.run_id, Evaluation.status, Run.name)
+    .join(Run, Run.id == Evaluation.run_id)
+    .where(Evaluation.run_id.in_(bindparam("ids", expanding=True)))
+)
+_MIN_SHOTS = select(func.min(Generation.shots)).where(Generation.evaluation_id == bindparam("ev"))
+_MIN_SEED = select(func.min(Generation.seed)).where(
+    Generation.evaluation_id == bindparam("ev"), Generation.shots == bindparam("shots")
+)
 
 
 @dataclass(frozen=True)
@@ -40,14 +56,7 @@ def resolve_evaluations(
         raise ApiError(422, f"compare at most {MAX_COMPARE} runs at once", field="run_id")
     out: list[EvalRef] = []
     if evaluation_ids:
-        found = {
-            r.id: r
-            for r in session.execute(
-                select(Evaluation.id, Evaluation.run_id, Run.name)
-                .outerjoin(Run, Run.id == Evaluation.run_id)
-                .where(Evaluation.id.in_(evaluation_ids))
-            )
-        }
+        found = {r.id: r for r in session.execute(_BY_EVALUATION, {"ids": evaluation_ids})}
         for eid in evaluation_ids:
             if eid not in found:
                 raise ApiError(404, f"evaluation {eid} not found", field="evaluation_id")
@@ -55,11 +64,7 @@ def resolve_evaluations(
     if run_ids:
         best: dict[int, tuple[bool, int]] = {}
         names: dict[int, str] = {}
-        for ev_id, run_id, status, name in session.execute(
-            select(Evaluation.id, Evaluation.run_id, Evaluation.status, Run.name)
-            .join(Run, Run.id == Evaluation.run_id)
-            .where(Evaluation.run_id.in_(run_ids))
-        ):
+        for ev_id, run_id, status, name in session.execute(_BY_RUN, {"ids": run_ids}):
             key = (status == "succeeded", ev_id)
             if run_id not in best or key > best[run_id]:
                 best[run_id], names[run_id] = key, name
@@ -79,13 +84,9 @@ def default_shots_seed(
     session: Session | Connection, ev: EvalRef, shots: int | None, seed: int | None
 ) -> tuple[int, int]:
     if shots is None:
-        shots = session.scalar(select(func.min(Generation.shots)).where(Generation.evaluation_id == ev.id))
+        shots = session.scalar(_MIN_SHOTS, {"ev": ev.id})
     if seed is None and shots is not None:
-        seed = session.scalar(
-            select(func.min(Generation.seed)).where(
-                Generation.evaluation_id == ev.id, Generation.shots == shots
-            )
-        )
+        seed = session.scalar(_MIN_SEED, {"ev": ev.id, "shots": shots})
     return (shots if shots is not None else 0), (seed if seed is not None else 0)
 
 
@@ -100,41 +101,12 @@ def compare_page(
     limit: int,
     example_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    base, others = _ALIASES[0], _ALIASES[1 : len(evals)]
-    cols = [base.c.example_id, base.c.question, base.c.gold]
-    for g in (base, *others):
-        cols += [g.c.id, g.c.generation, g.c.extracted, g.c.correct]
-    stmt = (
-        select(*cols)
-        .select_from(base)
-        .where(base.c.evaluation_id == evals[0].id, base.c.shots == shots, base.c.seed == seed)
+    mode = "one" if example_id is not None else "after" if cursor else "first"
+    params: dict[str, Any] = {f"ev{i}": ev.id for i, ev in enumerate(evals)}
+    params.update(
+        shots=shots, seed=seed, key=example_id if example_id is not None else cursor, limit=limit + 1
     )
-    joined = base
-    for ev, g in zip(evals[1:], others, strict=True):
-        joined = joined.outerjoin(
-            g,
-            and_(
-                g.c.evaluation_id == ev.id,
-                g.c.shots == shots,
-                g.c.seed == seed,
-                g.c.example_id == base.c.example_id,
-            ),
-        )
-    stmt = stmt.select_from(joined)
-    if example_id is not None:
-        stmt = stmt.where(base.c.example_id == example_id)
-    elif cursor:
-        stmt = stmt.where(base.c.example_id > cursor)
-    if disagree and others:
-        conds = []
-        for g in others:
-            conds += [
-                g.c.id.is_(None),
-                g.c.correct != base.c.correct,
-                func.coalesce(g.c.extracted, "") != func.coalesce(base.c.extracted, ""),
-            ]
-        stmt = stmt.where(or_(*conds))
-    result = session.execute(stmt.order_by(base.c.example_id).limit(limit + 1)).all()
+    result = session.execute(_page_select(len(evals), disagree, mode), params).all()
     more = len(result) > limit
     rows: list[dict[str, Any]] = []
     for tup in result[:limit]:
@@ -166,3 +138,44 @@ def compare_page(
         )
     nxt = rows[-1]["example_id"] if more and rows else None
     return rows, nxt
+
+
+@lru_cache
+def _page_select(n: int, disagree: bool, mode: str) -> Select[Any]:
+    """The page query for `n` evaluations, built once per shape and executed with bind parameters `ev0`..,
+    `shots`, `seed`, `key` (the cursor, or the one example_id) and `limit` (building it per request cost more
+    CPU than PostgreSQL spends on the page)."""
+    base, others = _ALIASES[0], _ALIASES[1:n]
+    cols = [base.c.example_id, base.c.question, base.c.gold]
+    for g in (base, *others):
+        cols += [g.c.id, g.c.generation, g.c.extracted, g.c.correct]
+    shots, seed = bindparam("shots"), bindparam("seed")
+    stmt = select(*cols).where(
+        base.c.evaluation_id == bindparam("ev0"), base.c.shots == shots, base.c.seed == seed
+    )
+    joined = base
+    for i, g in enumerate(others, start=1):
+        joined = joined.outerjoin(
+            g,
+            and_(
+                g.c.evaluation_id == bindparam(f"ev{i}"),
+                g.c.shots == shots,
+                g.c.seed == seed,
+                g.c.example_id == base.c.example_id,
+            ),
+        )
+    stmt = stmt.select_from(joined)
+    if mode == "one":
+        stmt = stmt.where(base.c.example_id == bindparam("key"))
+    elif mode == "after":
+        stmt = stmt.where(base.c.example_id > bindparam("key"))
+    if disagree and others:
+        conds = []
+        for g in others:
+            conds += [
+                g.c.id.is_(None),
+                g.c.correct != base.c.correct,
+                func.coalesce(g.c.extracted, "") != func.coalesce(base.c.extracted, ""),
+            ]
+        stmt = stmt.where(or_(*conds))
+    return stmt.order_by(base.c.example_id).limit(bindparam("limit", type_=Integer()))

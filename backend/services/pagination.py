@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Integer, Select, bindparam
 from sqlalchemy.orm import Session
 
 from backend.schemas.common import Page
@@ -41,6 +41,33 @@ def keyset_rows(
     result = session.execute(stmt)
     keys = list(result.keys())
     rows = [dict(zip(keys, r, strict=True)) for r in result.all()]  # much cheaper than .mappings()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (str(rows[-1]["id"]) if more and rows else None)
+
+
+def keyset_select(stmt: Select[Any], id_col: Any, *, after: bool, desc: bool = False) -> Select[Any]:
+    """`stmt` in id order with bind parameters `cursor` (when `after`) and `limit`, for `fetch_page`.
+
+    Build it once per shape of the query (the routes keep them in an `lru_cache`) and execute it with values:
+    constructing a select per request (coercing every column and comparison, then its cache key) costs more CPU
+    than PostgreSQL spends on the page. The SQL is the one `keyset_rows` sends (SQLAlchemy binds LIMIT too)."""
+    if after:
+        cursor = bindparam("cursor", type_=id_col.type)
+        stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
+    return stmt.order_by(id_col.desc() if desc else id_col.asc()).limit(bindparam("limit", type_=Integer()))
+
+
+def fetch_page(
+    conn: Session | Connection, stmt: Select[Any], params: dict[str, Any], cursor: int | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a `keyset_select` statement as plain dicts, and the cursor of the next page."""
+    values = {**params, "limit": limit + 1}
+    if cursor is not None:
+        values["cursor"] = cursor
+    result = conn.execute(stmt, values)
+    keys = list(result.keys())
+    rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (str(rows[-1]["id"]) if more and rows else None)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from backend.api.deps import IdPath, IdQuery, Int32Query, PageDep, SessionDep, read_connection
 from backend.api.errors import get_or_404, not_found
@@ -14,7 +15,7 @@ from backend.schemas.common import Page
 from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationPublic
 from backend.services import lifecycle
 from backend.services.configs import eval_config
-from backend.services.pagination import keyset_page, keyset_rows
+from backend.services.pagination import fetch_page, keyset_page, keyset_select
 
 router = APIRouter(prefix="/evaluations", tags=["evaluations"])
 
@@ -80,19 +81,26 @@ def list_generations(
     seed: Int32Query = None,
     correct: Annotated[bool | None, Query()] = None,
 ) -> Response:
-    stmt = select(*GENERATION_COLUMNS).where(Generation.evaluation_id == evaluation_id)
-    if shots is not None:
-        stmt = stmt.where(Generation.shots == shots)
-    if seed is not None:
-        stmt = stmt.where(Generation.seed == seed)
-    if correct is not None:
-        stmt = stmt.where(Generation.correct.is_(correct))
+    stmt = _generations_select(shots is not None, seed is not None, correct, page.cursor is not None)
+    params = {"evaluation_id": evaluation_id, "shots": shots, "seed": seed}
     with read_connection() as conn:
-        items, nxt = keyset_rows(conn, stmt, Generation.id, page.cursor, page.limit)
+        items, nxt = fetch_page(conn, stmt, params, page.cursor, page.limit)
         # a generation row proves its evaluation exists (foreign key): only an empty page needs the look-up
         if not items and conn.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
             raise not_found("evaluation", evaluation_id)
     return page_response(GenerationPublic, items, nxt, page.limit)
+
+
+@lru_cache
+def _generations_select(by_shots: bool, by_seed: bool, correct: bool | None, after: bool) -> Select[Any]:
+    stmt = select(*GENERATION_COLUMNS).where(Generation.evaluation_id == bindparam("evaluation_id"))
+    if by_shots:
+        stmt = stmt.where(Generation.shots == bindparam("shots"))
+    if by_seed:
+        stmt = stmt.where(Generation.seed == bindparam("seed"))
+    if correct is not None:  # `IS true` takes no bind parameter: one statement per value
+        stmt = stmt.where(Generation.correct.is_(correct))
+    return keyset_select(stmt, Generation.id, after=after)
 
 
 @router.post("/{evaluation_id}/cancel", response_model=EvaluationPublic)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, read_connection
 from backend.api.errors import ApiError, get_or_404
@@ -13,7 +14,7 @@ from backend.schemas.common import Page
 from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
 from backend.services import lifecycle
 from backend.services.configs import train_config
-from backend.services.pagination import keyset_rows
+from backend.services.pagination import fetch_page, keyset_select
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -52,14 +53,21 @@ def list_runs(
     status: Annotated[JobStatus | None, Query()] = None,
     sweep_id: IdQuery = None,
 ) -> Response:
-    stmt = _LIST
-    if status is not None:
-        stmt = stmt.where(Run.status == status)
-    if sweep_id is not None:
-        stmt = stmt.where(Run.sweep_id == sweep_id)
+    stmt = _list_select(status is not None, sweep_id is not None, page.cursor is not None)
+    params = {"status": status, "sweep_id": sweep_id}
     with read_connection() as conn:
-        items, nxt = keyset_rows(conn, stmt, Run.id, page.cursor, page.limit, desc=True)
+        items, nxt = fetch_page(conn, stmt, params, page.cursor, page.limit)
     return page_response(RunPublic, items, nxt, page.limit)
+
+
+@lru_cache
+def _list_select(by_status: bool, by_sweep: bool, after: bool) -> Select[Any]:
+    stmt = _LIST
+    if by_status:
+        stmt = stmt.where(Run.status == bindparam("status"))
+    if by_sweep:
+        stmt = stmt.where(Run.sweep_id == bindparam("sweep_id"))
+    return keyset_select(stmt, Run.id, after=after, desc=True)
 
 
 def get_run_or_404(session: SessionDep, run_id: int) -> Run:
