@@ -1,4 +1,4 @@
-"""API CPU milliseconds per request, in-process, for the three hot read endpoints (issue 11), A/B interleaved.
+"""API CPU milliseconds per request, in-process, for the hot read endpoints (issue 11), A/B interleaved.
 
     python bench/bench_api_cpu.py [--ref GITREF] [--reps 3] [--rounds 5] [--n 100] [--out FILE]
 
@@ -34,7 +34,12 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-ENDPOINTS = ("list runs (50/page)", "evaluation's generations (50/page)", "compare 3 runs (20/page)")
+ENDPOINTS = (
+    "list runs (50/page)",
+    "evaluation's generations (50/page)",
+    "compare 3 runs (20/page)",
+    "/generations?evaluation_id= (50/page)",  # what bench_api.py loads
+)
 
 
 # ------------------------------------------------------------------------------------------------ child
@@ -54,6 +59,10 @@ def targets(data: dict[str, Any], count: int = 300) -> dict[str, list[str]]:
         ENDPOINTS[2]: [
             f"/api/v1/compare?{runs_q}&shots={rng.choice([0, 1, 2, 4, 8])}&seed={rng.randrange(5)}&limit=20"
             f"&cursor=q{rng.randrange(data['n_questions']):06d}"
+            for _ in range(count)
+        ],
+        ENDPOINTS[3]: [
+            f"/api/v1/generations?evaluation_id={ev}&limit=50&cursor={rng.choice(data['gen_ids'])}"
             for _ in range(count)
         ],
     }
