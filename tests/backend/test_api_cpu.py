@@ -94,6 +94,8 @@ def test_generation_pages_hold_under_every_filter(any_db_client: TestClient) -> 
     url = f"/api/v1/evaluations/{ev_id}/generations"
     every = _all_pages(client, url, {})
     assert len(every) == 16 and [g["id"] for g in every] == sorted(g["id"] for g in every)
+    assert _all_pages(client, "/api/v1/generations", {"evaluation_id": ev_id}) == every
+    assert client.get("/api/v1/generations", params={"limit": 2}).json()["next_cursor"] is not None
     for params in ({"shots": 2}, {"seed": 1}, {"correct": True}, {"correct": False},
                    {"shots": 0, "seed": 1, "correct": False}, {"shots": 2, "correct": True}):  # fmt: skip
         want = [g for g in every if all(g[k] == v for k, v in params.items())]

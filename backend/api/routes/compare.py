@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, read_connection
 from backend.api.errors import ApiError
@@ -15,7 +16,7 @@ from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import INT32_MAX, Id, Page
 from backend.schemas.jobs import CompareRow, GenerationPublic
 from backend.services import compare as svc
-from backend.services.pagination import keyset_rows
+from backend.services.pagination import fetch_page, keyset_select
 
 router = APIRouter(tags=["generations"])
 _ROW = TypeAdapter(CompareRow)
@@ -30,12 +31,19 @@ Shots = Annotated[int | None, Query(ge=0, le=INT32_MAX, description="default: th
     response_model=Page[GenerationPublic],
     summary="Page through generated chains, of every evaluation or of one",
 )
-def list_all_generations(session: SessionDep, page: PageDep, evaluation_id: IdQuery = None) -> Response:
-    stmt = select(*GENERATION_COLUMNS)
-    if evaluation_id is not None:
-        stmt = stmt.where(Generation.evaluation_id == evaluation_id)
-    items, nxt = keyset_rows(session, stmt, Generation.id, page.cursor, page.limit)
+def list_all_generations(page: PageDep, evaluation_id: IdQuery = None) -> Response:
+    stmt = _all_generations_select(evaluation_id is not None, page.cursor is not None)
+    with read_connection() as conn:
+        items, nxt = fetch_page(conn, stmt, {"evaluation_id": evaluation_id}, page.cursor, page.limit)
     return page_response(GenerationPublic, items, nxt, page.limit)
+
+
+@lru_cache
+def _all_generations_select(by_evaluation: bool, after: bool) -> Select[Any]:
+    stmt = select(*GENERATION_COLUMNS)
+    if by_evaluation:
+        stmt = stmt.where(Generation.evaluation_id == bindparam("evaluation_id"))
+    return keyset_select(stmt, Generation.id, after=after)
 
 
 @router.get(
