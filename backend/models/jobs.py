@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    cast,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.models.base import Base, BigId, JobMixin, utcnow
@@ -112,7 +123,11 @@ class Generation(Base):
     correct: Mapped[bool] = mapped_column(Boolean)
 
 
-GENERATION_COLUMNS = tuple(Generation.__table__.c)
+GENERATION_COLUMNS = tuple(
+    cast(c, Text).label(c.name) if c.name == "shot_ids" else c for c in Generation.__table__.c
+)
+"""What a listed generation shows; shot_ids as its stored JSON text, which `schemas.jobs.GenerationListed` parses
+while validating the page."""
 
 
 class Artifact(Base):

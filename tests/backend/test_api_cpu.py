@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
-from sqlalchemy import text
+from sqlalchemy import null, text
 
 from backend.db import get_engine, json_loads, session_scope
 from backend.models import Evaluation, Generation, Run
@@ -150,3 +150,28 @@ def test_hot_routes_declare_and_serve_their_response_model(
     assert served.status_code == 200 and served.headers["content-type"] == "application/json"
     page = TypeAdapter(model).validate_json(served.content)
     assert page.items and json.loads(served.content) == TypeAdapter(model).dump_python(page, mode="json")
+
+
+def test_listed_runs_read_sql_null_and_json_null_metrics_as_null(any_db_client: TestClient) -> None:
+    """GET /runs reads config and last_metrics as stored JSON text (RunListed parses it): a missing value (SQL
+    NULL), a JSON null and nested values list exactly as GET /runs/{id} shows them."""
+    client = any_db_client
+    tag = uuid.uuid4().hex[:8]
+    config = {"lr": 7e-6, "big": 2**62, "template": {"sep": "\n\n", "ü": "✓"}, "lora": None, "w": [0.1, 1]}
+    with session_scope() as s:
+        runs = [
+            Run(name=f"null-{tag}-sql", config=config, run_dir="r", last_metrics=null()),
+            Run(name=f"null-{tag}-json", config=config, run_dir="r", last_metrics=None),
+            Run(name=f"null-{tag}-set", config=config, run_dir="r", last_metrics={"loss": 0.5, "x": [1]}),
+        ]
+        s.add_all(runs)
+        s.flush()
+        ids = [r.id for r in runs]
+    listed = client.get("/api/v1/runs", params={"cursor": ids[-1] + 1, "limit": 3})
+    TypeAdapter(Page[RunPublic]).validate_json(listed.content)
+    items = listed.json()["items"]
+    assert [r["id"] for r in items] == ids[::-1]
+    assert [r["last_metrics"] for r in items] == [{"loss": 0.5, "x": [1]}, None, None]
+    assert all(r["config"] == config for r in items)
+    for item in items:
+        assert item == client.get(f"/api/v1/runs/{item['id']}").json()

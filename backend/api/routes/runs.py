@@ -4,14 +4,14 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, Text, bindparam, cast, select
 
 from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, read_connection
 from backend.api.errors import ApiError, get_or_404
 from backend.api.responses import page_response
 from backend.models import JobStatus, MetricPoint, Run
 from backend.schemas.common import Page
-from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
+from backend.schemas.jobs import MetricPointPublic, RunCreate, RunListed, RunPublic
 from backend.services import lifecycle
 from backend.services.configs import train_config
 from backend.services.pagination import fetch_page, keyset_select
@@ -42,7 +42,13 @@ def create_run(body: RunCreate, session: SessionDep) -> Run:
     return run
 
 
-_LIST = select(*(Run.__table__.c[name] for name in RunPublic.model_fields))
+_JSON_TEXT = {"config", "last_metrics"}  # read as text: RunListed parses them (see there)
+_LIST = select(
+    *(
+        cast(Run.__table__.c[name], Text).label(name) if name in _JSON_TEXT else Run.__table__.c[name]
+        for name in RunPublic.model_fields
+    )
+)
 """What a listed run shows, read as plain rows (no ORM instances for a page of 50 runs with their configs);
 built once: coercing its 21 columns again on every request costs as much as the query itself."""
 
@@ -57,7 +63,7 @@ def list_runs(
     params = {"status": status, "sweep_id": sweep_id}
     with read_connection() as conn:
         items, nxt = fetch_page(conn, stmt, params, page.cursor, page.limit)
-    return page_response(RunPublic, items, nxt, page.limit)
+    return page_response(RunListed, items, nxt, page.limit)
 
 
 @lru_cache
