@@ -18,6 +18,8 @@ def _adapter(schema: type) -> TypeAdapter[Any]:
 
 
 def page_response(schema: type, items: list[dict[str, Any]], next_cursor: str | None, limit: int) -> Response:
+    """`schema` is the route's item model, or a `*Listed` subclass of it that parses JSON columns read as text
+    (same serialised JSON); either way tests validate the bytes against the declared response_model."""
     adapter = _adapter(schema)
     page = adapter.validate_python({"items": items, "next_cursor": next_cursor, "limit": limit})
     return Response(content=adapter.dump_json(page), media_type="application/json")
