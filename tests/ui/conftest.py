@@ -436,7 +436,10 @@ def browser_comparison(
             ("Name", COMPARISON),
         ]:
             fill(page, label, value)
-        summary = page.get_by_test_id("stMarkdown").filter(has_text="training run(s)").inner_text()
+        # the plan once it shows the last values filled in (a rerun may still be on its way under load)
+        plan = page.get_by_test_id("stMarkdown").filter(has_text="training run(s)")
+        plan.filter(has_text="3 questions × shots [0, 1] × seeds [0]").wait_for(timeout=60_000)
+        summary = plan.inner_text()
         screenshot(page, "launch")
         page.get_by_role("button", name="Launch", exact=True).click()
         page.get_by_text("Queued 4 run(s)").wait_for()
