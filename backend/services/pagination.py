@@ -34,16 +34,11 @@ def keyset_rows(
     *,
     desc: bool = False,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Like `keyset_page` for a column select: plain dicts, no ORM instances (the hot list endpoints)."""
-    if cursor is not None:
-        stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
-    stmt = stmt.order_by(id_col.desc() if desc else id_col.asc()).limit(limit + 1)
-    result = session.execute(stmt)
-    keys = list(result.keys())
-    rows = [dict(zip(keys, r, strict=True)) for r in result.all()]  # much cheaper than .mappings()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (str(rows[-1]["id"]) if more and rows else None)
+    """Like `keyset_page` for a column select: plain dicts, no ORM instances. Builds the statement per call;
+    the hottest lists keep theirs (`keyset_select`) and call `fetch_page` directly."""
+    return fetch_page(
+        session, keyset_select(stmt, id_col, after=cursor is not None, desc=desc), {}, cursor, limit
+    )
 
 
 def keyset_select(stmt: Select[Any], id_col: Any, *, after: bool, desc: bool = False) -> Select[Any]:
@@ -51,7 +46,7 @@ def keyset_select(stmt: Select[Any], id_col: Any, *, after: bool, desc: bool = F
 
     Build it once per shape of the query (the routes keep them in an `lru_cache`) and execute it with values:
     constructing a select per request (coercing every column and comparison, then its cache key) costs more CPU
-    than PostgreSQL spends on the page. The SQL is the one `keyset_rows` sends (SQLAlchemy binds LIMIT too)."""
+    than PostgreSQL spends on the page. The SQL sent is what literal values would give (LIMIT is bound anyway)."""
     if after:
         cursor = bindparam("cursor", type_=id_col.type)
         stmt = stmt.where(id_col < cursor if desc else id_col > cursor)
@@ -67,7 +62,7 @@ def fetch_page(
         values["cursor"] = cursor
     result = conn.execute(stmt, values)
     keys = list(result.keys())
-    rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
+    rows = [dict(zip(keys, r, strict=True)) for r in result.all()]  # much cheaper than .mappings()
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (str(rows[-1]["id"]) if more and rows else None)

@@ -228,9 +228,8 @@ def _sweep_panel(client: ApiClient, sweep_id: int) -> float | None:
 # -- what the panel read, for the sidebar ----------------------------------------------------------------------
 
 SEEN = "live_seen"  # session key: the sweeps and runs the page's live panel read at its last tick, and when
-SEEN_FRESH = (
-    2 * c.LIVE_EVERY
-)  # ... current while this young: a panel polling every 2 s, allowing one late tick
+# ... current while this young: a panel polling every 2 s, allowing one late tick
+SEEN_FRESH = 2 * c.LIVE_EVERY
 FOLLOWED = "live_followed"  # session key: the sidebar's last state of each sweep it follows (with its runs)
 
 
