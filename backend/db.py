@@ -24,7 +24,9 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kw = {} if pooled else {"poolclass": NullPool}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kw)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=json_dumps, **kw
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # WAL lets the API read while a worker writes
@@ -45,6 +47,12 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
     return engine
 
 
+def json_dumps(value: Any) -> str:
+    """JSON columns as written: NaN and infinity are not JSON. PostgreSQL refuses them, so SQLite must too, or a
+    stored value would not parse (the lists serve stored JSON text as it is: `api.responses.page_response`)."""
+    return json.dumps(value, allow_nan=False)
+
+
 def json_loads(data: str | bytes) -> Any:
     """JSON/JSONB values as read from PostgreSQL: pydantic-core's parser is ~2.5x faster than `json.loads`, and
     a page of 50 runs decodes 100 configs/metrics. Same values; nesting past its recursion limit (200, stored
@@ -57,11 +65,15 @@ def json_loads(data: str | bytes) -> Any:
 
 def _pg_engine(url: str, pooled: bool) -> Engine:
     if not pooled:
-        return create_engine(url, poolclass=NullPool)
+        return create_engine(url, poolclass=NullPool, json_serializer=json_dumps)
     # no pre-ping (one round trip per request); stale connections are recycled and errors surface as 5xx once
     settings = get_settings()
     return create_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow, pool_recycle=1800
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_recycle=1800,
+        json_serializer=json_dumps,
     )
 
 

@@ -1,12 +1,13 @@
 """API benchmark at scale: 100,000 runs, 100,000 generations and 5,000 datasets in PostgreSQL; list runs, list
-generations and the side-by-side compare under 16 and 50 concurrent clients, against 1 and 2 uvicorn workers.
+generations and the side-by-side compare under 16 and 50 concurrent clients, against 1 and 2 API processes.
 
     python bench/bench_api.py --out /tmp/bench [--runs 100000] [--generations 100000] [--datasets 5000]
                               [--duration 5] [--reps 2] [--clients 16,50]
 
-Creates a throw-away database (dropped at the end), seeds it with COPY, starts two `uvicorn backend.main:app`
-servers on it at once (1 and 2 workers) and measures them interleaved — every (endpoint, clients) cell runs on
-one server then the other, alternating the order each repetition — so both see the same machine load. Latency
+Creates a throw-away database (dropped at the end), seeds it with COPY, starts the servers of SERVERS on it at
+once (uvicorn with 1 and 2 workers, gunicorn + uvicorn-worker with 2 workers and --reuse-port) and measures them
+interleaved — every (endpoint, clients) cell runs on each server in turn, the first one rotating each repetition —
+so all see the same machine load. Latency
 p50/p95/p99 and req/s come from the load itself (aiohttp keep-alive clients, each request timed). Then EXPLAIN
 (ANALYZE, BUFFERS) of the exact SQL each list endpoint sends (captured from an in-process app), first page and a
 deep page, so a plan whose cost grows with table size shows. Writes <out>/api.md (copy it to bench/results/ and
@@ -183,13 +184,27 @@ def targets_for(data: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def start_server(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:
+SERVERS = {
+    "uvicorn, 1 worker": ["-m", "uvicorn", "backend.main:app", "--workers", "1", "--log-level", "warning",
+                          "--no-access-log"],
+    "uvicorn, 2 workers (one shared socket)": ["-m", "uvicorn", "backend.main:app", "--workers", "2",
+                                               "--log-level", "warning", "--no-access-log"],
+    "gunicorn + uvicorn-worker, 2 workers, --reuse-port (docker-compose's)": [
+        "-m", "gunicorn", "backend.main:app", "-k", "uvicorn_worker.UvicornWorker", "-w", "2", "--reuse-port",
+        "--log-level", "warning"],
+}  # fmt: skip
+"""The servers measured side by side. uvicorn's own `--workers` share one listening socket: the worker that wins
+the accept race takes a burst of keep-alive connections and serves them to the end, so 2 workers rarely share 16
+clients evenly. With gunicorn's `--reuse-port` each worker binds its own SO_REUSEPORT socket and the kernel
+spreads new connections over them."""
+
+
+def start_server(env: dict[str, str], args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
     port = _free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+    bind = ["-b", f"127.0.0.1:{port}"] if "gunicorn" in args else ["--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen([sys.executable, *args, *bind], cwd=REPO, env=env)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -198,7 +213,22 @@ def start_server(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[by
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"uvicorn --workers {workers} did not start")
+    raise RuntimeError(f"{' '.join(args)} did not start")
+
+
+def tree_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds of a server: its supervisor and every worker process."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(proc.pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 # ------------------------------------------------------------------------------------------------ EXPLAIN
@@ -289,33 +319,40 @@ def main() -> None:
         data = seed(dsn, args.runs, args.generations, args.datasets)
         print(f"seeded {data['counts']} in {time.perf_counter() - t0:.0f}s", flush=True)
 
-        servers = {}
-        for workers in (1, 2):
-            proc, base = start_server(env, workers)
-            procs.append(proc)
-            servers[workers] = base
+        servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        for label, server_args in SERVERS.items():
+            servers[label] = start_server(env, server_args)
+            procs.append(servers[label][0])
         targets = targets_for(data)
-        for base in servers.values():  # warm every worker's connections and caches
+        for _, base in servers.values():  # warm every worker's connections and caches
             for tg in targets.values():
                 asyncio.run(load(base, tg, 4, 1.0))
 
-        lat: dict[tuple[int, str, int], list[float]] = defaultdict(list)
-        done: dict[tuple[int, str, int], tuple[int, int, float]] = defaultdict(lambda: (0, 0, 0.0))
+        lat: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+        done: dict[tuple[str, str, int], tuple[int, int, float, float]] = defaultdict(
+            lambda: (0, 0, 0.0, 0.0)
+        )
         loads: list[float] = []
+        labels = list(SERVERS)
         for rep in range(args.reps):
             for endpoint, tg in targets.items():
                 for clients in clients_list:
-                    order = (1, 2) if (rep + clients) % 2 == 0 else (2, 1)
-                    for workers in order:
-                        values, errors, elapsed = asyncio.run(
-                            load(servers[workers], tg, clients, args.duration)
-                        )
-                        key = (workers, endpoint, clients)
+                    shift = (rep + clients) % len(labels)  # rotate which server goes first
+                    for label in labels[shift:] + labels[:shift]:
+                        proc, base = servers[label]
+                        cpu0 = tree_cpu(proc)
+                        values, errors, elapsed = asyncio.run(load(base, tg, clients, args.duration))
+                        key = (label, endpoint, clients)
                         lat[key] += values
-                        ok, err, secs = done[key]
-                        done[key] = (ok + len(values), err + errors, secs + elapsed)
+                        ok, err, secs, cpu = done[key]
+                        done[key] = (
+                            ok + len(values),
+                            err + errors,
+                            secs + elapsed,
+                            cpu + tree_cpu(proc) - cpu0,
+                        )
                         loads.append(os.getloadavg()[0])
-                        print(f"rep {rep} {endpoint} c={clients} w={workers}: {len(values) / elapsed:.0f} req/s, "
+                        print(f"rep {rep} {endpoint} c={clients} {label}: {len(values) / elapsed:.0f} req/s, "
                               f"p95 {pct(values, 95):.0f} ms, {errors} errors", flush=True)  # fmt: skip
         for proc in procs:
             proc.terminate()
@@ -335,37 +372,40 @@ def main() -> None:
         "",
         f"`python bench/bench_api.py --out DIR` — PostgreSQL 15 holding {counts['runs']:,} runs, "
         f"{counts['generations']:,} generations ({N_EVALS} evaluations × {data['n_questions']} questions × "
-        f"{len(SHOTS)} shot counts × {len(SEEDS)} seeds) and {counts['datasets']:,} datasets. Two servers at "
-        f"once, `uvicorn backend.main:app --workers 1` and `--workers 2` "
-        f"(each process ≤ {int(POOL['AICD_DB_POOL_SIZE']) + int(POOL['AICD_DB_MAX_OVERFLOW'])} database "
+        f"{len(SHOTS)} shot counts × {len(SEEDS)} seeds) and {counts['datasets']:,} datasets. Three servers at "
+        f"once ({'; '.join(SERVERS)}; "
+        f"each process ≤ {int(POOL['AICD_DB_POOL_SIZE']) + int(POOL['AICD_DB_MAX_OVERFLOW'])} database "
         f"connections, {POOL['AICD_DB_POOL_SIZE']} kept while idle: the PostgreSQL server is shared), measured "
-        f"interleaved: each (endpoint, clients) cell runs on one then the other, order alternating, "
+        f"interleaved: each (endpoint, clients) cell runs on each server in turn, the first one rotating, "
         f"{args.reps} × {args.duration:.0f} s per cell. aiohttp keep-alive clients on the same machine, each "
         f"request timed; random pages (keyset cursors) all over the tables. {os.cpu_count()} CPU cores shared "
         f"with the load generator and with other jobs: load average {load_before} at the start, "
         f"{min(loads):.1f}–{max(loads):.1f} during the cells. Targets: p95 < 50 ms at 16 clients; no endpoint "
         "whose cost grows with table size.",
         "",
-        "| endpoint | clients | workers | req/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | clients | server | req/s | p50 ms | p95 ms | p99 ms | server CPU ms/req | errors |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for endpoint in targets:
         for clients in clients_list:
-            for workers in (1, 2):
-                key = (workers, endpoint, clients)
-                ok, err, secs = done[key]
-                v = lat[key]
+            for label in labels:
+                ok, err, secs, cpu = done[(label, endpoint, clients)]
+                v = lat[(label, endpoint, clients)]
                 lines.append(
-                    f"| {endpoint} | {clients} | {workers} | {ok / secs:.0f} | {pct(v, 50):.1f} | "
-                    f"{pct(v, 95):.1f} | {pct(v, 99):.1f} | {err} |"
+                    f"| {endpoint} | {clients} | {label} | {ok / secs:.0f} | {pct(v, 50):.1f} | "
+                    f"{pct(v, 95):.1f} | {pct(v, 99):.1f} | {cpu / max(ok, 1) * 1000:.2f} | {err} |"
                 )
-    lines += ["", "2 workers / 1 worker, req/s (same cells, interleaved):", ""]
+    lines += ["", f"req/s relative to {labels[0]} (same cells, interleaved):", ""]
     for endpoint in targets:
         ratios = []
         for clients in clients_list:
-            one, two = done[(1, endpoint, clients)], done[(2, endpoint, clients)]
-            ratios.append(f"{clients} clients ×{(two[0] / two[2]) / max(one[0] / one[2], 1e-9):.2f}")
-        lines.append(f"- {endpoint}: {', '.join(ratios)}")
+            one = done[(labels[0], endpoint, clients)]
+            for label in labels[1:]:
+                other = done[(label, endpoint, clients)]
+                ratios.append(
+                    f"{clients} clients, {label.split(',')[0]} ×{(other[0] / other[2]) / max(one[0] / one[2], 1e-9):.2f}"
+                )
+        lines.append(f"- {endpoint}: {'; '.join(ratios)}")
     exec_ms = [float(line.split(":")[1].split()[0]) for _, _, plan in plans for line in plan.splitlines()
                if line.startswith("Execution Time:")]  # fmt: skip
     scans = "Seq Scan" if any("Seq Scan" in plan for _, _, plan in plans) else "no Seq Scan"

@@ -126,8 +126,7 @@ class Generation(Base):
 GENERATION_COLUMNS = tuple(
     cast(c, Text).label(c.name) if c.name == "shot_ids" else c for c in Generation.__table__.c
 )
-"""What a listed generation shows; shot_ids as its stored JSON text, which `schemas.jobs.GenerationListed` parses
-while validating the page."""
+"""What a listed generation shows; shot_ids as its stored JSON text, served as it is (`api.responses.page_response`)."""
 
 
 class Artifact(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field
 
 from backend.schemas.common import NAME_RULE, ORM, Id, JobPublic, Name, Page, StorableJson
 
@@ -56,15 +56,6 @@ class RunPublic(JobPublic):
     last_metrics: dict[str, Any] | None
 
 
-class RunListed(RunPublic):
-    """A listed run as `GET /runs` reads it: config and last_metrics as the stored JSON text, parsed by
-    pydantic-core while it validates the page (no Python-level JSON loader per value, no copy of the decoded
-    dict). Serialises to exactly RunPublic's JSON (a `Json` field dumps the parsed value); not in the OpenAPI."""
-
-    config: Json[dict[str, Any]]
-    last_metrics: Json[dict[str, Any] | None] | None  # SQL NULL, or JSON null (SQLAlchemy stores None so)
-
-
 class MetricPointPublic(ORM):
     step: int
     epoch: float | None
@@ -108,13 +99,6 @@ class GenerationPublic(ORM):
     generation: str
     extracted: str | None
     correct: bool
-
-
-class GenerationListed(GenerationPublic):
-    """A listed generation as the lists read it: shot_ids as the stored JSON text, parsed by pydantic-core while it
-    validates the page (as `RunListed`). Serialises to exactly GenerationPublic's JSON; not in the OpenAPI."""
-
-    shot_ids: Json[list[Any]]
 
 
 class SweepCreate(_In):

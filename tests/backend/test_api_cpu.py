@@ -175,3 +175,51 @@ def test_listed_runs_read_sql_null_and_json_null_metrics_as_null(any_db_client: 
     assert all(r["config"] == config for r in items)
     for item in items:
         assert item == client.get(f"/api/v1/runs/{item['id']}").json()
+
+
+def test_listed_runs_serve_stored_json_text_whatever_the_strings_hold(any_db_client: TestClient) -> None:
+    """The lists splice stored JSON text into the page at `"config":<slot>` keys: strings that spell such a key
+    (in the config, the metrics and the scalar fields around them) stay what they are."""
+    client = any_db_client
+    tag = uuid.uuid4().hex[:8]
+    trap = '"config":0,"last_metrics":1 \\"config\\":2 "shot_ids":0'
+    config = {"lr": 7e-6, "note": trap, "config": 0, "last_metrics": {"config": 1}, "deep": [{"config": trap}]}
+    with session_scope() as s:
+        runs = [
+            Run(name=f"trap-{tag}-{i}", config=config, run_dir=trap, error=trap, last_metrics={"loss": i, "t": trap})
+            for i in range(3)
+        ]
+        s.add_all(runs)
+        s.flush()
+        ids = [r.id for r in runs]
+    listed = client.get("/api/v1/runs", params={"cursor": ids[-1] + 1, "limit": 3})
+    TypeAdapter(Page[RunPublic]).validate_json(listed.content)
+    items = listed.json()["items"]
+    assert [r["id"] for r in items] == ids[::-1]
+    assert [r["last_metrics"] for r in items] == [{"loss": i, "t": trap} for i in (2, 1, 0)]
+    assert all(r["config"] == config and r["error"] == trap and r["run_dir"] == trap for r in items)
+    for item in items:
+        assert item == client.get(f"/api/v1/runs/{item['id']}").json()
+
+
+def test_json_columns_refuse_nan_and_infinity_on_every_database(any_db_client: TestClient) -> None:
+    """Stored JSON must parse: PostgreSQL refuses NaN/inf, and SQLite, which would store the `NaN` token, refuses
+    them too, so the lists can serve stored text as it is."""
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(Exception, match="JSON compliant|Out of range float"):
+            with session_scope() as s:
+                s.add(Run(name=f"nan-{uuid.uuid4().hex[:8]}", config={"x": bad}, run_dir="r"))
+
+
+def test_raw_pages_refuse_models_whose_other_fields_could_spell_a_slot() -> None:
+    """A nested field could hold a `"config":<int>` pair of its own; such a model cannot have raw fields."""
+    from pydantic import BaseModel
+
+    from backend.api.responses import page_response
+
+    class Nested(BaseModel):
+        config: Any
+        extra: dict[str, Any]
+
+    with pytest.raises(TypeError, match="Nested.extra"):
+        page_response(Nested, [], None, 1, raw=("config",))

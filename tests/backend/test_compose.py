@@ -31,8 +31,9 @@ def test_services_and_dependencies() -> None:
 def test_commands_are_the_ones_tests_run() -> None:
     assert compose_command("migrate") == ["alembic", "upgrade", "head"]
     api = compose_command("api")
-    assert api[:2] == ["uvicorn", "backend.main:app"]
+    assert api[:4] == ["gunicorn", "backend.main:app", "-k", "uvicorn_worker.UvicornWorker"]
     assert api[api.index("--workers") + 1] == "${AICD_API_WORKERS:-2}"  # 2 processes, as benchmarked
+    assert "--reuse-port" in api  # run as is by tests/backend/test_api_server.py
     for service, queue in (("worker-gpu", "gpu"), ("worker-cpu", "cpu")):
         cmd = compose_command(service)
         assert cmd[:4] == ["celery", "-A", "worker.celery_app:app", "worker"]

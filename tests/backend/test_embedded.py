@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.backend.conftest import REPO, TERMINAL, arith_jsonl, compose_command, tiny_train_config
+from tests.backend.conftest import REPO, TERMINAL, arith_jsonl, tiny_train_config
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def _wait(client: httpx.Client, url: str, timeout: float = 300) -> dict:
 
 @contextmanager
 def _embedded_api(tmp_path: Path, **extra: str) -> Iterator[httpx.Client]:
-    """`uvicorn backend.main:app` alone (the compose command), on SQLite under tmp_path/home."""
+    """`uvicorn backend.main:app` alone (the laptop command of backend/README.md), on SQLite under tmp_path/home."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AICD_")}
     env.update(
@@ -50,7 +50,7 @@ def _embedded_api(tmp_path: Path, **extra: str) -> Iterator[httpx.Client]:
             **extra,
         }
     )
-    cmd = [*compose_command("api")[:2], "--host", "127.0.0.1", "--port", str(port)]
+    cmd = ["uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port)]
     log = (tmp_path / "api.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", *cmd], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT

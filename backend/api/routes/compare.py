@@ -14,7 +14,7 @@ from backend.core.settings import get_settings
 from backend.models import Generation
 from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import INT32_MAX, Id, Page
-from backend.schemas.jobs import CompareRow, GenerationListed, GenerationPublic
+from backend.schemas.jobs import CompareRow, GenerationPublic
 from backend.services import compare as svc
 from backend.services.pagination import fetch_page, keyset_select
 
@@ -35,7 +35,7 @@ def list_all_generations(page: PageDep, evaluation_id: IdQuery = None) -> Respon
     stmt = _all_generations_select(evaluation_id is not None, page.cursor is not None)
     with read_connection() as conn:
         items, nxt = fetch_page(conn, stmt, {"evaluation_id": evaluation_id}, page.cursor, page.limit)
-    return page_response(GenerationListed, items, nxt, page.limit)
+    return page_response(GenerationPublic, items, nxt, page.limit, raw=("shot_ids",))
 
 
 @lru_cache

@@ -12,7 +12,7 @@ from backend.api.responses import page_response
 from backend.models import Evaluation, Generation, JobStatus
 from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import Page
-from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationListed, GenerationPublic
+from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationPublic
 from backend.services import lifecycle
 from backend.services.configs import eval_config
 from backend.services.pagination import fetch_page, keyset_page, keyset_select
@@ -88,7 +88,7 @@ def list_generations(
         # a generation row proves its evaluation exists (foreign key): only an empty page needs the look-up
         if not items and conn.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
             raise not_found("evaluation", evaluation_id)
-    return page_response(GenerationListed, items, nxt, page.limit)
+    return page_response(GenerationPublic, items, nxt, page.limit, raw=("shot_ids",))
 
 
 @lru_cache

@@ -11,7 +11,7 @@ from backend.api.errors import ApiError, get_or_404
 from backend.api.responses import page_response
 from backend.models import JobStatus, MetricPoint, Run
 from backend.schemas.common import Page
-from backend.schemas.jobs import MetricPointPublic, RunCreate, RunListed, RunPublic
+from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
 from backend.services import lifecycle
 from backend.services.configs import train_config
 from backend.services.pagination import fetch_page, keyset_select
@@ -42,7 +42,7 @@ def create_run(body: RunCreate, session: SessionDep) -> Run:
     return run
 
 
-_JSON_TEXT = {"config", "last_metrics"}  # read as text: RunListed parses them (see there)
+_JSON_TEXT = ("config", "last_metrics")  # read as their stored text, served as it is (page_response)
 _LIST = select(
     *(
         cast(Run.__table__.c[name], Text).label(name) if name in _JSON_TEXT else Run.__table__.c[name]
@@ -63,7 +63,7 @@ def list_runs(
     params = {"status": status, "sweep_id": sweep_id}
     with read_connection() as conn:
         items, nxt = fetch_page(conn, stmt, params, page.cursor, page.limit)
-    return page_response(RunListed, items, nxt, page.limit)
+    return page_response(RunPublic, items, nxt, page.limit, raw=_JSON_TEXT)
 
 
 @lru_cache
