@@ -414,7 +414,7 @@ def main() -> None:
         f"Plans below: {scans}; every page query is an index scan under a Limit (a Sort appears only over the "
         f"rows one filter value matches, e.g. the 20 running runs), and each executes in ≤ {max(exec_ms):.2f} ms "
         "at this table size, however deep the cursor. So the latencies above are not the database's: they are "
-        "the API processes' CPU per page (ORM rows and JSON of 50 runs with their configs is the dearest), the "
+        "the API processes' CPU per page (a page of 50 runs with their configs is the dearest), the "
         "load generator and the other jobs sharing the cores (see the load average). The p95 < 50 ms at 16 "
         "clients target is only meaningful on a machine that is not otherwise loaded.",
     ]
