@@ -10,6 +10,7 @@ embedded mode through the database: the dispatcher looks for queued jobs each ti
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -125,26 +126,33 @@ def embedded_slots(settings: Settings) -> int:
 
 
 Job = tuple[str, int, int]
+Queued = tuple[int, int, Job | None]
+"""(priority, submission number, job) as the embedded queues hold it; None tells a slot thread to stop."""
 
 
 class EmbeddedDispatcher:
-    """`embedded_slots` background threads per queue run queued jobs as child processes, in submission
-    order. `pending` (set by the app) lists the queued jobs in the database; it is read each time a child
-    ends, so jobs a worker queued (a sweep run's evaluations) are picked up without a broker."""
+    """`embedded_slots` background threads per queue run queued jobs as child processes, by priority as Redis
+    serves them (lower first, so a sweep's children, at SWEEP_PRIORITY, wait behind single jobs), then in
+    submission order. `pending` (set by the app) lists the queued jobs in the database with their priority;
+    it is read each time a child ends, so jobs a worker queued (a sweep's runs, a sweep run's evaluations) are
+    picked up without a broker."""
 
     mode = "embedded"
 
-    def __init__(self, settings: Settings, pending: Callable[[], list[Job]] | None = None):
+    def __init__(
+        self, settings: Settings, pending: Callable[[], list[tuple[str, int, int, int | None]]] | None = None
+    ):
         self.settings = settings
         self.pending = pending
         self.slots = embedded_slots(settings)
-        self._queues: dict[str, queue.Queue[Job | None]] = {}
+        self._queues: dict[str, queue.PriorityQueue[Queued]] = {}
+        self._order = itertools.count()
         self._threads: list[threading.Thread] = []
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._known: set[Job] = set()  # submitted and not yet ended
         self._lock = threading.Lock()
         for name in sorted(set(TASK_QUEUES.values())):
-            q: queue.Queue[Job | None] = queue.Queue()
+            q: queue.PriorityQueue[Queued] = queue.PriorityQueue()
             self._queues[name] = q
             for i in range(self.slots):
                 t = threading.Thread(target=self._loop, args=(q,), name=f"aicd-{name}-{i}", daemon=True)
@@ -160,27 +168,32 @@ class EmbeddedDispatcher:
         env["AICD_THREADS"] = str(self.settings.job_threads(self.slots * len(self._queues)))
         return env
 
-    def _loop(self, q: queue.Queue[tuple[str, int, int] | None]) -> None:
+    def _loop(self, q: queue.PriorityQueue[Queued]) -> None:
         while True:
-            item = q.get()
+            item = q.get()[2]
             if item is None:
                 return
-            task, job_id, attempt = item
-            cmd = [sys.executable, "-m", "worker.run", task, str(job_id), str(attempt)]
             try:
-                proc = subprocess.Popen(cmd, env=self._env())
-                with self._lock:
-                    self._procs.add(proc)
-                rc = proc.wait()
-                with self._lock:
-                    self._procs.discard(proc)
-                if rc:
-                    log.warning("%s %s (attempt %s) exited with %s", task, job_id, attempt, rc)
+                self._run(item)
             except Exception:  # keep the loop alive whatever happens to one job
-                log.exception("embedded job %s %s failed to start", task, job_id)
+                log.exception("embedded job %s %s failed to start", item[0], item[1])
             with self._lock:
                 self._known.discard(item)
             self.submit_pending()
+
+    def _run(self, job: Job) -> None:
+        """One job in a child process, as a Celery worker would run it (`python -m worker.run`)."""
+        task, job_id, attempt = job
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.run", task, str(job_id), str(attempt)], env=self._env()
+        )
+        with self._lock:
+            self._procs.add(proc)
+        rc = proc.wait()
+        with self._lock:
+            self._procs.discard(proc)
+        if rc:
+            log.warning("%s %s (attempt %s) exited with %s", task, job_id, attempt, rc)
 
     def submit_pending(self) -> None:
         """Submit the database's queued jobs that are not submitted yet."""
@@ -191,8 +204,8 @@ class EmbeddedDispatcher:
         except Exception:
             log.exception("could not list queued jobs")
             return
-        for task, job_id, attempt in jobs:
-            self.submit(task, job_id, attempt)
+        for task, job_id, attempt, priority in jobs:
+            self.submit(task, job_id, attempt, priority=priority)
 
     def submit(
         self, task: str, job_id: int, attempt: int, priority: int | None = None, gpus: int = 1
@@ -202,12 +215,12 @@ class EmbeddedDispatcher:
             if (task, job_id, attempt) in self._known:
                 return
             self._known.add((task, job_id, attempt))
-        self._queues[TASK_QUEUES[task]].put((task, job_id, attempt))
+        self._queues[TASK_QUEUES[task]].put((priority or 0, next(self._order), (task, job_id, attempt)))
 
     def close(self) -> None:
         for q in self._queues.values():
             for _ in range(self.slots):
-                q.put(None)
+                q.put((-1, next(self._order), None))  # ahead of every job: no new job starts
         with self._lock:
             procs = list(self._procs)
         for proc in procs:  # jobs notice the stop like a lost worker and can be resumed

@@ -69,7 +69,7 @@ def _reaper(stop: threading.Event) -> None:
             log.exception("reaper pass failed")
 
 
-def _queued_jobs() -> list[tuple[str, int, int]]:
+def _queued_jobs() -> list[tuple[str, int, int, int | None]]:
     with session_scope() as session:
         return lifecycle.queued_jobs(session)
 

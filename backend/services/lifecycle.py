@@ -63,7 +63,11 @@ def enqueue(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> 
 
 def priority(session: Session, job: AnnotationJob | Run | Evaluation | Sweep) -> int | None:
     """A sweep's children queue behind single runs and evaluations, so a big sweep never starves them."""
-    if isinstance(job, Run | Evaluation) and sweeps.sweep_of(session, type(job), job.id) is not None:
+    return _priority(session, type(job), job.id)
+
+
+def _priority(session: Session, model: type, job_id: int) -> int | None:
+    if model in (Run, Evaluation) and sweeps.sweep_of(session, model, job_id) is not None:
         return SWEEP_PRIORITY
     return None
 
@@ -162,9 +166,10 @@ def reap_stale(session: Session, timeout_s: float) -> int:
     return total
 
 
-def queued_jobs(session: Session) -> list[tuple[str, int, int]]:
-    """(task, id, attempt) of every queued job, oldest first (embedded mode re-submits them at start-up)."""
-    out: list[tuple[str, int, int]] = []
+def queued_jobs(session: Session) -> list[tuple[str, int, int, int | None]]:
+    """(task, id, attempt, priority) of every queued job, oldest first: embedded mode submits them at start-up
+    and whenever a job ends (a worker queues a sweep's children and its runs' evaluations in the database)."""
+    out: list[tuple[str, int, int, int | None]] = []
     for model, task in JOB_TASKS.items():
         query = select(model.id, model.attempt).where(model.status == JobStatus.queued)
         if model is Evaluation:  # a sweep run's evaluations wait until their run has succeeded
@@ -175,5 +180,5 @@ def queued_jobs(session: Session) -> list[tuple[str, int, int]]:
             )
             query = query.where(or_(~sweeps.PLANNED, model.run_id.is_(None), model.run_id.not_in(waiting)))
         for job_id, attempt in session.execute(query.order_by(model.id)):
-            out.append((task, job_id, attempt))
+            out.append((task, job_id, attempt, _priority(session, model, job_id)))
     return out

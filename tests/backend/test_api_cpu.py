@@ -183,10 +183,22 @@ def test_listed_runs_serve_stored_json_text_whatever_the_strings_hold(any_db_cli
     client = any_db_client
     tag = uuid.uuid4().hex[:8]
     trap = '"config":0,"last_metrics":1 \\"config\\":2 "shot_ids":0'
-    config = {"lr": 7e-6, "note": trap, "config": 0, "last_metrics": {"config": 1}, "deep": [{"config": trap}]}
+    config = {
+        "lr": 7e-6,
+        "note": trap,
+        "config": 0,
+        "last_metrics": {"config": 1},
+        "deep": [{"config": trap}],
+    }
     with session_scope() as s:
         runs = [
-            Run(name=f"trap-{tag}-{i}", config=config, run_dir=trap, error=trap, last_metrics={"loss": i, "t": trap})
+            Run(
+                name=f"trap-{tag}-{i}",
+                config=config,
+                run_dir=trap,
+                error=trap,
+                last_metrics={"loss": i, "t": trap},
+            )
             for i in range(3)
         ]
         s.add_all(runs)

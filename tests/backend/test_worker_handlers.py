@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 
 from backend.core.settings import get_settings
 from backend.db import session_scope
+from backend.jobs import SWEEP_PRIORITY
 from backend.models import AnnotationJob, Dataset, Evaluation, MetricPoint, Run, Sweep
 from backend.services import lifecycle
 from tests.backend.conftest import arith_jsonl, tiny_train_config
@@ -165,7 +166,10 @@ def test_a_sweeps_children_are_resubmitted_but_its_waiting_evaluations_are_not()
     manual = _job(Evaluation, run_id=planned)  # a user's own evaluation of the run's checkpoint
     with session_scope() as s:
         queued = lifecycle.queued_jobs(s)
-    ids = {job_id for task, job_id, _ in queued if task.endswith("train")}
+    ids = {job_id for task, job_id, _, _ in queued if task.endswith("train")}
     assert {own, planned} <= ids, queued
-    ids = {job_id for task, job_id, _ in queued if task.endswith("evaluate")}
+    ids = {job_id for task, job_id, _, _ in queued if task.endswith("evaluate")}
     assert {ready, manual} <= ids and waiting not in ids, queued
+    # a sweep's children queue behind the user's own jobs in embedded mode too (as on Redis)
+    prio = {job_id: p for _, job_id, _, p in queued}
+    assert prio[planned] == prio[ready] == SWEEP_PRIORITY and prio[own] is None and prio[manual] is None
