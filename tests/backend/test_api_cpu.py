@@ -153,28 +153,36 @@ def test_hot_routes_declare_and_serve_their_response_model(
 
 
 def test_listed_runs_read_sql_null_and_json_null_metrics_as_null(any_db_client: TestClient) -> None:
-    """GET /runs reads config and last_metrics as stored JSON text (RunListed parses it): a missing value (SQL
+    """GET /runs serves config and last_metrics as their stored JSON text: a missing value (SQL
     NULL), a JSON null and nested values list exactly as GET /runs/{id} shows them."""
     client = any_db_client
     tag = uuid.uuid4().hex[:8]
     config = {"lr": 7e-6, "big": 2**62, "template": {"sep": "\n\n", "ü": "✓"}, "lora": None, "w": [0.1, 1]}
-    with session_scope() as s:
-        runs = [
+    items = _list_back(
+        client,
+        [
             Run(name=f"null-{tag}-sql", config=config, run_dir="r", last_metrics=null()),
             Run(name=f"null-{tag}-json", config=config, run_dir="r", last_metrics=None),
             Run(name=f"null-{tag}-set", config=config, run_dir="r", last_metrics={"loss": 0.5, "x": [1]}),
-        ]
-        s.add_all(runs)
-        s.flush()
-        ids = [r.id for r in runs]
-    listed = client.get("/api/v1/runs", params={"cursor": ids[-1] + 1, "limit": 3})
-    TypeAdapter(Page[RunPublic]).validate_json(listed.content)
-    items = listed.json()["items"]
-    assert [r["id"] for r in items] == ids[::-1]
+        ],
+    )
     assert [r["last_metrics"] for r in items] == [{"loss": 0.5, "x": [1]}, None, None]
     assert all(r["config"] == config for r in items)
     for item in items:
         assert item == client.get(f"/api/v1/runs/{item['id']}").json()
+
+
+def _list_back(client: TestClient, runs: list[Run]) -> list[dict[str, Any]]:
+    """Store these runs and list them with GET /runs (newest first), checked against its response model."""
+    with session_scope() as s:
+        s.add_all(runs)
+        s.flush()
+        ids = [r.id for r in runs]
+    listed = client.get("/api/v1/runs", params={"cursor": ids[-1] + 1, "limit": len(ids)})
+    TypeAdapter(Page[RunPublic]).validate_json(listed.content)
+    items = listed.json()["items"]
+    assert [r["id"] for r in items] == ids[::-1]
+    return items
 
 
 def test_listed_runs_serve_stored_json_text_whatever_the_strings_hold(any_db_client: TestClient) -> None:
@@ -190,24 +198,17 @@ def test_listed_runs_serve_stored_json_text_whatever_the_strings_hold(any_db_cli
         "last_metrics": {"config": 1},
         "deep": [{"config": trap}],
     }
-    with session_scope() as s:
-        runs = [
-            Run(
-                name=f"trap-{tag}-{i}",
-                config=config,
-                run_dir=trap,
-                error=trap,
-                last_metrics={"loss": i, "t": trap},
-            )
-            for i in range(3)
-        ]
-        s.add_all(runs)
-        s.flush()
-        ids = [r.id for r in runs]
-    listed = client.get("/api/v1/runs", params={"cursor": ids[-1] + 1, "limit": 3})
-    TypeAdapter(Page[RunPublic]).validate_json(listed.content)
-    items = listed.json()["items"]
-    assert [r["id"] for r in items] == ids[::-1]
+    runs = [
+        Run(
+            name=f"trap-{tag}-{i}",
+            config=config,
+            run_dir=trap,
+            error=trap,
+            last_metrics={"loss": i, "t": trap},
+        )
+        for i in range(3)
+    ]
+    items = _list_back(client, runs)
     assert [r["last_metrics"] for r in items] == [{"loss": i, "t": trap} for i in (2, 1, 0)]
     assert all(r["config"] == config and r["error"] == trap and r["run_dir"] == trap for r in items)
     for item in items:
