@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         1, ge=1, description="parallel jobs per queue in embedded mode (unset: one per GPU, one on CPU)"
     )
     page_max: int = Field(500, gt=0)
+    api_read_threads: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="threads per API process for the hot read routes (run and generation lists, compare); "
+        "a few contend less for the GIL than anyio's default 40 (bench/results/api.md)",
+    )
     db_pool_size: int = Field(20, gt=0, description="PostgreSQL connections kept open per API/worker process")
     db_max_overflow: int = Field(
         20,

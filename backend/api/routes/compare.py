@@ -7,8 +7,9 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from sqlalchemy import Select, bindparam, select
 
-from backend.api.deps import IdQuery, Int32Query, PageDep, SessionDep, read_connection
+from backend.api.deps import IdQuery, Int32Query, PageDep, PageParams, SessionDep, read_connection
 from backend.api.errors import ApiError
+from backend.api.read_pool import run_read
 from backend.api.responses import page_response
 from backend.core.settings import get_settings
 from backend.models import Generation
@@ -31,7 +32,11 @@ Shots = Annotated[int | None, Query(ge=0, le=INT32_MAX, description="default: th
     response_model=Page[GenerationPublic],
     summary="Page through generated chains, of every evaluation or of one",
 )
-def list_all_generations(page: PageDep, evaluation_id: IdQuery = None) -> Response:
+async def list_all_generations(page: PageDep, evaluation_id: IdQuery = None) -> Response:
+    return await run_read(_all_generations_page, page, evaluation_id)
+
+
+def _all_generations_page(page: PageParams, evaluation_id: int | None) -> Response:
     stmt = _all_generations_select(evaluation_id is not None, page.cursor is not None)
     with read_connection() as conn:
         items, nxt = fetch_page(conn, stmt, {"evaluation_id": evaluation_id}, page.cursor, page.limit)
@@ -51,7 +56,7 @@ def _all_generations_select(by_evaluation: bool, after: bool) -> Select[Any]:
     response_model=Page[CompareRow],
     summary="Side-by-side: each question with every run's chain, extracted answer and correctness",
 )
-def compare(
+async def compare(
     run_id: RunIds = [],  # noqa: B006 (FastAPI copies defaults)
     evaluation_id: EvalIds = [],  # noqa: B006
     shots: Shots = None,
@@ -65,6 +70,18 @@ def compare(
         raise ApiError(422, f"limit must be <= {page_max}", field="limit")
     if cursor and "\x00" in cursor:
         raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
+    return await run_read(_compare_page, run_id, evaluation_id, shots, seed, disagree, cursor, limit)
+
+
+def _compare_page(
+    run_id: list[int],
+    evaluation_id: list[int],
+    shots: int | None,
+    seed: int | None,
+    disagree: bool,
+    cursor: str | None,
+    limit: int,
+) -> Response:
     with read_connection() as conn:
         evals = svc.resolve_evaluations(conn, run_id, evaluation_id)
         shots, seed = svc.default_shots_seed(conn, evals[0], shots, seed)

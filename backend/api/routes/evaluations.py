@@ -6,8 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import Select, bindparam, select
 
-from backend.api.deps import IdPath, IdQuery, Int32Query, PageDep, SessionDep, read_connection
+from backend.api.deps import IdPath, IdQuery, Int32Query, PageDep, PageParams, SessionDep, read_connection
 from backend.api.errors import get_or_404, not_found
+from backend.api.read_pool import run_read
 from backend.api.responses import page_response
 from backend.models import Evaluation, Generation, JobStatus
 from backend.models.jobs import GENERATION_COLUMNS
@@ -74,12 +75,18 @@ def get_evaluation(evaluation_id: IdPath, session: SessionDep) -> Evaluation:
     response_model=Page[GenerationPublic],
     summary="Page through every generated chain of an evaluation",
 )
-def list_generations(
+async def list_generations(
     evaluation_id: IdPath,
     page: PageDep,
     shots: Int32Query = None,
     seed: Int32Query = None,
     correct: Annotated[bool | None, Query()] = None,
+) -> Response:
+    return await run_read(_generations_page, evaluation_id, page, shots, seed, correct)
+
+
+def _generations_page(
+    evaluation_id: int, page: PageParams, shots: int | None, seed: int | None, correct: bool | None
 ) -> Response:
     stmt = _generations_select(shots is not None, seed is not None, correct, page.cursor is not None)
     params = {"evaluation_id": evaluation_id, "shots": shots, "seed": seed}

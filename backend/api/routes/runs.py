@@ -6,8 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import Select, Text, bindparam, cast, select
 
-from backend.api.deps import IdPath, IdQuery, PageDep, SessionDep, read_connection
+from backend.api.deps import IdPath, IdQuery, PageDep, PageParams, SessionDep, read_connection
 from backend.api.errors import ApiError, get_or_404
+from backend.api.read_pool import run_read
 from backend.api.responses import page_response
 from backend.models import JobStatus, MetricPoint, Run
 from backend.schemas.common import Page
@@ -54,11 +55,15 @@ built once: coercing its 21 columns again on every request costs as much as the 
 
 
 @router.get("", response_model=Page[RunPublic], summary="List runs (newest first)")
-def list_runs(
+async def list_runs(
     page: PageDep,
     status: Annotated[JobStatus | None, Query()] = None,
     sweep_id: IdQuery = None,
 ) -> Response:
+    return await run_read(_runs_page, page, status, sweep_id)
+
+
+def _runs_page(page: PageParams, status: JobStatus | None, sweep_id: int | None) -> Response:
     stmt = _list_select(status is not None, sweep_id is not None, page.cursor is not None)
     params = {"status": status, "sweep_id": sweep_id}
     with read_connection() as conn:
