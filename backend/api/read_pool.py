@@ -4,8 +4,9 @@ These routes are Python CPU work (rows to JSON) around a short database wait. In
 threads) the 8 concurrent requests a process gets from 16 clients run on 8 threads that take turns holding the
 GIL, so every request is interleaved with the others and the unlucky ones finish late. Two threads keep a
 database wait overlapped with the other request's work and serve the rest in arrival order (anyio's limiter is
-FIFO): p95 at 16 clients fell from 49–64 to 38–42 ms for list runs, in bench/results/api.md's A/B. A pool of
-their own (a bulkhead) also means a slow upload or export, which stays in the default pool, cannot hold them up.
+FIFO). In bench/results/api.md's A/B at 16 clients, p95 of list runs was 35–50 ms on 2 threads and 50–54 ms on
+40. A pool of their own (a bulkhead) also means a slow upload or export, which stays in the default pool, cannot
+hold them up.
 """
 
 from __future__ import annotations
