@@ -206,7 +206,7 @@ def check_shots_fit(cfg: TrainConfig, size: int, what: str, field: str = "n_shot
 
 def check_training_set(cfg: TrainConfig, field: str = "n_shots") -> None:
     """`check_shots_fit` against the training set `cfg` reads, where it can be counted without a download (a
-    registered dataset or a local file; a hub id is checked by nobody before training)."""
+    registered dataset or a local file; `train` checks a hub id once it has loaded the examples)."""
     from aicd.data.loaders import DATASETS, split_size  # reads data: only when a boundary asks
 
     size = split_size(cfg.dataset, cfg.split, seed=cfg.seed)

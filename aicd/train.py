@@ -44,7 +44,7 @@ from aicd.checkpoint import (
     restore_rng,
     truncate_metrics,
 )
-from aicd.config import TrainConfig, save_config
+from aicd.config import TrainConfig, check_shots_fit, save_config
 from aicd.data.record import Example
 from aicd.episodes import Episode, EpisodeTooLong, build_episode, sample_episode_shots
 from aicd.errors import AICDError, ConfigError, DataError
@@ -302,6 +302,8 @@ class Trainer:
         )
         if not self.examples:
             raise DataError("training needs at least one example")
+        # the boundaries check what they can count; a hub id or examples handed in are counted only here
+        check_shots_fit(config, len(self.examples), f"dataset {config.dataset}")
         self.held_out = None
         if config.eval_every:
             from aicd.train_eval import HeldOutEval

@@ -152,6 +152,24 @@ def test_limit_holds_for_examples_handed_to_train(tmp_path):
     assert result.total_steps == 1 and result.step == 1
 
 
+def test_train_itself_refuses_more_shots_than_its_examples(tmp_path):
+    """What no boundary could count (a hub id, examples handed in) is checked once the examples are loaded:
+    4 shots from 8 examples limited to 3 is the config error naming n_shots, before a model is loaded."""
+    from aicd.data.synthetic import generate
+    from aicd.train import train
+
+    config = TrainConfig(
+        name="too-many-shots",
+        output_dir=str(tmp_path),
+        model="no/such-model",  # never loaded: the check comes first
+        n_shots=4,
+        limit=3,
+        mixed_precision="no",
+    )
+    with pytest.raises(ConfigError, match="n_shots: 4 shots but dataset .* has only 3 training examples"):
+        train(config, examples=generate("train", 8, seed=0), progress=False)
+
+
 def test_generic_files_refuse_a_nan_answer_too(tmp_path):
     from aicd.data.loaders import load_generic
 
