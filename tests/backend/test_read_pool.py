@@ -22,7 +22,7 @@ def _concurrency_of(threads: int, calls: int) -> tuple[int, set[str]]:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
             names.add(threading.current_thread().name)
-        time.sleep(0.05)
+        time.sleep(0.2)  # long enough for every thread to start, even on a loaded machine
         with lock:
             running[0] -= 1
 
