@@ -62,13 +62,19 @@ class PageParams:
     limit: int
 
 
+def check_page_limit(limit: int) -> None:
+    """`limit` of any list: at most AICD_PAGE_MAX (settings are cached; as a sub-dependency they would cost a
+    solve per request)."""
+    page_max = get_settings().page_max
+    if limit > page_max:
+        raise ApiError(422, f"limit must be <= {page_max}", field="limit")
+
+
 async def page_params(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, description="items per page (at most AICD_PAGE_MAX)")] = 50,
 ) -> PageParams:
-    page_max = get_settings().page_max  # cached; a settings sub-dependency would cost a solve per request
-    if limit > page_max:
-        raise ApiError(422, f"limit must be <= {page_max}", field="limit")
+    check_page_limit(limit)
     if cursor is None or cursor == "":
         return PageParams(None, limit)
     if not cursor.isdigit() or int(cursor) >= 2**63:

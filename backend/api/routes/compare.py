@@ -7,11 +7,18 @@ from fastapi import APIRouter, Query, Response
 from pydantic import TypeAdapter
 from sqlalchemy import Select, bindparam, select
 
-from backend.api.deps import IdQuery, Int32Query, PageDep, PageParams, SessionDep, read_connection
+from backend.api.deps import (
+    IdQuery,
+    Int32Query,
+    PageDep,
+    PageParams,
+    SessionDep,
+    check_page_limit,
+    read_connection,
+)
 from backend.api.errors import ApiError
 from backend.api.read_pool import run_read
 from backend.api.responses import page_response
-from backend.core.settings import get_settings
 from backend.models import Generation
 from backend.models.jobs import GENERATION_COLUMNS
 from backend.schemas.common import INT32_MAX, Id, Page
@@ -65,9 +72,7 @@ async def compare(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1)] = 20,
 ) -> Response:
-    page_max = get_settings().page_max
-    if limit > page_max:
-        raise ApiError(422, f"limit must be <= {page_max}", field="limit")
+    check_page_limit(limit)
     if cursor and "\x00" in cursor:
         raise ApiError(422, "cursor must be a value returned as next_cursor", field="cursor")
     return await run_read(_compare_page, run_id, evaluation_id, shots, seed, disagree, cursor, limit)
