@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -123,10 +124,15 @@ class Generation(Base):
     correct: Mapped[bool] = mapped_column(Boolean)
 
 
-GENERATION_COLUMNS = tuple(
-    cast(c, Text).label(c.name) if c.name == "shot_ids" else c for c in Generation.__table__.c
-)
-"""What a listed generation shows; shot_ids as its stored JSON text, served as it is (`api.responses.page_response`)."""
+def json_as_text(columns: Iterable[Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    """`columns`, those named in `names` (JSON columns) read as their stored text: the lists serve that text as
+    it is (`api.responses.page_response(..., raw=names)`)."""
+    return tuple(cast(c, Text).label(c.name) if c.name in names else c for c in columns)
+
+
+GENERATION_JSON_TEXT = ("shot_ids",)
+GENERATION_COLUMNS = json_as_text(Generation.__table__.c, GENERATION_JSON_TEXT)
+"""What a listed generation shows."""
 
 
 class Artifact(Base):

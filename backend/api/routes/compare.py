@@ -20,7 +20,7 @@ from backend.api.errors import ApiError
 from backend.api.read_pool import run_read
 from backend.api.responses import page_response
 from backend.models import Generation
-from backend.models.jobs import GENERATION_COLUMNS
+from backend.models.jobs import GENERATION_COLUMNS, GENERATION_JSON_TEXT
 from backend.schemas.common import INT32_MAX, Id, Page
 from backend.schemas.jobs import CompareRow, GenerationPublic
 from backend.services import compare as svc
@@ -47,7 +47,7 @@ def _all_generations_page(page: PageParams, evaluation_id: int | None) -> Respon
     stmt = _all_generations_select(evaluation_id is not None, page.cursor is not None)
     with read_connection() as conn:
         items, nxt = fetch_page(conn, stmt, {"evaluation_id": evaluation_id}, page.cursor, page.limit)
-    return page_response(GenerationPublic, items, nxt, page.limit, raw=("shot_ids",))
+    return page_response(GenerationPublic, items, nxt, page.limit, raw=GENERATION_JSON_TEXT)
 
 
 @lru_cache

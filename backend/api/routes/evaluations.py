@@ -11,7 +11,7 @@ from backend.api.errors import get_or_404, not_found
 from backend.api.read_pool import run_read
 from backend.api.responses import page_response
 from backend.models import Evaluation, Generation, JobStatus
-from backend.models.jobs import GENERATION_COLUMNS
+from backend.models.jobs import GENERATION_COLUMNS, GENERATION_JSON_TEXT
 from backend.schemas.common import Page
 from backend.schemas.jobs import EvaluationCreate, EvaluationPublic, GenerationPublic
 from backend.services import lifecycle
@@ -95,7 +95,7 @@ def _generations_page(
         # a generation row proves its evaluation exists (foreign key): only an empty page needs the look-up
         if not items and conn.scalar(select(Evaluation.id).where(Evaluation.id == evaluation_id)) is None:
             raise not_found("evaluation", evaluation_id)
-    return page_response(GenerationPublic, items, nxt, page.limit, raw=("shot_ids",))
+    return page_response(GenerationPublic, items, nxt, page.limit, raw=GENERATION_JSON_TEXT)
 
 
 @lru_cache

@@ -4,13 +4,14 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import Select, Text, bindparam, cast, select
+from sqlalchemy import Select, bindparam, select
 
 from backend.api.deps import IdPath, IdQuery, PageDep, PageParams, SessionDep, read_connection
 from backend.api.errors import ApiError, get_or_404
 from backend.api.read_pool import run_read
 from backend.api.responses import page_response
 from backend.models import JobStatus, MetricPoint, Run
+from backend.models.jobs import json_as_text
 from backend.schemas.common import Page
 from backend.schemas.jobs import MetricPointPublic, RunCreate, RunPublic
 from backend.services import lifecycle
@@ -43,13 +44,8 @@ def create_run(body: RunCreate, session: SessionDep) -> Run:
     return run
 
 
-_JSON_TEXT = ("config", "last_metrics")  # read as their stored text, served as it is (page_response)
-_LIST = select(
-    *(
-        cast(Run.__table__.c[name], Text).label(name) if name in _JSON_TEXT else Run.__table__.c[name]
-        for name in RunPublic.model_fields
-    )
-)
+_JSON_TEXT = ("config", "last_metrics")
+_LIST = select(*json_as_text((Run.__table__.c[name] for name in RunPublic.model_fields), _JSON_TEXT))
 """What a listed run shows, read as plain rows (no ORM instances for a page of 50 runs with their configs);
 built once: coercing its 21 columns again on every request costs as much as the query itself."""
 
